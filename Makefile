@@ -1,0 +1,40 @@
+# Two commands do all set-up: `make recipe-<name>` and `make test` create .venv
+# from requirements.txt when it is missing or older than that file, then run.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+RECIPES := char-lm sentiment ner translation activity
+RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
+
+.PHONY: help venv test recipes bench lint $(RECIPE_TARGETS)
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@echo "  recipe-<name>        Train one recipe on its default preset: $(RECIPES)"
+	@echo "                       (extra options: make recipe-char-lm ARGS='--epochs 2')"
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create or update the virtual environment
+
+test: $(STAMP) ## Run the test suite (CPU, no network)
+	$(PY) -m pytest -q tests
+
+# A static pattern rule: GNU Make ignores plain pattern rules named in .PHONY.
+$(RECIPE_TARGETS): recipe-%: $(STAMP)
+	$(PY) -m recipes.$(subst -,_,$*) train $(ARGS)
+
+recipes: $(RECIPE_TARGETS) ## Run every recipe on its default preset
+
+bench: $(STAMP) ## Time common.LSTM/GRU against keras.layers.LSTM/GRU; writes bench/results/
+	$(PY) -m bench.rnn_bench $(ARGS)
+
+lint: $(STAMP) ## Lint with ruff
+	$(PY) -m ruff check common recipes tests bench
