@@ -1,0 +1,158 @@
+"""Click options shared by every recipe, so a recipe's `main.py` declares only its own.
+
+    @cli.command()
+    @train_options(presets=config.PRESETS, default_output_dir="runs/char_lm")
+    @click.option("--seq-len", type=int, default=None, help="...")
+    def train(run: TrainArgs, seq_len):
+        cfg = apply_overrides(config.PRESETS[run.preset], epochs=run.epochs, seq_len=seq_len)
+        train_lib.train(cfg, run)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import click
+
+from common.errors import UserError
+
+# Quieter TensorFlow start-up for every CLI (only effective before TF is imported).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """The shared `train` options, as given on the command line (None = the preset's value)."""
+
+    data: str | None = None
+    validation_data: str | None = None
+    preset: str = "default"
+    epochs: int | None = None
+    batch_size: int | None = None
+    time_budget: float | None = None
+    cell: str | None = None
+    output_dir: Path = Path("runs")
+    seed: int = 42
+    mixed_precision: bool = False
+    strategy: str = "auto"
+    deterministic: bool = False
+
+
+_TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainArgs)]
+
+
+def _positive(ctx, param, value):
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be positive. Received: {value}")
+    return value
+
+
+def train_options(presets: Mapping[str, object], default_output_dir: str):
+    """Add the shared `train` options; the command receives them as one `run: TrainArgs`."""
+
+    def decorator(func):
+        @functools.wraps(func)
+        def wrapper(**kwargs):
+            shared = {name: kwargs.pop(name) for name in _TRAIN_FIELDS}
+            return func(TrainArgs(**shared), **kwargs)
+
+        wrapper.__click_params__ = list(getattr(func, "__click_params__", []))
+        options = [
+            click.option("--data", default=None, metavar="SRC",
+                         help="Training data: omit for the embedded default, a local path, "
+                              "or tfds:NAME[/CONFIG][:SPLIT]."),
+            click.option("--validation-data", default=None, metavar="SRC",
+                         help="Validation data (same forms as --data); omitted = a seeded "
+                              "split of the training data."),
+            click.option("--preset", type=click.Choice(list(presets)), default="default",
+                         show_default=True, help="Named configuration (tiny is for tests)."),
+            click.option("--epochs", type=int, default=None, callback=_positive,
+                         help="Epochs [default: the preset's]."),
+            click.option("--batch-size", type=int, default=None, callback=_positive,
+                         help="Global batch size [default: the preset's]."),
+            click.option("--time-budget", type=float, default=None, callback=_positive,
+                         metavar="MINUTES",
+                         help="Stop training cleanly after this many minutes; the best model "
+                              "is still saved and evaluated."),
+            click.option("--cell", type=click.Choice(CELL_NAMES), default=None,
+                         help="Recurrent cell [default: the preset's]."),
+            click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                         default=default_output_dir, show_default=True,
+                         help="Run directory; re-running into it resumes an interrupted run."),
+            click.option("--seed", type=int, default=42, show_default=True,
+                         help="Seed for Python, NumPy, Keras and data splits."),
+            click.option("--mixed-precision", is_flag=True,
+                         help="Compute in float16 (GPU) or bfloat16 (CPU), keep float32 weights."),
+            click.option("--strategy", type=click.Choice(STRATEGIES), default="auto",
+                         show_default=True,
+                         help="tf.distribute strategy; auto = multi-worker if TF_CONFIG is set, "
+                              "mirrored over several GPUs, else default."),
+            click.option("--deterministic", is_flag=True,
+                         help="Use deterministic TensorFlow ops (slower)."),
+        ]
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorator
+
+
+def _check_model_dir(ctx, param, value: Path) -> Path:
+    if not value.is_dir():
+        raise UserError(f"--model-dir: no such directory: {value} (train a model first)")
+    if not (value / "model.keras").is_file():
+        raise UserError(f"--model-dir: {value} holds no model.keras (is it a finished run?)")
+    return value
+
+
+def model_dir_option(default_output_dir: str):
+    """`--model-dir DIR`: a finished run directory holding `model.keras`."""
+    return click.option(
+        "--model-dir", type=click.Path(path_type=Path), default=default_output_dir,
+        show_default=True, callback=_check_model_dir, help="Run directory written by `train`.",
+    )
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
+)
+
+
+def apply_overrides(config, **values):
+    """A copy of the frozen dataclass `config` with the non-None `values` replaced."""
+    return dataclasses.replace(config, **{k: v for k, v in values.items() if v is not None})
+
+
+def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
+    """Print rows (dicts or sequences) as an aligned plain-text table."""
+    rows = list(rows)
+    if rows and isinstance(rows[0], Mapping):
+        headers = list(headers or rows[0].keys())
+        rows = [[row.get(h, "") for h in headers] for row in rows]
+
+    def fmt(value):
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    table = [list(map(fmt, r)) for r in rows]
+    if headers:
+        table.insert(0, [str(h) for h in headers])
+    if not table:
+        return
+    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
+    for n, row in enumerate(table):
+        click.echo("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w)
+                             for j, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        if n == 0 and headers:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+def main(group: click.Group, prog_name: str) -> None:
+    """Run a recipe's click group as `python -m recipes.<name>`."""
+    group(prog_name=prog_name)

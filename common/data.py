@@ -1,0 +1,177 @@
+"""Where a recipe's data comes from, decided up front.
+
+`--data` takes one of three forms, resolved before anything is trained or
+written:
+
+    (omitted)                   the recipe's embedded default: a real data set
+                                shipped inside a package from requirements.txt
+    path/to/file-or-dir         the user's own files, in the recipe's format
+    tfds:NAME[/CONFIG][:SPLIT]  a TensorFlow Datasets data set, e.g.
+                                tfds:imdb_reviews, tfds:ted_hrlr_translate/pt_to_en:train
+
+A TFDS source downloads only because the user named it; nothing here tries a
+download and falls back to something else on failure (an offline TFDS download
+retries for minutes before it fails). TFDS data live in the project's own cache,
+`.cache/tensorflow_datasets` (or `$TFDS_DATA_DIR`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from common.errors import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_TFDS_SPEC = re.compile(r"^tfds:(?P<name>[A-Za-z0-9_]+(?:/[A-Za-z0-9_.\-]+)?)(?::(?P<split>[^:]+))?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """A resolved `--data` value."""
+
+    kind: Literal["default", "path", "tfds"]
+    path: Path | None = None
+    name: str | None = None
+    split: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "default":
+            return "the embedded default data set"
+        if self.kind == "path":
+            return str(self.path)
+        return f"tfds:{self.name}" + (f":{self.split}" if self.split else "")
+
+
+def tfds_data_dir() -> Path:
+    """The TFDS data directory: `$TFDS_DATA_DIR`, else `.cache/tensorflow_datasets` in the project."""
+    return Path(os.environ.get("TFDS_DATA_DIR") or PROJECT_ROOT / ".cache" / "tensorflow_datasets")
+
+
+def resolve(spec: str | os.PathLike | None, *, what: str = "--data") -> DataSource:
+    """Resolve a `--data` value to a `DataSource`, checking it exists.
+
+    Unknown TFDS names and missing paths raise `UserError`; the TFDS check reads
+    only the registry, never the network.
+    """
+    if spec is None or str(spec).strip() == "":
+        return DataSource("default")
+    text = str(spec).strip()
+    if text.startswith("tfds:"):
+        match = _TFDS_SPEC.match(text)
+        if not match:
+            raise UserError(f"{what}: expected tfds:NAME[/CONFIG][:SPLIT]. Received: {text!r}")
+        source = DataSource("tfds", name=match["name"], split=match["split"])
+        tfds_info(source, what=what)  # raises UserError for unknown names or configs
+        return source
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UserError(f"{what}: no such file or directory: {path}")
+    return DataSource("path", path=path)
+
+
+def _tfds_builder(source: DataSource, what: str = "--data"):
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(source.name, data_dir=str(tfds_data_dir()))
+    except Exception as err:  # DatasetNotFoundError, unknown config (ValueError), ...
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{what}: unknown TFDS data set tfds:{source.name} ({first_line})") from None
+
+
+def tfds_info(source: DataSource, *, what: str = "--data"):
+    """The `tfds.core.DatasetInfo` of a TFDS source (metadata only, works offline)."""
+    return _tfds_builder(source, what).info
+
+
+def tfds_load(source: DataSource, *, split: str, as_supervised: bool = False):
+    """Load a TFDS source: `(tf.data.Dataset, DatasetInfo)`.
+
+    `source.split`, when given on the command line, wins over `split`. The data set
+    is downloaded and prepared into `tfds_data_dir()` if it is not there yet.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = _tfds_builder(source)
+    chosen = source.split or split
+    if not builder.is_prepared():
+        print(f"Preparing tfds:{source.name} in {tfds_data_dir()} (downloads it once) ...", flush=True)
+        try:
+            builder.download_and_prepare()
+        except Exception as err:
+            raise UserError(
+                f"could not download tfds:{source.name}: {type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0] if str(err).strip() else ''} "
+                "(is the network reachable? the recipes' default data sets work offline)"
+            ) from None
+    try:
+        dataset = builder.as_dataset(split=chosen, as_supervised=as_supervised)
+    except (ValueError, KeyError) as err:
+        known = ", ".join(sorted(builder.info.splits.keys()))
+        raise UserError(f"tfds:{source.name} has no split {chosen!r} (splits: {known}); {err}") from None
+    return dataset, builder.info
+
+
+def package_file(dist: str, relpath: str) -> Path:
+    """A data file shipped inside an installed distribution, found without importing it."""
+    try:
+        path = Path(importlib.metadata.distribution(dist).locate_file(relpath))
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(
+            f"the package {dist!r} that ships the default data set is not installed; run `make venv`"
+        ) from None
+    if not path.exists():
+        raise UserError(f"{dist} does not contain {relpath}; reinstall it with `make venv`")
+    return path
+
+
+def read_text(path: os.PathLike, *, encoding: str = "utf-8") -> str:
+    """Read a whole text file strictly; bad bytes and empty files raise `UserError`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: not valid {encoding} (byte 0x{raw[err.start]:02x} at offset {err.start})"
+        ) from None
+    if not text.strip():
+        raise UserError(f"{path}: file is empty")
+    return text
+
+
+def text_files(path: os.PathLike, suffix: str = ".txt") -> list[Path]:
+    """`path` itself if it is a file, else the sorted `*suffix` files below it."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.rglob(f"*{suffix}") if p.is_file())
+    if not files:
+        raise UserError(f"{path}: no {suffix} files in this directory")
+    return files
+
+
+def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of `range(n)` into (train, held-out) index arrays.
+
+    `fraction` of the items (rounded, at least one, and leaving at least one for
+    training) are held out. The same (n, fraction, seed) always gives the same split.
+    """
+    if n < 2:
+        raise UserError(f"need at least 2 examples to hold some out for validation, got {n}")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1). Received: fraction={fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, round(n * fraction)), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
