@@ -1,0 +1,352 @@
+"""The shared training runtime: devices and seeds, distribution, the run directory, fit.
+
+Every recipe trains through this module rather than its own loop:
+
+    strategy = runtime.setup(run)
+    with strategy.scope():
+        model = build_model(cfg, vocab_size)
+        model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm), loss=...)
+    run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
+    best = runtime.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=cfg.epochs,
+                       time_budget=run.time_budget)
+
+A run directory holds (DESIGN.md section 6):
+
+    config.json   argv.txt   history.csv   model.keras (best by validation)
+    metrics.json  training.png   logs/ (TensorBoard)   backup/ (only while a run is unfinished)
+
+Every file is written atomically (a temporary name, then `os.replace`), so an
+interrupted run never leaves a half-written model or JSON behind. Re-running the
+same command into the same directory resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common.errors import UserError
+
+# ----------------------------------------------------------------------------- devices
+
+
+def _choose_strategy(name: str) -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        if os.environ.get("TF_CONFIG"):
+            name = "multi-worker"
+        elif len(gpus) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        # All GPUs; without GPUs, every logical CPU device (tests split the CPU in two).
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi-worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError("--strategy multi-worker needs the TF_CONFIG environment variable "
+                            "describing the cluster and this worker's task")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"Unknown strategy. Received: strategy={name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def setup(run) -> tf.distribute.Strategy:
+    """Seed everything, set precision and determinism, log devices, return the strategy.
+
+    `run` is a `common.cli.TrainArgs` (fields seed, mixed_precision, deterministic, strategy).
+    """
+    keras.utils.set_random_seed(run.seed)  # Python, NumPy and the backend
+    random.seed(run.seed)
+    np.random.seed(run.seed)
+    if run.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_logical_devices("GPU")
+    if run.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "mixed_bfloat16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    strategy = _choose_strategy(run.strategy)
+    devices = ", ".join(d.name for d in (gpus or tf.config.list_logical_devices("CPU")))
+    print(
+        f"Devices: {devices} | strategy: {type(strategy).__name__} "
+        f"({strategy.num_replicas_in_sync} replica(s)) | precision: "
+        f"{keras.mixed_precision.global_policy().name} | seed: {run.seed}"
+        + (" | deterministic ops" if run.deterministic else ""),
+        flush=True,
+    )
+    return strategy
+
+
+def optimizer(learning_rate: float, clipnorm: float | None = None) -> keras.optimizers.Optimizer:
+    """Adam with optional gradient clipping by norm (for backpropagation through time)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
+
+
+# ----------------------------------------------------------------------------- run directory
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _atomic_write(path: Path, write, suffix: str = ".tmp") -> None:
+    """Call `write(tmp_path)` on a temporary name beside `path`, then rename it to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _jsonable(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+class RunDir:
+    """A run directory whose files are all written atomically."""
+
+    def __init__(self, path: os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: os.PathLike, config, argv: Sequence[str] | None = None,
+               strategy: tf.distribute.Strategy | None = None) -> RunDir:
+        """Make the directory and record `config.json` and `argv.txt`.
+
+        Non-chief workers of a multi-worker run write into a temporary directory.
+        """
+        if not is_chief(strategy):
+            path = tempfile.mkdtemp(prefix="worker-run-")
+        run_dir = cls(path)
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        run_dir.write_json("config.json", config)
+        run_dir.write_text("argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
+        return run_dir
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        def write(tmp):
+            Path(tmp).write_text(text, encoding="utf-8")
+
+        _atomic_write(self.file(name), write)
+        return self.file(name)
+
+    def write_json(self, name: str, obj) -> Path:
+        return self.write_text(name, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+    def read_json(self, name: str):
+        path = self.file(name)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{path}: missing (is {self.path} a run directory?)") from None
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+
+    def save_model(self, model: keras.Model, name: str = "model.keras") -> Path:
+        _atomic_write(self.file(name), model.save, suffix=".keras")  # Keras wants the suffix
+        return self.file(name)
+
+
+def load_model(model_dir: os.PathLike, name: str = "model.keras") -> keras.Model:
+    """Load a saved model from a run directory; failures become one-line `UserError`s."""
+    path = Path(model_dir) / name
+    if not path.is_file():
+        raise UserError(f"{path}: missing (train a model into {model_dir} first)")
+    try:
+        return keras.saving.load_model(path)
+    except Exception as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: cannot load this model ({message[:300]})") from None
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training cleanly at the end of a batch once `minutes` of wall time have passed."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.start = None
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.stopped and time.monotonic() - self.start >= self.seconds:
+            self.stopped = True
+            self.model.stop_training = True
+            print(f"\nTime budget of {self.seconds / 60:g} min reached: stopping after this "
+                  "batch; the best model so far is kept.", flush=True)
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Save the model atomically whenever the monitored value improves.
+
+    The best value so far is kept in `state_file`, so a resumed run compares against it.
+    """
+
+    def __init__(self, run_dir: RunDir, monitor: str, mode: str, state_file: Path):
+        super().__init__()
+        self.run_dir, self.monitor, self.state_file = run_dir, monitor, state_file
+        if mode == "auto":
+            mode = "max" if any(k in monitor for k in ("acc", "f1", "auc", "bleu")) else "min"
+        self.better = np.greater if mode == "max" else np.less
+        self.best = None
+        if state_file.is_file():
+            self.best = json.loads(state_file.read_text())["best"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not np.isfinite(value):
+            return
+        if self.best is None or self.better(value, self.best):
+            self.best = float(value)
+            self.run_dir.save_model(self.model)
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            self.state_file.write_text(json.dumps({"monitor": self.monitor, "best": self.best}))
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: int,
+        time_budget: float | None = None, monitor: str = "val_loss", mode: str = "auto",
+        patience: int | None = None, class_weight=None, callbacks: Sequence = (),
+        verbose="auto", steps_per_epoch: int | None = None) -> keras.Model:
+    """Train a compiled model with the project's callbacks; return the best model.
+
+    Callbacks added: best-model checkpoint (`model.keras`), `BackupAndRestore`
+    (`backup/`, resume), optional `EarlyStopping(patience)`, `CSVLogger`
+    (`history.csv`), `TensorBoard` (`logs/`), `TerminateOnNaN` and the wall-clock
+    `time_budget` in minutes. Afterwards `training.png` is drawn from the whole
+    history (resumed runs included) and the best model is reloaded.
+    """
+    if val_ds is None and monitor.startswith("val_"):
+        monitor = monitor[len("val_"):]
+    backup = run_dir.file("backup")
+    resuming = backup.is_dir() and any(backup.iterdir())
+    if resuming:
+        print(f"Resuming the unfinished run in {run_dir.path} from its last finished epoch.")
+    else:
+        for stale in ("history.csv", "model.keras"):
+            run_dir.file(stale).unlink(missing_ok=True)
+        shutil.rmtree(run_dir.file("logs"), ignore_errors=True)
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True),
+        BestModelCheckpoint(run_dir, monitor, mode, backup / "best.json"),
+        keras.callbacks.CSVLogger(str(run_dir.file("history.csv")), append=resuming),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir.file("logs"))),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if patience:
+        all_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
+                                                           patience=patience))
+    if time_budget:
+        all_callbacks.append(TimeBudget(time_budget))
+    all_callbacks.extend(callbacks)
+
+    start = time.monotonic()
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=all_callbacks,
+              class_weight=class_weight, verbose=verbose, steps_per_epoch=steps_per_epoch)
+    print(f"Training took {time.monotonic() - start:.1f} s.", flush=True)
+
+    if not run_dir.file("model.keras").is_file():  # no finite monitored value ever came
+        run_dir.save_model(model)
+    shutil.rmtree(backup, ignore_errors=True)
+    plot_history(run_dir.file("history.csv"), run_dir.file("training.png"))
+    return keras.saving.load_model(run_dir.file("model.keras"))
+
+
+def read_history(path: os.PathLike) -> dict[str, list[float]]:
+    """The columns of a `CSVLogger` file as float lists (empty dict when there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            try:
+                columns.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                columns.setdefault(key, []).append(float("nan"))
+    return columns
+
+
+def plot_history(history_csv: os.PathLike, png: os.PathLike) -> Path | None:
+    """Draw each metric's train and validation curve per epoch into one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = read_history(history_csv)
+    if not history.get("epoch"):
+        return None
+    epochs = [e + 1 for e in history["epoch"]]
+    names = [k for k in history if k != "epoch" and not k.startswith("val_")
+             and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        ax.plot(epochs, history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    png = Path(png)
+    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return png
