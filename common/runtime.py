@@ -115,7 +115,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic_write(path: Path, write, suffix: str = ".tmp") -> None:
+def atomic_write(path: Path, write, suffix: str = ".tmp") -> None:
     """Call `write(tmp_path)` on a temporary name beside `path`, then rename it to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
@@ -173,7 +173,7 @@ class RunDir:
         def write(tmp):
             Path(tmp).write_text(text, encoding="utf-8")
 
-        _atomic_write(self.file(name), write)
+        atomic_write(self.file(name), write)
         return self.file(name)
 
     def write_json(self, name: str, obj) -> Path:
@@ -189,7 +189,7 @@ class RunDir:
             raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
     def save_model(self, model: keras.Model, name: str = "model.keras") -> Path:
-        _atomic_write(self.file(name), model.save, suffix=".keras")  # Keras wants the suffix
+        atomic_write(self.file(name), model.save, suffix=".keras")  # Keras wants the suffix
         return self.file(name)
 
 
@@ -347,6 +347,6 @@ def plot_history(history_csv: os.PathLike, png: os.PathLike) -> Path | None:
         ax.legend()
     fig.tight_layout()
     png = Path(png)
-    _atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     return png
