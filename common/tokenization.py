@@ -1,0 +1,517 @@
+"""Character- and word-level tokenizers, JSON vocabularies, and the same tokenizer as a Keras layer.
+
+    tok = Tokenizer.build(texts, level="word", max_size=20_000, min_freq=2, lowercase=True)
+    ids = tok.encode("Don't panic!", add_eos=True)       # [.., .., 3]
+    tok.decode(ids)                                       # "don't panic!"
+    batch = tok.encode_batch(texts, max_length=64)        # int32[n, 64], right-padded with 0
+    tok.save(path); tok = Tokenizer.load(path)            # JSON, never pickle
+
+    strings = keras.Input(shape=(), dtype="string")
+    ids = tok.keras_layer()(strings)                      # int32[batch, time], same ids as encode
+    model = keras.Model(strings, keras.layers.Embedding(tok.vocab_size, 64, mask_zero=True)(ids))
+
+Vocabulary (`tok.vocab`): the four special tokens first, with fixed ids
+
+    id 0 <pad>   right padding (Embedding(mask_zero=True) masks it)
+    id 1 <unk>   any token not in the vocabulary
+    id 2 <bos>   begin of sequence (only when asked for: add_bos=True)
+    id 3 <eos>   end of sequence   (only when asked for: add_eos=True)
+
+then the tokens seen in the training texts, most frequent first, ties broken
+by the token itself (code-point order), so the same texts always build the
+same vocabulary. `max_size` counts the four specials; `min_freq` drops rarer
+tokens.
+
+Normalisation: every text is put in Unicode NFC form (a precomposed "é", not
+"e" + combining accent), then lowercased with `str.lower()` if `lowercase`.
+
+Split rule (`tok.tokens(text)`):
+
+- level "char": one token per Unicode code point, whitespace and newlines
+  included; `decode` joins them back with nothing in between, so
+  `decode(encode(text)) == NFC(text)` when every character is known.
+- level "word": the regex `WORD_RULE`
+
+      W+(?:['’]W+)?  |  [^W\\s]
+
+  where W is a word character (Unicode categories L letters, M combining
+  marks, N numbers, Pc connectors such as "_") and \\s is whitespace as
+  `str.isspace()` sees it. So a token is a run of word characters with at
+  most one inner apostrophe ("don't", "l’homme"), or one single other
+  character (punctuation, symbols, emoji); whitespace separates and is
+  dropped. `decode` joins tokens with one space, except no space before a
+  closing mark `. , ; : ! ? ) ] } % … » ” ’` and none after an opening mark
+  `( [ { ¿ ¡ « “ ‘`. Splitting the decoded text again gives the same tokens.
+
+The Keras layer (`tok.keras_layer()`) does the same steps with `tf.strings`
+ops and a `keras.layers.StringLookup` over the same vocabulary. The word rule
+is written once, as code-point ranges taken from `unicodedata`, and rendered
+both for Python's `re` and for TensorFlow's RE2, so the two cannot drift. Two
+differences remain, both outside what normal text contains: the layer does not
+NFC-normalise (TensorFlow has no op for it; feed NFC text, as nearly all text
+is), and it lowercases with ICU, which can differ from `str.lower()` on
+characters added to Unicode after ICU's version.
+
+The layer is registered for `.keras` saving: a model that contains it loads
+with `keras.saving.load_model(path)` once `common.tokenization` is imported
+(every recipe imports it). It needs the TensorFlow backend inside a model;
+inside a `tf.data` pipeline it works with any backend.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from common.errors import UserError
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+LEVELS = ("char", "word")
+
+FILE_FORMAT = "common.tokenization.Tokenizer"
+FILE_VERSION = 1
+
+# ---------------------------------------------------------------------------
+# The split rule, for Python (`re`) and for TensorFlow (RE2), side by side.
+# ---------------------------------------------------------------------------
+
+WORD_RULE = "W+(?:['’]W+)?|[^W\\s]"
+APOSTROPHES = "'\u2019"  # the inner apostrophe of "don't" and "l’homme"
+_WORD_CATEGORIES = ("L", "M", "N", "Pc")  # letters, combining marks, numbers, connectors ("_")
+
+# decode(): no space before these tokens, none after those.
+NO_SPACE_BEFORE = frozenset(".,;:!?)]}%…»”’")
+NO_SPACE_AFTER = frozenset("([{¿¡«“‘")
+
+
+def _is_word_char(ch: str) -> bool:
+    return unicodedata.category(ch).startswith(_WORD_CATEGORIES)
+
+
+@functools.cache
+def _char_ranges() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """(word ranges, whitespace ranges): inclusive code-point ranges of the two classes."""
+    word, space = [], []
+    for cp in range(0x110000):
+        ch = chr(cp)
+        for ranges, inside in ((word, _is_word_char(ch)), (space, ch.isspace())):
+            if inside:
+                if ranges and ranges[-1][1] == cp - 1:
+                    ranges[-1][1] = cp
+                else:
+                    ranges.append([cp, cp])
+    return tuple(map(tuple, word)), tuple(map(tuple, space))
+
+
+def _class_body(ranges: Iterable[tuple[int, int]], engine: str) -> str:
+    """The inside of a character class, escaped for `engine` ("re" or "re2")."""
+
+    def esc(cp: int) -> str:
+        if engine == "re2":
+            return f"\\x{{{cp:X}}}"
+        return f"\\u{cp:04X}" if cp <= 0xFFFF else f"\\U{cp:08X}"
+
+    return "".join(esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges)
+
+
+@functools.cache
+def _word_patterns(engine: str) -> tuple[str, str]:
+    """(token pattern, whitespace class) of WORD_RULE for `engine` ("re" or "re2")."""
+    word, space = _char_ranges()
+    w = _class_body(word, engine)
+    s = _class_body(space, engine)
+    apostrophe = _class_body(((ord(c), ord(c)) for c in APOSTROPHES), engine)
+    token = f"[{w}]+(?:[{apostrophe}][{w}]+)?|[^{w}{s}]"
+    return token, f"[{s}]"
+
+
+@functools.cache
+def _python_word_regex() -> re.Pattern:
+    return re.compile(_word_patterns("re")[0])
+
+
+def _python_tokens(text: str, level: str, lowercase: bool) -> list[str]:
+    text = unicodedata.normalize("NFC", text)
+    if lowercase:
+        text = text.lower()
+    if level == "char":
+        return list(text)
+    return _python_word_regex().findall(text)
+
+
+def _tf_tokens(text: tf.Tensor, level: str, lowercase: bool) -> tf.RaggedTensor:
+    """string[batch] -> ragged string[batch, (tokens)], the rule of `_python_tokens` in TensorFlow."""
+    if lowercase:
+        text = tf.strings.lower(text, encoding="utf-8")
+    if level == "char":
+        return tf.strings.unicode_split(text, "UTF-8")
+    token, space = _word_patterns("re2")
+    # Every character is either whitespace or inside a token: turn whitespace
+    # into plain spaces, put a space around each token, split on spaces.
+    text = tf.strings.regex_replace(text, space + "+", " ")
+    text = tf.strings.regex_replace(text, f"({token})", r" \1 ")
+    return tf.strings.split(text)
+
+
+def _join_words(tokens: Sequence[str]) -> str:
+    parts: list[str] = []
+    for i, token in enumerate(tokens):
+        if i and token not in NO_SPACE_BEFORE and tokens[i - 1] not in NO_SPACE_AFTER:
+            parts.append(" ")
+        parts.append(token)
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Tokenizer
+# ---------------------------------------------------------------------------
+
+
+class Tokenizer:
+    """A fixed vocabulary plus a split rule ("char" or "word"); see the module docstring.
+
+    Build one with `Tokenizer.build(texts, ...)` or `Tokenizer.load(path)`.
+    The constructor takes a complete vocabulary (the four specials first).
+    """
+
+    def __init__(self, vocab: Sequence[str], *, level: str = "char", lowercase: bool = False):
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}. Received: level={level!r}")
+        vocab = list(vocab)
+        if tuple(vocab[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(
+                f"vocab must start with the special tokens {list(SPECIALS)}. "
+                f"Received: vocab[:4]={vocab[:4]!r}"
+            )
+        for token in vocab:
+            if not isinstance(token, str) or not token:
+                raise ValueError(f"vocab tokens must be non-empty strings. Received: {token!r}")
+        if len(set(vocab)) != len(vocab):
+            duplicates = sorted(t for t, n in collections.Counter(vocab).items() if n > 1)
+            raise ValueError(f"vocab has duplicate tokens. Received: {duplicates[:5]!r}")
+        self._vocab = vocab
+        self._ids = {token: i for i, token in enumerate(vocab)}
+        self.level = level
+        self.lowercase = bool(lowercase)
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        *,
+        level: str = "char",
+        max_size: int | None = None,
+        min_freq: int = 1,
+        lowercase: bool = False,
+    ) -> Tokenizer:
+        """Count the tokens of `texts` and keep the most frequent.
+
+        Args:
+            texts: an iterable of strings (read once, so a generator works).
+            level: "char" (code points) or "word" (the word rule).
+            max_size: largest vocabulary size, the four specials included;
+                None for no cap.
+            min_freq: drop tokens seen fewer times than this.
+            lowercase: lowercase the text before splitting (here and in encode).
+        """
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}. Received: level={level!r}")
+        if max_size is not None and max_size <= len(SPECIALS):
+            raise ValueError(
+                f"max_size must be larger than the {len(SPECIALS)} special tokens. "
+                f"Received: max_size={max_size}"
+            )
+        if min_freq < 1:
+            raise ValueError(f"min_freq must be at least 1. Received: min_freq={min_freq}")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be an iterable of strings, not a single string")
+        counts: collections.Counter[str] = collections.Counter()
+        for text in texts:
+            counts.update(_python_tokens(text, level, lowercase))
+        ranked = sorted(
+            (t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t)
+        )
+        if max_size is not None:
+            ranked = ranked[: max_size - len(SPECIALS)]
+        return cls([*SPECIALS, *ranked], level=level, lowercase=lowercase)
+
+    # -- vocabulary ---------------------------------------------------------
+
+    @property
+    def vocab(self) -> list[str]:
+        """All tokens, index = id (a copy)."""
+        return list(self._vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._vocab)
+
+    def __len__(self) -> int:
+        return len(self._vocab)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tokenizer):
+            return NotImplemented
+        return (self.level, self.lowercase, self._vocab) == (
+            other.level,
+            other.lowercase,
+            other._vocab,
+        )
+
+    __hash__ = None  # mutable-looking object compared by value
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(level={self.level!r}, lowercase={self.lowercase}, vocab_size={self.vocab_size})"
+
+    def token_to_id(self, token: str) -> int:
+        """The id of `token`; UNK_ID (1) when it is not in the vocabulary, as in `encode`."""
+        return self._ids.get(token, UNK_ID)
+
+    def id_to_token(self, i: int) -> str:
+        if not 0 <= i < len(self._vocab):
+            raise ValueError(f"id must be in [0, {len(self._vocab)}). Received: id={i}")
+        return self._vocab[i]
+
+    # -- encode / decode ----------------------------------------------------
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of `text` after NFC (and lowercasing), before the vocabulary lookup."""
+        return _python_tokens(text, self.level, self.lowercase)
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        """text -> ids; unknown tokens become UNK_ID (1)."""
+        ids = [self._ids.get(t, UNK_ID) for t in self.tokens(text)]
+        if add_bos:
+            ids.insert(0, BOS_ID)
+        if add_eos:
+            ids.append(EOS_ID)
+        return ids
+
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        max_length: int | None = None,
+    ) -> np.ndarray:
+        """texts -> int32[len(texts), time], right-padded with PAD_ID (0).
+
+        time = max_length when given (longer sequences keep their first
+        max_length ids, so a truncated sequence loses its EOS), else the
+        longest sequence.
+        """
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be an iterable of strings, not a single string")
+        if max_length is not None and max_length < 0:
+            raise ValueError(f"max_length must be >= 0. Received: max_length={max_length}")
+        rows = [self.encode(t, add_bos=add_bos, add_eos=add_eos) for t in texts]
+        width = max_length if max_length is not None else max((len(r) for r in rows), default=0)
+        out = np.zeros((len(rows), width), dtype=np.int32)
+        for i, row in enumerate(rows):
+            row = row[:width]
+            out[i, : len(row)] = row
+        return out
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """ids -> text: char level joins with "", word level with the spacing rule.
+
+        skip_special drops <pad>, <bos> and <eos>; <unk> is always written as "<unk>".
+        """
+        ids = np.asarray(ids)
+        if ids.ndim != 1:
+            raise ValueError(
+                f"decode takes one sequence of ids (use decode_batch). Received shape {ids.shape}"
+            )
+        tokens = [self.id_to_token(int(i)) for i in ids]
+        if skip_special:
+            tokens = [t for t in tokens if t not in (PAD, BOS, EOS)]
+        if self.level == "char":
+            return "".join(tokens)
+        return _join_words(tokens)
+
+    def decode_batch(self, ids: Iterable[Iterable[int]], skip_special: bool = True) -> list[str]:
+        """Rows of ids (e.g. int[batch, time] padded with 0) -> one string per row."""
+        return [self.decode(row, skip_special=skip_special) for row in ids]
+
+    # -- JSON ---------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        return {
+            "format": FILE_FORMAT,
+            "version": FILE_VERSION,
+            "level": self.level,
+            "lowercase": self.lowercase,
+            "vocab": list(self._vocab),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer as JSON, atomically (a temporary file, then os.replace)."""
+        path = Path(path)
+        text = json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Tokenizer:
+        """Read a file written by `save`; anything else raises UserError naming the file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{path}: tokenizer file not found") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: not a tokenizer file (not UTF-8: {e.reason})") from None
+        except OSError as e:
+            raise UserError(f"{path}: cannot read tokenizer file ({e.strerror})") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(
+                f"{path}:{e.lineno}: not a tokenizer file (invalid JSON: {e.msg})"
+            ) from None
+        if not isinstance(obj, dict) or obj.get("format") != FILE_FORMAT:
+            raise UserError(f'{path}: not a tokenizer file (expected "format": "{FILE_FORMAT}")')
+        if obj.get("version") != FILE_VERSION:
+            raise UserError(
+                f"{path}: tokenizer file version {obj.get('version')!r} is not supported "
+                f"(this code reads version {FILE_VERSION})"
+            )
+        vocab, lowercase = obj.get("vocab"), obj.get("lowercase")
+        if not isinstance(vocab, list) or not isinstance(lowercase, bool):
+            raise UserError(
+                f'{path}: corrupt tokenizer file ("vocab" must be a list, "lowercase" a boolean)'
+            )
+        try:
+            return cls(vocab, level=obj.get("level"), lowercase=lowercase)
+        except ValueError as e:
+            raise UserError(f"{path}: corrupt tokenizer file ({e})") from None
+
+    # -- Keras --------------------------------------------------------------
+
+    def keras_layer(
+        self,
+        sequence_length: int | None = None,
+        *,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        name: str | None = None,
+    ) -> TokenizerLayer:
+        """This tokenizer as a Keras layer: string[batch] -> int32[batch, time], same ids as `encode`.
+
+        sequence_length: None pads to the longest text of the batch; an int
+        pads or truncates every row to exactly that length (as
+        `encode_batch(max_length=...)`).
+        """
+        return TokenizerLayer(
+            vocabulary=self._vocab,
+            level=self.level,
+            lowercase=self.lowercase,
+            sequence_length=sequence_length,
+            add_bos=add_bos,
+            add_eos=add_eos,
+            name=name,
+        )
+
+
+@keras.saving.register_keras_serializable(package="common")
+class TokenizerLayer(keras.layers.Layer):
+    """A `Tokenizer` inside a model: raw strings in, token ids out.
+
+        string[batch] or string[batch, 1]
+          -> split (tf.strings: unicode_split, or the word rule's regex)
+          -> StringLookup(vocabulary[2:], mask_token="<pad>", oov_token="<unk>")
+                 so <pad> = 0, <unk> = 1, <bos> = 2, <eos> = 3, then the tokens
+          -> optional <bos> / <eos>
+          -> int32[batch, time], right-padded with 0
+
+    Build it with `tok.keras_layer(...)`. Needs the TensorFlow backend inside
+    a model (any backend inside tf.data). Has no weights.
+    """
+
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        level: str = "char",
+        lowercase: bool = False,
+        sequence_length: int | None = None,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        # Validates level and the specials.
+        Tokenizer(vocabulary, level=level, lowercase=lowercase)
+        if sequence_length is not None and sequence_length < 0:
+            raise ValueError(
+                f"sequence_length must be >= 0. Received: sequence_length={sequence_length}"
+            )
+        self.vocabulary = list(vocabulary)
+        self.level = level
+        self.lowercase = bool(lowercase)
+        self.sequence_length = sequence_length
+        self.add_bos = bool(add_bos)
+        self.add_eos = bool(add_eos)
+        self.lookup = keras.layers.StringLookup(
+            vocabulary=self.vocabulary[2:],  # <bos>, <eos>, then the tokens
+            mask_token=PAD,
+            oov_token=UNK,
+            num_oov_indices=1,
+            output_mode="int",
+            name="lookup",
+        )
+        self.built = True
+
+    def call(self, inputs):
+        text = tf.convert_to_tensor(inputs, dtype=tf.string)
+        if text.shape.rank == 2:
+            text = tf.squeeze(text, axis=-1)
+        tokens = _tf_tokens(text, self.level, self.lowercase)
+        ids = tokens.with_flat_values(tf.cast(self.lookup(tokens.flat_values), tf.int32))
+        batch = tf.shape(text)[:1]
+        if self.add_bos:
+            bos = tf.RaggedTensor.from_tensor(tf.fill(tf.concat([batch, [1]], 0), BOS_ID))
+            ids = tf.concat([bos, ids], axis=1)
+        if self.add_eos:
+            eos = tf.RaggedTensor.from_tensor(tf.fill(tf.concat([batch, [1]], 0), EOS_ID))
+            ids = tf.concat([ids, eos], axis=1)
+        shape = None if self.sequence_length is None else [None, self.sequence_length]
+        return ids.to_tensor(default_value=PAD_ID, shape=shape)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((inputs.shape[0], self.sequence_length), dtype="int32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary=list(self.vocabulary),
+            level=self.level,
+            lowercase=self.lowercase,
+            sequence_length=self.sequence_length,
+            add_bos=self.add_bos,
+            add_eos=self.add_eos,
+        )
+        return config
