@@ -1,0 +1,512 @@
+"""LSTM and GRU sequence layers that pick the fastest correct implementation at run time.
+
+``LSTM``/``GRU`` are ``keras.layers.RNN`` over ``common.cells.LSTMCell``/``GRUCell`` with
+Keras-like constructor arguments and Keras's weight layout, so
+``layer.set_weights(keras.layers.LSTM(...).get_weights())`` gives the same outputs. What runs the
+loop is chosen on every call (``implementation="auto"``)::
+
+    backend TensorFlow, no GPU            -> common.fast_tf: XLA, hoisted input projection,
+                                             hand-written backward pass (masks, go_backwards,
+                                             initial/stateful states, peepholes, both GRU
+                                             variants, mixed precision)
+    backend TensorFlow, GPU, cuDNN-able   -> Keras's own cuDNN kernel (keras.layers.LSTM/GRU),
+                                             masks must be right-padded there
+    anything else (JAX, PyTorch, unroll)  -> the generic cell loop of keras.layers.RNN
+
+``implementation="generic"`` forces the cell loop, ``implementation="fast"`` forces the TensorFlow
+fast path (a ValueError says why when it cannot run).
+
+Shapes: inputs float[batch, time, features]; output float[batch, time, units] with
+``return_sequences`` else float[batch, units]; with ``return_state`` the final states follow
+(LSTM: h, c; GRU: h), each float[batch, units].
+
+Dropout (``dropout=``) is applied to the inputs outside the cell, one mask per sequence shared by
+all time steps (``noise_shape=(batch, 1, features)``), during training only.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from common import cells as cells_lib
+
+__all__ = ["LSTM", "GRU", "CellRNN", "recurrent_layer", "CELL_NAMES", "IMPLEMENTATIONS"]
+
+CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
+IMPLEMENTATIONS = ("auto", "generic", "fast")
+_FAST_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+def _gpu_available():
+    """True when TensorFlow sees a GPU (then Keras's cuDNN kernel is preferred)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def _check_rate(dropout):
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a float in [0, 1). Received: dropout={dropout!r}")
+    return float(dropout)
+
+
+class _Untracked:
+    """Holds an object out of Keras's attribute tracking (its variables are not ours to save)."""
+
+    def __init__(self, value=None):
+        self.value = value
+
+
+@keras.saving.register_keras_serializable(package="common")
+class CellRNN(keras.layers.RNN):
+    """``keras.layers.RNN`` with time-constant input dropout applied outside the cell.
+
+    Used by :func:`recurrent_layer` for the cells without a dedicated layer
+    (``MinimalGRUCell``, ``SimpleRNNCell``). Arguments as ``keras.layers.RNN`` plus ``dropout``
+    (fraction of input features zeroed, the same for all time steps of a sequence) and ``seed``.
+    """
+
+    def __init__(self, cell, dropout=0.0, seed=None, **kwargs):
+        super().__init__(cell, **kwargs)
+        self.dropout = _check_rate(dropout)
+        self.seed = seed
+        self.input_dropout = (
+            keras.layers.Dropout(self.dropout, noise_shape=(None, 1, None), seed=seed)
+            if self.dropout
+            else None
+        )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if self.input_dropout is not None and training:
+            sequences = self.input_dropout(sequences, training=training)
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "dropout": self.dropout, "seed": self.seed}
+
+
+class _FastRNN(CellRNN):
+    """Shared machinery of LSTM and GRU: flat config, implementation choice, fast paths."""
+
+    _kind = None  # "lstm" | "gru"
+    _cell_class = None
+    _builtin_name = None  # name of the Keras built-in layer with the same weights
+
+    def __init__(
+        self,
+        units,
+        *,
+        cell_kwargs,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        dropout=0.0,
+        seed=None,
+        implementation="auto",
+        **kwargs,
+    ):
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}. "
+                f"Received: implementation={implementation!r}"
+            )
+        cell = self._cell_class(
+            units,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name=f"{self._kind}_cell",
+            **cell_kwargs,
+        )
+        super().__init__(
+            cell,
+            dropout=dropout,
+            seed=seed,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            **kwargs,
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.implementation = implementation
+        self._cell_kwargs = dict(cell_kwargs)
+        self._twin = _Untracked()
+        if implementation == "fast":
+            problem = self._fast_path_problem()
+            if problem:
+                raise ValueError(f"implementation='fast' is not possible: {problem}.")
+        if self._cudnn_wanted():
+            self.supports_jit = False  # cuDNN ops cannot be XLA-compiled (as Keras's layers)
+
+    # -- configuration ----------------------------------------------------------------------
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        for key in ("name", "trainable", "dtype", "units"):
+            cell_config.pop(key, None)
+        config = {
+            "units": self.units,
+            **cell_config,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "dropout": self.dropout,
+            "seed": self.seed,
+            "implementation": self.implementation,
+        }
+        base = keras.layers.Layer.get_config(self)
+        return {**base, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- implementation choice --------------------------------------------------------------
+
+    def _fast_path_problem(self):
+        """Why the TensorFlow fast path cannot run this layer, or None."""
+        if keras.backend.backend() != "tensorflow":
+            return f"it needs the TensorFlow backend (backend={keras.backend.backend()!r})"
+        if self.unroll:
+            return "unroll=True is only supported by the generic loop"
+        if self.compute_dtype not in _FAST_DTYPES:
+            return f"compute dtype {self.compute_dtype!r} is not a float type"
+        return None
+
+    def _cudnn_eligible(self):
+        return self.cell.use_bias
+
+    def _cudnn_wanted(self):
+        return (
+            self.implementation == "auto"
+            and not self.unroll
+            and self._cudnn_eligible()
+            and _gpu_available()
+        )
+
+    def _select_loop(self):
+        """ "fast" | "cudnn" | "generic" for this call."""
+        if self.implementation == "generic":
+            return "generic"
+        if self.implementation == "fast":
+            return "fast"
+        if self._fast_path_problem():
+            return "generic"
+        if _gpu_available():
+            return "cudnn" if self._cudnn_wanted() else "generic"
+        return "fast"
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        path = self._select_loop()
+        if path == "fast":
+            return self._fast_loop(sequences, initial_state, mask, training)
+        if path == "cudnn":
+            return self._keras_builtin().inner_loop(sequences, initial_state, mask, training=False)
+        return super().inner_loop(sequences, initial_state, mask, training=training)
+
+    def _weights(self):
+        """The cell's weights as tensors (the XLA functions cannot take Keras variables)."""
+        cell = self.cell
+        convert = keras.ops.convert_to_tensor
+        bias = convert(cell.bias) if cell.bias is not None else None
+        return convert(cell.kernel), convert(cell.recurrent_kernel), bias
+
+    def _keras_builtin(self):
+        """A ``keras.layers.LSTM``/``GRU`` running on this layer's variables (for cuDNN).
+
+        Created once, kept out of tracking; its flags follow this layer's on every call.
+        """
+        twin = self._twin.value
+        if twin is None:
+            builtin_class = getattr(keras.layers, self._builtin_name)
+            twin = builtin_class(self.units, dtype=self.dtype_policy, **self._builtin_kwargs())
+            twin.cell.kernel = self.cell.kernel
+            twin.cell.recurrent_kernel = self.cell.recurrent_kernel
+            twin.cell.bias = self.cell.bias
+            twin.cell.built = True
+            twin.built = True
+            self._twin.value = twin
+        twin.return_sequences = self.return_sequences
+        twin.go_backwards = self.go_backwards
+        twin.zero_output_for_mask = self.zero_output_for_mask
+        return twin
+
+    def _builtin_kwargs(self):
+        return {}
+
+    def _fast_loop(self, sequences, initial_state, mask, training):
+        raise NotImplementedError
+
+    @staticmethod
+    def _is_training(training):
+        # A symbolic training flag takes the kernel with the hand-written gradient (always right).
+        return training if isinstance(training, bool) else training is not None
+
+
+@keras.saving.register_keras_serializable(package="common")
+class LSTM(_FastRNN):
+    """Long short-term memory layer (``common.cells.LSTMCell``, optional peepholes).
+
+    Args:
+        units: positive int, size of the states h and c.
+        return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask:
+            as ``keras.layers.RNN``.
+        dropout: input dropout rate (time-constant mask, outside the cell).
+        peephole: add diagonal peephole weights (see ``LSTMCell``).
+        implementation: ``"auto"`` (fastest correct), ``"generic"`` (cell loop) or ``"fast"``
+            (TensorFlow XLA path).
+        use_bias, unit_forget_bias, *_initializer, *_regularizer, *_constraint: as
+            ``keras.layers.LSTM``.
+
+    Call:
+        inputs float[batch, time, features], ``initial_state=[h0, c0]``, ``mask`` bool[batch,
+        time]. Returns the output, followed by h and c with ``return_state``.
+    """
+
+    _kind = "lstm"
+    _cell_class = cells_lib.LSTMCell
+    _builtin_name = "LSTM"
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        dropout=0.0,
+        peephole=False,
+        implementation="auto",
+        use_bias=True,
+        unit_forget_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        peephole_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        unroll=False,
+        zero_output_for_mask=False,
+        seed=None,
+        **kwargs,
+    ):
+        cell_kwargs = dict(
+            peephole=peephole,
+            use_bias=use_bias,
+            unit_forget_bias=unit_forget_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            peephole_initializer=peephole_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            peephole_regularizer=peephole_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            peephole_constraint=peephole_constraint,
+        )
+        super().__init__(
+            units,
+            cell_kwargs=cell_kwargs,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            dropout=dropout,
+            seed=seed,
+            implementation=implementation,
+            **kwargs,
+        )
+
+    @property
+    def peephole(self):
+        return self.cell.peephole
+
+    def _cudnn_eligible(self):
+        return self.cell.use_bias and not self.cell.peephole
+
+    def _fast_loop(self, sequences, initial_state, mask, training):
+        from common import fast_tf
+
+        kernel, recurrent_kernel, bias = self._weights()
+        peephole = (
+            keras.ops.convert_to_tensor(self.cell.peephole_kernel) if self.cell.peephole else None
+        )
+        y, h, c = fast_tf.lstm(
+            sequences,
+            initial_state[0],
+            initial_state[1],
+            mask,
+            kernel,
+            recurrent_kernel,
+            bias,
+            peephole,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask,
+            training=self._is_training(training),
+        )
+        return (h if self.return_sequences else y), y, [h, c]
+
+
+@keras.saving.register_keras_serializable(package="common")
+class GRU(_FastRNN):
+    """Gated recurrent unit layer (``common.cells.GRUCell``).
+
+    Args:
+        units: positive int, size of the state h.
+        reset_after: reset gate after the recurrent matmul (True, Keras/cuDNN convention) or
+            before it (False, Cho et al. 2014).
+        Other arguments as :class:`LSTM` (no peephole, no unit_forget_bias).
+
+    Call:
+        inputs float[batch, time, features], ``initial_state=[h0]``, ``mask`` bool[batch,
+        time]. Returns the output, followed by h with ``return_state``.
+    """
+
+    _kind = "gru"
+    _cell_class = cells_lib.GRUCell
+    _builtin_name = "GRU"
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        dropout=0.0,
+        reset_after=True,
+        implementation="auto",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        unroll=False,
+        zero_output_for_mask=False,
+        seed=None,
+        **kwargs,
+    ):
+        cell_kwargs = dict(
+            reset_after=reset_after,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+        )
+        super().__init__(
+            units,
+            cell_kwargs=cell_kwargs,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            dropout=dropout,
+            seed=seed,
+            implementation=implementation,
+            **kwargs,
+        )
+
+    @property
+    def reset_after(self):
+        return self.cell.reset_after
+
+    def _cudnn_eligible(self):
+        return self.cell.use_bias and self.cell.reset_after
+
+    def _builtin_kwargs(self):
+        return {"reset_after": True}
+
+    def _fast_loop(self, sequences, initial_state, mask, training):
+        from common import fast_tf
+
+        kernel, recurrent_kernel, bias = self._weights()
+        y, h = fast_tf.gru(
+            sequences,
+            initial_state[0],
+            mask,
+            kernel,
+            recurrent_kernel,
+            bias,
+            reset_after=self.cell.reset_after,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask,
+            training=self._is_training(training),
+        )
+        return (h if self.return_sequences else y), y, [h]
+
+
+def recurrent_layer(
+    cell,
+    units,
+    *,
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    dropout=0.0,
+    name=None,
+):
+    """The recurrent layer for ``--cell``: one of :data:`CELL_NAMES`.
+
+    ``"lstm"`` -> :class:`LSTM`, ``"gru"`` -> :class:`GRU`, ``"minimal-gru"``/``"simple"`` ->
+    :class:`CellRNN` (a ``keras.layers.RNN``) over ``MinimalGRUCell``/``SimpleRNNCell``, all with
+    input dropout outside the cell. With ``return_state`` the states follow the output: lstm
+    (out, h, c), the others (out, h).
+    """
+    options = dict(
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+        dropout=dropout,
+        name=name,
+    )
+    if cell == "lstm":
+        return LSTM(units, **options)
+    if cell == "gru":
+        return GRU(units, **options)
+    if cell == "minimal-gru":
+        return CellRNN(cells_lib.MinimalGRUCell(units), **options)
+    if cell == "simple":
+        return CellRNN(cells_lib.SimpleRNNCell(units), **options)
+    raise ValueError(f"cell must be one of {CELL_NAMES}. Received: cell={cell!r}")
