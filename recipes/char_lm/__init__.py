@@ -1,0 +1,1 @@
+"""Character (or word) language model: train, sample, score, evaluate."""

