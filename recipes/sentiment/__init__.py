@@ -1,0 +1,1 @@
+"""Recipe: bidirectional many-to-one text classification (see README.md)."""
