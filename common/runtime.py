@@ -44,11 +44,18 @@ from common.errors import UserError
 
 
 def _choose_strategy(name: str) -> tf.distribute.Strategy:
+    # MultiWorkerMirroredStrategy must be created before anything initialises TensorFlow's
+    # runtime (listing devices does), so decide on it first.
+    if name == "auto" and os.environ.get("TF_CONFIG"):
+        name = "multi-worker"
+    if name == "multi-worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError("--strategy multi-worker needs the TF_CONFIG environment variable "
+                            "describing the cluster and this worker's task")
+        return _reduce_structures_one_by_one(tf.distribute.MultiWorkerMirroredStrategy())
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        if os.environ.get("TF_CONFIG"):
-            name = "multi-worker"
-        elif len(gpus) > 1:
+        if len(gpus) > 1:
             name = "mirrored"
         else:
             name = "default"
@@ -58,12 +65,28 @@ def _choose_strategy(name: str) -> tf.distribute.Strategy:
         # All GPUs; without GPUs, every logical CPU device (tests split the CPU in two).
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    if name == "multi-worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise UserError("--strategy multi-worker needs the TF_CONFIG environment variable "
-                            "describing the cluster and this worker's task")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"Unknown strategy. Received: strategy={name!r}")
+
+
+def _reduce_structures_one_by_one(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
+    """Work around keras-team/keras#20585 (Keras 3 `fit` under `MultiWorkerMirroredStrategy`).
+
+    Keras reduces a whole (x, y) batch with one `strategy.reduce` call, which this strategy
+    cannot do for nested values, and reduces scalar metrics with `axis=0`, which fails on
+    a scalar. Reducing leaf by leaf, over replicas only for scalars, is what Keras means.
+    """
+    reduce = strategy.reduce
+
+    def reduce_leaf(reduce_op, leaf, axis):
+        if axis is not None and strategy.experimental_local_results(leaf)[0].shape.rank == 0:
+            axis = None
+        return reduce(reduce_op, leaf, axis=axis)
+
+    def reduce_leaves(reduce_op, value, axis=None):
+        return tf.nest.map_structure(lambda leaf: reduce_leaf(reduce_op, leaf, axis), value)
+
+    strategy.reduce = reduce_leaves
+    return strategy
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
@@ -82,6 +105,7 @@ def setup(run) -> tf.distribute.Strategy:
 
     `run` is a `common.cli.TrainArgs` (fields seed, mixed_precision, deterministic, strategy).
     """
+    strategy = _choose_strategy(run.strategy)
     keras.utils.set_random_seed(run.seed)  # Python, NumPy and the backend
     random.seed(run.seed)
     np.random.seed(run.seed)
@@ -92,7 +116,6 @@ def setup(run) -> tf.distribute.Strategy:
         keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "mixed_bfloat16")
     else:
         keras.mixed_precision.set_global_policy("float32")
-    strategy = _choose_strategy(run.strategy)
     devices = ", ".join(d.name for d in (gpus or tf.config.list_logical_devices("CPU")))
     print(
         f"Devices: {devices} | strategy: {type(strategy).__name__} "
@@ -296,7 +319,8 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
 
     start = time.monotonic()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=all_callbacks,
-              class_weight=class_weight, verbose=verbose, steps_per_epoch=steps_per_epoch)
+              class_weight=class_weight, verbose=verbose, steps_per_epoch=steps_per_epoch,
+              shuffle=False)  # tf.data pipelines shuffle themselves
     print(f"Training took {time.monotonic() - start:.1f} s.", flush=True)
 
     if not run_dir.file("model.keras").is_file():  # no finite monitored value ever came

@@ -1,0 +1,225 @@
+"""The shared runtime: run directory, fit with checkpoint/resume/time budget, strategies."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import runtime
+from common.cli import TrainArgs
+from common.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _data(n=128, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+
+
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=runtime.optimizer(0.05, clipnorm=1.0),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class _StopAt(keras.callbacks.Callback):
+    """Simulates a crash at the start of an epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def test_setup_seeds_and_strategy(capsys):
+    strategy = runtime.setup(TrainArgs(seed=7))
+    a = (np.random.rand(3), keras.random.uniform((3,)).numpy())
+    runtime.setup(TrainArgs(seed=7))
+    b = (np.random.rand(3), keras.random.uniform((3,)).numpy())
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert strategy.num_replicas_in_sync == 1
+    assert "Devices: " in capsys.readouterr().out
+
+
+def test_mixed_precision_policy_is_set_and_reset():
+    runtime.setup(TrainArgs(mixed_precision=True))
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # CPU
+    runtime.setup(TrainArgs())
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_multi_worker_without_tf_config_is_a_user_error(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(UserError, match="TF_CONFIG"):
+        runtime.setup(TrainArgs(strategy="multi-worker"))
+
+
+def test_fit_writes_the_run_directory(tmp_path):
+    run_dir = runtime.RunDir.create(tmp_path / "run", TrainArgs(output_dir=tmp_path), argv=["x"])
+    ds = _data()
+    best = runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=3, verbose=0)
+    for name in ("config.json", "argv.txt", "history.csv", "model.keras", "training.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert (tmp_path / "run" / "logs").is_dir()
+    assert not (tmp_path / "run" / "backup").exists()
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+    history = runtime.read_history(tmp_path / "run" / "history.csv")
+    assert history["epoch"] == [0.0, 1.0, 2.0]
+    # The returned model is the best epoch's, by validation loss.
+    val_loss = best.evaluate(ds, verbose=0)[0]
+    assert val_loss == pytest.approx(min(history["val_loss"]), rel=1e-4)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["output_dir"] == str(tmp_path)
+
+
+def test_fit_resumes_after_an_interruption(tmp_path, capsys):
+    run_dir = runtime.RunDir.create(tmp_path, {"a": 1})
+    ds = _data()
+    with pytest.raises(KeyboardInterrupt):
+        runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=4, verbose=0,
+                    callbacks=[_StopAt(2)])
+    assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0]
+    assert (tmp_path / "backup").is_dir()
+    fresh = _model(seed=123)  # different initial weights: restored from the backup
+    runtime.fit(fresh, ds, ds, run_dir=run_dir, epochs=4, verbose=0)
+    assert "Resuming" in capsys.readouterr().out
+    assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0, 2.0, 3.0]
+    assert not (tmp_path / "backup").exists()
+
+
+def test_time_budget_stops_cleanly_and_still_saves(tmp_path):
+    run_dir = runtime.RunDir.create(tmp_path, {})
+    ds = _data(n=512)
+    best = runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=50, verbose=0,
+                       time_budget=1e-6)
+    history = runtime.read_history(tmp_path / "history.csv")
+    assert len(history["epoch"]) == 1  # stopped inside the first epoch
+    assert (tmp_path / "model.keras").is_file()
+    assert best.evaluate(ds, verbose=0)[0] > 0
+
+
+def test_run_dir_json_round_trip_and_errors(tmp_path):
+    run_dir = runtime.RunDir(tmp_path)
+    run_dir.write_json("m.json", {"x": np.float32(1.5), "p": Path("a/b"), "t": (1, 2)})
+    assert run_dir.read_json("m.json") == {"x": 1.5, "p": "a/b", "t": [1, 2]}
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(UserError, match=r"bad\.json:1: not valid JSON"):
+        run_dir.read_json("bad.json")
+    with pytest.raises(UserError, match="missing"):
+        run_dir.read_json("absent.json")
+
+
+def test_load_model_errors_are_one_line(tmp_path):
+    with pytest.raises(UserError, match="missing"):
+        runtime.load_model(tmp_path)
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="cannot load") as info:
+        runtime.load_model(tmp_path)
+    assert "\n" not in str(info.value.message)
+
+
+_MIRRORED = textwrap.dedent("""
+    import numpy as np, tensorflow as tf, keras
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from common import runtime
+    from common.cli import TrainArgs
+    strategy = runtime.setup(TrainArgs(strategy="mirrored"))
+    assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+    x = np.random.rand(64, 3).astype("float32"); y = x.sum(1, keepdims=True)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=runtime.optimizer(0.1), loss="mse")
+    before = model.get_weights()[0].copy()
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(16), epochs=1, verbose=0)
+    assert not np.allclose(before, model.get_weights()[0])
+    print("REPLICAS", strategy.num_replicas_in_sync)
+""")
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "",
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def test_mirrored_strategy_over_two_logical_cpus():
+    out = subprocess.run([sys.executable, "-c", _MIRRORED], env=_env(), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "REPLICAS 2" in out.stdout
+
+
+_WORKER = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np, tensorflow as tf, keras
+    from common import runtime
+    from common.cli import TrainArgs
+    strategy = runtime.setup(TrainArgs(strategy="auto"))  # TF_CONFIG set: multi-worker
+    assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
+    x = np.random.default_rng(0).random((64, 3)).astype("float32"); y = x.sum(1, keepdims=True)
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=runtime.optimizer(0.1), loss="mse")
+    run_dir = runtime.RunDir.create(sys.argv[1], {"worker": os.environ["TF_CONFIG"]},
+                                    strategy=strategy)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    runtime.fit(model, ds, run_dir=run_dir, epochs=2, verbose=0)
+    print("WEIGHTS", np.round(model.get_weights()[0].ravel(), 6).tolist())
+    print("DONE", runtime.is_chief(strategy), run_dir.path)
+""")
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_multi_worker_processes_complete_a_fit(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    try:
+        for index in range(2):
+            env = {**_env(), "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+            procs.append(subprocess.Popen(
+                [sys.executable, "-c", _WORKER, str(tmp_path / "run")], env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        results = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err[-2000:]
+    assert "DONE True" in results[0][0] and "DONE False" in results[1][0]
+    # Synchronous data parallelism: both workers end with the same weights.
+    weights = [[line for line in out.splitlines() if line.startswith("WEIGHTS")] for out, _ in results]
+    assert weights[0] and weights[0] == weights[1]
+    # Only the chief wrote into the shared run directory.
+    assert (tmp_path / "run" / "model.keras").is_file()
+    assert len(runtime.read_history(tmp_path / "run" / "history.csv")["epoch"]) == 2
