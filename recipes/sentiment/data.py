@@ -235,7 +235,7 @@ def label_ids(examples: Examples, class_names, *, what: str) -> np.ndarray:
     """Label names -> int ids; an unknown label raises `UserError` naming where it is."""
     index = {name: i for i, name in enumerate(class_names)}
     ids = np.empty(len(examples), dtype=np.int32)
-    for n, (label, where) in enumerate(zip(examples.labels, examples.where)):
+    for n, (label, where) in enumerate(zip(examples.labels, examples.where, strict=True)):
         if label not in index:
             raise UserError(f"{what} {where}: unknown label {label!r} "
                             f"(the classes are: {', '.join(class_names)})")
@@ -302,10 +302,16 @@ def make_splits(corpus: Corpus, validation: Corpus | None, *, test_fraction: flo
 
 
 def to_dataset(examples: Examples, labels: np.ndarray, *, batch_size: int, shuffle: bool, seed: int):
-    """A batched `tf.data.Dataset` of (string[batch], int32[batch]); tokenized in the model."""
+    """A batched `tf.data.Dataset` of (string[batch], int32[batch]); tokenized in the model.
+
+    The shuffled training set drops its last partial batch (a different one each
+    epoch): the XLA kernels of the recurrent layers compile once per batch shape,
+    and a second training shape costs seconds of compile time.
+    """
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.constant(examples.texts, tf.string), labels))
     if shuffle:
         dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    drop = shuffle and len(examples) >= batch_size
+    return dataset.batch(batch_size, drop_remainder=drop).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,3 @@
+from recipes.sentiment.main import run_cli
+
+run_cli()

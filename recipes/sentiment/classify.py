@@ -1,0 +1,79 @@
+"""The task verbs on a trained run directory: predict labels, evaluate on labelled data.
+
+A run directory holds `model.keras` (raw strings in, probabilities out) and
+`labels.json` (the class names in output order), so nothing else is needed to
+classify text; the tokenizer lives inside the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from common import metrics, runtime
+from common.errors import UserError
+from recipes.sentiment import model as _model  # noqa: F401  (registers the layers a saved model uses)
+
+LABELS_FILE = "labels.json"
+CONFUSION_PNG = "confusion_matrix.png"
+PREDICT_BATCH = 64
+
+
+def load_run(model_dir: Path):
+    """`(model, class_names)` from a run directory, checked against each other."""
+    run_dir = runtime.RunDir(model_dir)
+    labels = run_dir.read_json(LABELS_FILE)
+    class_names = labels.get("class_names") if isinstance(labels, dict) else None
+    if not (isinstance(class_names, list) and len(class_names) >= 2
+            and all(isinstance(c, str) for c in class_names)):
+        raise UserError(f"{run_dir.file(LABELS_FILE)}: expected {{\"class_names\": [two or more names]}}")
+    model = runtime.load_model(model_dir)
+    outputs = model.output_shape[-1]
+    if outputs != len(class_names):
+        raise UserError(f"{model_dir}: model.keras has {outputs} outputs but {LABELS_FILE} names "
+                        f"{len(class_names)} classes; the directory mixes two runs")
+    return model, class_names
+
+
+def predict_proba(model, texts, batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """float32[len(texts), classes] for a list of raw strings.
+
+    The last batch is padded with empty strings to `batch_size` (and the padding
+    dropped from the result), so every call runs one batch shape and the
+    recurrent layers' XLA kernels compile once per process.
+    """
+    import tensorflow as tf
+
+    texts = list(texts)
+    padded = texts + [""] * (-len(texts) % batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(padded, tf.string)).batch(batch_size)
+    return np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)[: len(texts)]
+
+
+def predictions(model, class_names, texts) -> list[dict]:
+    """One dict per text: the text, the predicted label and every class's probability."""
+    probs = predict_proba(model, texts)
+    return [{"text": text, "label": class_names[int(np.argmax(p))],
+             "probabilities": {name: round(float(v), 6) for name, v in zip(class_names, p, strict=True)}}
+            for text, p in zip(texts, probs, strict=True)]
+
+
+def evaluate(model, class_names, texts, y_true, *, png: Path | None = None, title: str = "") -> dict:
+    """accuracy, macro_f1, per-class precision/recall/F1, confusion matrix (+ PNG)."""
+    y_pred = np.argmax(predict_proba(model, texts), axis=-1)
+    report = metrics.classification_report(y_true, y_pred, class_names)
+    report = {"examples": int(len(y_true)), **report}
+    if png is not None:
+        metrics.plot_confusion_matrix(report["confusion_matrix"], class_names, png, title=title)
+    return report
+
+
+def confusion_rows(report: dict, class_names) -> list[dict]:
+    """The confusion matrix as table rows (true class down, predicted class across)."""
+    return [{"true \\ predicted": name, **dict(zip(class_names, row, strict=True))}
+            for name, row in zip(class_names, report["confusion_matrix"], strict=True)]
+
+
+def per_class_rows(report: dict) -> list[dict]:
+    return [{"class": name, **values} for name, values in report["per_class"].items()]

