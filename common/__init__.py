@@ -3,25 +3,13 @@ data sources, the shared training runtime and CLI options.
 
     from common import SimpleRNNCell, MinimalGRUCell, GRUCell, LSTMCell, GRU, LSTM
 
-The cell and layer names are resolved on first use, so `import common.errors`
-or `common.cli` does not pay for importing TensorFlow.
+Importing `common` registers every serializable layer of the package (cells,
+sequence layers, the in-model tokenizer), so `keras.saving.load_model(path)`
+needs no `custom_objects` once `common` is imported.
 """
 
-import importlib
+from common import tokenization  # noqa: F401  (registers the in-model tokenizer layer)
+from common.cells import GRUCell, LSTMCell, MinimalGRUCell, SimpleRNNCell
+from common.layers import GRU, LSTM
 
-_EXPORTS = {
-    "SimpleRNNCell": "common.cells",
-    "MinimalGRUCell": "common.cells",
-    "GRUCell": "common.cells",
-    "LSTMCell": "common.cells",
-    "GRU": "common.layers",
-    "LSTM": "common.layers",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'common' has no attribute {name!r}")
+__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "MinimalGRUCell", "SimpleRNNCell"]
