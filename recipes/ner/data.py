@@ -155,6 +155,11 @@ def load_tfds(source, *, split: str) -> Corpus:
     tokens, tags = [], []
     for example in tfds.as_numpy(dataset):
         words = [w.decode("utf-8") for w in example[token_key]]
+        if len(words) != len(example[tag_key]):
+            raise UserError(
+                f"{source}: example {len(tokens) + 1} has {len(words)} tokens but "
+                f"{len(example[tag_key])} tags"
+            )
         if words:  # CoNLL builders can yield an empty trailing example
             tokens.append(words)
             tags.append([names[i] for i in example[tag_key]])

@@ -5,7 +5,7 @@
     Embedding(mask_zero)     Embedding -> Conv2D (1 x k, over each word's characters)
           |                        -> max over the word's real characters
     float[b, T, E]           float[b, T, F]
-           \\______ concat ______/
+           \\__ concat (WordAndChars) __/
                     |  (mask: words != 0, so padding is skipped by the RNN)
                  Dropout
         Bidirectional(recurrent_layer(cell))  x layers, each followed by Dropout
@@ -20,30 +20,48 @@ model tag names it never met in training (Ma & Hovy 2016, Chiu & Nichols 2016).
 from __future__ import annotations
 
 import keras
-from common.layers import recurrent_layer
 from keras import layers, ops
+
+from common.layers import recurrent_layer
 
 
 @keras.saving.register_keras_serializable(package="recipes.ner")
-class MaskedCharMax(layers.Layer):
-    """Max over each word's characters, ignoring character padding.
+class WordAndChars(layers.Layer):
+    """Pool each word's character features and append them to its word vector.
 
-    inputs: `[features float[b, T, C, F], char_ids int[b, T, C]]` -> float[b, T, F].
-    Positions with char id 0 (padding) never win the max; a word with no
-    characters at all (a padded token) gets zeros.
+    inputs: `[word_vectors float[b, T, E], char_features float[b, T, C, F], char_ids int[b, T, C]]`
+    -> float[b, T, E + F]: the max over the word's real characters (char id 0 is
+    padding and never wins; a padded token gets zeros).
+
+    The output keeps the word mask (`Embedding(mask_zero=True)`), so the
+    recurrent layers skip padded tokens. `keras.layers.Concatenate` cannot be
+    used here: in Keras 3.15 it combines a masked and an unmasked input with
+    `any`, which makes every position valid.
     """
 
-    def call(self, inputs):
-        features, char_ids = inputs
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        word_vectors, char_features, char_ids = inputs
         real = ops.expand_dims(ops.not_equal(char_ids, 0), -1)
-        lowest = ops.cast(-1e4, features.dtype)
-        pooled = ops.max(ops.where(real, features, lowest), axis=2)
-        has_chars = ops.any(real, axis=2)
-        return ops.where(has_chars, pooled, ops.zeros_like(pooled))
+        lowest = ops.cast(-1e4, char_features.dtype)
+        pooled = ops.max(ops.where(real, char_features, lowest), axis=2)
+        pooled = ops.where(ops.any(real, axis=2), pooled, ops.zeros_like(pooled))
+        return ops.concatenate([word_vectors, ops.cast(pooled, word_vectors.dtype)], axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[0]
 
     def compute_output_shape(self, input_shapes):
-        features_shape = input_shapes[0]
-        return (*features_shape[:2], features_shape[3])
+        word_shape, char_shape = input_shapes[0], input_shapes[1]
+        width = (
+            None
+            if word_shape[-1] is None or char_shape[-1] is None
+            else (word_shape[-1] + char_shape[-1])
+        )
+        return (*word_shape[:2], width)
 
 
 def build_model(cfg, *, num_words: int, num_chars: int, num_tags: int) -> keras.Model:
@@ -63,9 +81,7 @@ def build_model(cfg, *, num_words: int, num_chars: int, num_tags: int) -> keras.
         activation="tanh",
         name="char_cnn",
     )(char_vectors)
-    char_features = MaskedCharMax(name="char_max")([char_features, chars])
-
-    x = layers.Concatenate(name="word_and_chars")([word_vectors, char_features])
+    x = WordAndChars(name="word_and_chars")([word_vectors, char_features, chars])
     x = layers.Dropout(cfg.dropout, name="input_dropout")(x)
     for i in range(cfg.layers):
         rnn = recurrent_layer(

