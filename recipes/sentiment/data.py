@@ -182,7 +182,7 @@ def _load_directory(root: Path) -> Corpus:
                   + (f", {len(test)} test files" if test else ""))
 
 
-def _tfds_examples(source: DataSource, split: str) -> tuple[Examples, tuple[str, ...]]:
+def _tfds_examples(source: DataSource, split: str):
     import tensorflow_datasets as tfds
 
     dataset, info = tfds_load(source, split=split)
@@ -208,16 +208,14 @@ def _tfds_examples(source: DataSource, split: str) -> tuple[Examples, tuple[str,
         where.append(f"tfds:{source.name}:{chosen}[{n}]")
     if not texts:
         raise UserError(f"tfds:{source.name}:{chosen} holds no examples")
-    return Examples(tuple(texts), tuple(labels), tuple(where)), names
+    return Examples(tuple(texts), tuple(labels), tuple(where)), names, info
 
 
 def _load_tfds(source: DataSource) -> Corpus:
-    from common.data import tfds_info
-
-    train, names = _tfds_examples(source, "train")
+    train, names, info = _tfds_examples(source, "train")
     test = None
-    if source.split is None and "test" in tfds_info(source).splits:
-        test, _ = _tfds_examples(source, "test")
+    if source.split is None and "test" in info.splits:
+        test, _, _ = _tfds_examples(source, "test")
     return Corpus(train, test, names, f"{len(train)} examples from {source}"
                   + (f", {len(test)} from its test split" if test else ""))
 

