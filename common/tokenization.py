@@ -41,21 +41,28 @@ Split rule (`tok.tokens(text)`):
   character (punctuation, symbols, emoji); whitespace separates and is
   dropped. `decode` joins tokens with one space, except no space before a
   closing mark `. , ; : ! ? ) ] } % … » ” ’` and none after an opening mark
-  `( [ { ¿ ¡ « “ ‘`. Splitting the decoded text again gives the same tokens.
+  `( [ { ¿ ¡ « “ ‘`. Splitting the decoded text again gives the same tokens
+  (when none is <unk>, which decodes as the literal "<unk>").
 
-The Keras layer (`tok.keras_layer()`) does the same steps with `tf.strings`
-ops and a `keras.layers.StringLookup` over the same vocabulary. The word rule
-is written once, as code-point ranges taken from `unicodedata`, and rendered
-both for Python's `re` and for TensorFlow's RE2, so the two cannot drift. Two
-differences remain, both outside what normal text contains: the layer does not
-NFC-normalise (TensorFlow has no op for it; feed NFC text, as nearly all text
-is), and it lowercases with ICU, which can differ from `str.lower()` on
-characters added to Unicode after ICU's version.
+The Keras layer (`tok.keras_layer()`, a `TokenizerLayer`) does the same
+steps with `tf.strings` ops and a `keras.layers.StringLookup` over the same
+vocabulary. The word rule is written once, as code-point sets taken from
+`unicodedata`, and spelled both for Python's `re` and for TensorFlow's RE2, so
+the two cannot drift (a test compares them on every assigned code point).
+What differs:
+
+- the layer does not NFC-normalise (TensorFlow has no op for it). Nearly all
+  text is NFC already; decomposed text ("e" + U+0301) gets other ids in the
+  layer than in `encode`, so normalise such text before it reaches the model;
+- with `lowercase`, the layer lowercases with ICU (`tf.strings.lower`), which
+  matches `str.lower()` except on the few letters added in Unicode 14 and on
+  text containing a NUL character, which ICU cuts there.
 
 The layer is registered for `.keras` saving: a model that contains it loads
-with `keras.saving.load_model(path)` once `common.tokenization` is imported
-(every recipe imports it). It needs the TensorFlow backend inside a model;
-inside a `tf.data` pipeline it works with any backend.
+with `keras.saving.load_model(path)` and no `custom_objects` once
+`common.tokenization` has been imported (every recipe imports it). It needs
+the TensorFlow backend. Feed it `tf.constant(texts)`, a `tf.data` dataset of
+strings, or `np.array(texts, dtype=object)`; Keras rejects NumPy `str_` arrays.
 """
 
 from __future__ import annotations
@@ -90,30 +97,43 @@ FILE_VERSION = 1
 
 WORD_RULE = "W+(?:['’]W+)?|[^W\\s]"
 APOSTROPHES = "'\u2019"  # the inner apostrophe of "don't" and "l’homme"
-_WORD_CATEGORIES = ("L", "M", "N", "Pc")  # letters, combining marks, numbers, connectors ("_")
+# W: letters, combining marks, numbers, connector punctuation ("_").
+_WORD_CATEGORIES = ("L", "M", "N", "Pc")
 
 # decode(): no space before these tokens, none after those.
 NO_SPACE_BEFORE = frozenset(".,;:!?)]}%…»”’")
 NO_SPACE_AFTER = frozenset("([{¿¡«“‘")
 
 
-def _is_word_char(ch: str) -> bool:
-    return unicodedata.category(ch).startswith(_WORD_CATEGORIES)
+def _ranges(code_points: Iterable[int]) -> tuple[tuple[int, int], ...]:
+    """Sorted code points -> inclusive (first, last) runs."""
+    runs: list[list[int]] = []
+    for cp in code_points:
+        if runs and runs[-1][1] == cp - 1:
+            runs[-1][1] = cp
+        else:
+            runs.append([cp, cp])
+    return tuple((a, b) for a, b in runs)
 
 
 @functools.cache
-def _char_ranges() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
-    """(word ranges, whitespace ranges): inclusive code-point ranges of the two classes."""
-    word, space = [], []
-    for cp in range(0x110000):
-        ch = chr(cp)
-        for ranges, inside in ((word, _is_word_char(ch)), (space, ch.isspace())):
-            if inside:
-                if ranges and ranges[-1][1] == cp - 1:
-                    ranges[-1][1] = cp
-                else:
-                    ranges.append([cp, cp])
-    return tuple(map(tuple, word)), tuple(map(tuple, space))
+def _char_classes() -> dict[str, tuple[tuple[int, int], ...]]:
+    """Code-point ranges, from this Python's `unicodedata` (about 0.3 s, once per process).
+
+    "word": W. "space": `str.isspace()`. "word_beyond_re": the part of W that
+    Python's `re` `\\w` (letters, numbers, "_") lacks: combining marks and
+    other connectors. The tests check `\\w` + that part == W and `\\s` ==
+    "space" over every code point.
+    """
+    word, space, beyond = [], [], []
+    for cp, category in enumerate(map(unicodedata.category, map(chr, range(0x110000)))):
+        if category.startswith(_WORD_CATEGORIES):
+            word.append(cp)
+            if not (chr(cp).isalnum() or cp == 0x5F):
+                beyond.append(cp)
+        elif chr(cp).isspace():
+            space.append(cp)
+    return {"word": _ranges(word), "space": _ranges(space), "word_beyond_re": _ranges(beyond)}
 
 
 def _class_body(ranges: Iterable[tuple[int, int]], engine: str) -> str:
@@ -129,18 +149,35 @@ def _class_body(ranges: Iterable[tuple[int, int]], engine: str) -> str:
 
 @functools.cache
 def _word_patterns(engine: str) -> tuple[str, str]:
-    """(token pattern, whitespace class) of WORD_RULE for `engine` ("re" or "re2")."""
-    word, space = _char_ranges()
-    w = _class_body(word, engine)
-    s = _class_body(space, engine)
-    apostrophe = _class_body(((ord(c), ord(c)) for c in APOSTROPHES), engine)
+    """(token pattern, whitespace class) of WORD_RULE for `engine`: "re", "re-bmp" or "re2".
+
+    All spell the same code-point sets. Python's `re` uses its fast built-in
+    `\\w` and `\\s` plus the ranges `\\w` lacks; "re-bmp" leaves out those
+    above U+FFFF, which would cost `re` three times the time on every
+    character, for texts that have none. RE2 gets explicit ranges: its `\\w`
+    and `\\s` are ASCII-only and its Unicode tables may be of another
+    version than this Python's.
+    """
+    classes = _char_classes()
+    if engine == "re2":
+        w = _class_body(classes["word"], "re2")
+        s = _class_body(classes["space"], "re2")
+    else:
+        beyond = classes["word_beyond_re"]
+        if engine == "re-bmp":
+            beyond = tuple(r for r in beyond if r[1] <= 0xFFFF)
+        w = "\\w" + _class_body(beyond, "re")
+        s = "\\s"
+    apostrophe = _class_body(
+        ((ord(c), ord(c)) for c in APOSTROPHES), "re2" if engine == "re2" else "re"
+    )
     token = f"[{w}]+(?:[{apostrophe}][{w}]+)?|[^{w}{s}]"
     return token, f"[{s}]"
 
 
 @functools.cache
-def _python_word_regex() -> re.Pattern:
-    return re.compile(_word_patterns("re")[0])
+def _python_word_regex(bmp_only: bool = False) -> re.Pattern:
+    return re.compile(_word_patterns("re-bmp" if bmp_only else "re")[0])
 
 
 def _python_tokens(text: str, level: str, lowercase: bool) -> list[str]:
@@ -149,7 +186,8 @@ def _python_tokens(text: str, level: str, lowercase: bool) -> list[str]:
         text = text.lower()
     if level == "char":
         return list(text)
-    return _python_word_regex().findall(text)
+    bmp_only = not text or text.isascii() or max(text) <= "\uffff"
+    return _python_word_regex(bmp_only).findall(text)
 
 
 def _tf_tokens(text: tf.Tensor, level: str, lowercase: bool) -> tf.RaggedTensor:
@@ -161,8 +199,9 @@ def _tf_tokens(text: tf.Tensor, level: str, lowercase: bool) -> tf.RaggedTensor:
     token, space = _word_patterns("re2")
     # Every character is either whitespace or inside a token: turn whitespace
     # into plain spaces, put a space around each token, split on spaces.
+    # (`\0`, the whole match, keeps RE2 on its fast DFA; a group is ten times slower.)
     text = tf.strings.regex_replace(text, space + "+", " ")
-    text = tf.strings.regex_replace(text, f"({token})", r" \1 ")
+    text = tf.strings.regex_replace(text, token, r" \0 ")
     return tf.strings.split(text)
 
 
@@ -448,8 +487,8 @@ class TokenizerLayer(keras.layers.Layer):
           -> optional <bos> / <eos>
           -> int32[batch, time], right-padded with 0
 
-    Build it with `tok.keras_layer(...)`. Needs the TensorFlow backend inside
-    a model (any backend inside tf.data). Has no weights.
+    Build it with `tok.keras_layer(...)`. Needs the TensorFlow backend. Has no
+    weights; the vocabulary travels in `get_config()`.
     """
 
     def __init__(
@@ -462,6 +501,11 @@ class TokenizerLayer(keras.layers.Layer):
         add_eos: bool = False,
         **kwargs,
     ):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "TokenizerLayer needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
+                f"Received: backend={keras.backend.backend()!r}; use Tokenizer.encode_batch instead"
+            )
         super().__init__(**kwargs)
         # Validates level and the specials.
         Tokenizer(vocabulary, level=level, lowercase=lowercase)
@@ -487,8 +531,14 @@ class TokenizerLayer(keras.layers.Layer):
 
     def call(self, inputs):
         text = tf.convert_to_tensor(inputs, dtype=tf.string)
-        if text.shape.rank == 2:
+        if text.shape.rank == 0:
+            text = text[None]
+        elif text.shape.rank == 2 and text.shape[1] in (1, None):
             text = tf.squeeze(text, axis=-1)
+        elif text.shape.rank != 1:
+            raise ValueError(
+                f"{self.name} takes string[batch] or string[batch, 1]. Received shape {text.shape}"
+            )
         tokens = _tf_tokens(text, self.level, self.lowercase)
         ids = tokens.with_flat_values(tf.cast(self.lookup(tokens.flat_values), tf.int32))
         batch = tf.shape(text)[:1]
@@ -502,7 +552,8 @@ class TokenizerLayer(keras.layers.Layer):
         return ids.to_tensor(default_value=PAD_ID, shape=shape)
 
     def compute_output_spec(self, inputs):
-        return keras.KerasTensor((inputs.shape[0], self.sequence_length), dtype="int32")
+        batch = inputs.shape[0] if len(inputs.shape) else 1
+        return keras.KerasTensor((batch, self.sequence_length), dtype="int32")
 
     def get_config(self):
         config = super().get_config()

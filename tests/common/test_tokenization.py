@@ -1,21 +1,17 @@
 """Tokenizer: vocabulary building, encode/decode, JSON files, and the Keras layer against `encode`."""
 
 import json
-import os
-import subprocess
-import sys
+import random
 import unicodedata
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import tokenization
 from common.errors import UserError
 from common.tokenization import BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, Tokenizer, TokenizerLayer
-
-REPO = Path(__file__).resolve().parents[2]
 
 TEXTS = [
     "Don't panic! The café's naïve crème brûlée costs 3.14€ (or £2).",
@@ -207,6 +203,40 @@ def test_load_missing_or_binary_file(tmp_path):
         Tokenizer.load(tmp_path / "bin.json")
 
 
+def test_word_rule_is_the_same_in_python_and_tensorflow_on_every_code_point():
+    """Both spellings of the word rule split every assigned code point (in context) the same way."""
+    rng = random.Random(0)
+    assigned, other = [], []  # other: unassigned and private use (surrogates cannot be encoded)
+    for cp in range(1, 0x110000):
+        category = unicodedata.category(chr(cp))
+        if category not in ("Cn", "Co", "Cs"):
+            assigned.append(cp)
+        elif category != "Cs":
+            other.append(cp)
+    code_points = assigned + rng.sample(other, 10_000)
+    rng.shuffle(code_points)
+    glue = [" ", "'", "’", "a", "1", "\u00a0", "\u0301", "😀"]
+    chars = [rng.choice(glue) + chr(cp) if rng.random() < 0.3 else chr(cp) for cp in code_points]
+    texts = [
+        unicodedata.normalize("NFC", "".join(chars[i : i + 4000]))
+        for i in range(0, len(chars), 4000)
+    ]
+    in_tf = tokenization._tf_tokens(tf.constant(texts), "word", lowercase=False).to_list()
+    for text, tf_tokens in zip(texts, in_tf, strict=True):
+        assert [t.decode() for t in tf_tokens] == tokenization._python_tokens(text, "word", False)
+
+
+def test_word_characters_are_letters_marks_numbers_and_connectors():
+    tok = Tokenizer.build([], level="word")
+    # Lu Ll Mn (a combining mark NFC cannot compose) Mc Nd Nl No Pc, in one word each.
+    for word in ["Éa", "q\u0301", "हिन्दी", "x9", "Ⅻb", "①②", "a_b‿c", "日本語"]:
+        assert tok.tokens(f" {word} ") == [word]
+    # Symbols, punctuation and emoji stand alone; all Unicode whitespace separates.
+    assert tok.tokens("a€b—c😀d") == ["a", "€", "b", "—", "c", "😀", "d"]
+    assert tok.tokens("a\u2003b\u2028c\x1fd\u3000e") == ["a", "b", "c", "d", "e"]
+    assert tok.tokens("a\u200bb") == ["a", "\u200b", "b"]  # a zero-width space is not whitespace
+
+
 @pytest.mark.parametrize("lowercase", [False, True])
 def test_keras_layer_equals_encode(level, lowercase):
     tok = Tokenizer.build(TEXTS, level=level, lowercase=lowercase)
@@ -254,20 +284,3 @@ def test_keras_model_save_load_same_ids(tmp_path):
     ids, logits = reloaded(inputs)
     np.testing.assert_array_equal(ids, tok.encode_batch(PROBES))
     np.testing.assert_allclose(logits, model(inputs)[1], rtol=1e-6, atol=1e-6)
-
-
-def test_keras_model_loads_in_a_fresh_process(tmp_path):
-    """A fresh process loads the model with no custom_objects once common.tokenization is imported."""
-    tok = Tokenizer.build(TEXTS, level="char")
-    _model(tok).save(tmp_path / "model.keras")
-    expected = tok.encode_batch(PROBES)
-    np.save(tmp_path / "probes.npy", np.array(PROBES))
-    script = (
-        "import sys, keras, numpy as np, tensorflow as tf, common.tokenization\n"
-        "m = keras.saving.load_model(sys.argv[1] + '/model.keras')\n"
-        "probes = np.load(sys.argv[1] + '/probes.npy')\n"
-        "np.save(sys.argv[1] + '/ids.npy', np.asarray(m(tf.constant(probes))[0]))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "tensorflow"}
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, cwd=REPO)
-    np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected)
