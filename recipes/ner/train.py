@@ -28,7 +28,6 @@ from common.errors import UserError
 from recipes.ner import data, tag
 from recipes.ner.model import build_model, compile_model
 
-DEFAULT_OUTPUT_DIR = "runs/ner"
 DEMO_TEXT = "Yesterday, Harry Potter met Hermione Granger."
 TFDS_VALIDATION_SPLITS = ("validation", "dev")
 
@@ -125,12 +124,16 @@ def heldout_corpus(description: dict) -> data.Corpus:
 class EntityF1Logger(keras.callbacks.Callback):
     """Print the validation entity F1 after each epoch (the number NER is judged by)."""
 
-    def __init__(self, vocab: data.Vocab, validation: data.Corpus, batch_size: int):
+    def __init__(self, vocab: data.Vocab, validation: data.Corpus, cfg):
         super().__init__()
-        self.vocab, self.validation, self.batch_size = vocab, validation, batch_size
+        self.vocab, self.validation, self.cfg = vocab, validation, cfg
+
+    @property
+    def tagger(self) -> tag.Tagger:
+        return tag.Tagger(self.model, self.vocab, self.cfg.batch_size, self.cfg.length_multiple)
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = tag.Tagger(self.model, self.vocab, self.batch_size).evaluate(self.validation)
+        scores = self.tagger.evaluate(self.validation)
         print(
             f"epoch {epoch + 1}: validation entity precision {scores['precision']:.3f} "
             f"recall {scores['recall']:.3f} F1 {scores['f1']:.3f}",
@@ -204,11 +207,20 @@ def train(cfg, run) -> dict:
         train_chars,
         train_tags,
         batch_size=cfg.batch_size,
+        chars_per_word=cfg.max_word_chars,
+        length_multiple=cfg.length_multiple,
         shuffle=True,
         seed=run.seed,
         word_dropout=cfg.word_dropout,
     )
-    val_ds = data.make_dataset(val_words, val_chars, val_tags, batch_size=cfg.batch_size)
+    val_ds = data.make_dataset(
+        val_words,
+        val_chars,
+        val_tags,
+        batch_size=cfg.batch_size,
+        chars_per_word=cfg.max_word_chars,
+        length_multiple=cfg.length_multiple,
+    )
     start = time.monotonic()
     best = runtime.fit(
         model,
@@ -218,12 +230,12 @@ def train(cfg, run) -> dict:
         epochs=cfg.epochs,
         time_budget=run.time_budget or cfg.time_budget,
         patience=cfg.patience,
-        callbacks=[EntityF1Logger(vocab, splits.validation, cfg.batch_size)],
+        callbacks=[EntityF1Logger(vocab, splits.validation, cfg)],
         verbose="auto" if sys.stdout.isatty() else 2,  # one line per epoch in logs
     )
     train_seconds = time.monotonic() - start
 
-    tagger = tag.Tagger(best, vocab, cfg.batch_size)
+    tagger = tag.Tagger(best, vocab, cfg.batch_size, cfg.length_multiple)
     metrics = tagger.evaluate(splits.validation)
     run_dir.write_json(
         "metrics.json",
