@@ -1,0 +1,331 @@
+"""Sensor recordings: the embedded default, the directory format, windows.
+
+A recording is one file (or one series of the default set): a matrix
+float32[time, channels]. Windows are cut from each recording on its own, so
+no window ever spans two recordings, and the train/validation split is made
+over recordings before any window is cut:
+
+    recording 0  |------------------------------|      -> windows 0..k
+                 [ w0 ][ w1 ]...                          (stride apart)
+    recording 1  |-------------------|                -> windows k+1..m
+
+Directory format (`--data DIR`): one sub-directory per class, one recording
+per file, one sample per line, channels separated by whitespace or commas.
+Blank lines and lines starting with `#` are skipped; a first line with no
+number in it is a header (channel names). Every recording must have the same
+number of channels and at least `window` samples.
+
+The default data set is seglearn's smartwatch exercise set
+(`seglearn/data/watch_dataset.npy`: 140 recordings, 6 channels ax ay az wx wy
+wz at 50 Hz, 7 shoulder exercises, 10 subjects). It is stored as a NumPy
+pickle, so it is read with `allow_pickle=True`: trusted package data from the
+pinned `seglearn==1.2.5` wheel, the only file this recipe ever unpickles.
+User files are parsed as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from common import data as common_data
+from common.errors import UserError
+
+DEFAULT_DESCRIPTION = "seglearn watch_dataset (smartwatch shoulder exercises, 50 Hz)"
+_WATCH_FILE = ("seglearn", "seglearn/data/watch_dataset.npy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """One recording: `values` float32[time, channels] and its class index.
+
+    `source` names where it came from (a file path, or `watch_dataset.npy#12`);
+    `last_line` is the line of its last sample in that file (None for the
+    default set), so errors can point at file and line.
+    """
+
+    values: np.ndarray
+    label: int
+    source: str
+    last_line: int | None = None
+
+    def where(self) -> str:
+        return f"{self.source}:{self.last_line}" if self.last_line else self.source
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorData:
+    recordings: tuple[Recording, ...]
+    class_names: tuple[str, ...]
+    channel_names: tuple[str, ...] | None = None
+
+    @property
+    def channels(self) -> int:
+        return int(self.recordings[0].values.shape[1])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.recordings], dtype=np.int64)
+
+    def subset(self, indices) -> SensorData:
+        return dataclasses.replace(self, recordings=tuple(self.recordings[int(i)] for i in indices))
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _fields(line: str) -> list[str]:
+    if "," in line:
+        return [f.strip() for f in line.split(",")]
+    return line.split()
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_recording(text: str, source: str) -> tuple[np.ndarray, int, tuple[str, ...] | None]:
+    """Parse one recording file's text.
+
+    Returns (values float32[time, channels], line of the last sample, header
+    names or None). Raises UserError naming `source:line` for a non-numeric
+    or non-finite value, an empty field, or a line whose channel count differs
+    from the first sample line.
+    """
+    rows: list[list[float]] = []
+    header: tuple[str, ...] | None = None
+    width = first_line = last_line = 0
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = _fields(line)
+        if not rows and header is None and not any(_is_number(f) for f in fields):
+            header = tuple(fields)
+            continue
+        if not width:
+            width, first_line = len(fields), lineno
+            if header is not None and len(header) != width:
+                raise UserError(
+                    f"{source}:{lineno}: expected {len(header)} channels as in the header, "
+                    f"got {width}"
+                )
+        elif len(fields) != width:
+            raise UserError(
+                f"{source}:{lineno}: expected {width} channels (as on line {first_line}), "
+                f"got {len(fields)}"
+            )
+        row = []
+        for field in fields:
+            if not field:
+                raise UserError(f"{source}:{lineno}: empty value in {line!r}")
+            try:
+                value = float(field)
+            except ValueError:
+                raise UserError(f"{source}:{lineno}: not a number: {field!r}") from None
+            if not math.isfinite(value):
+                raise UserError(f"{source}:{lineno}: not a finite number: {field!r}")
+            row.append(value)
+        rows.append(row)
+        last_line = lineno
+    if not rows:
+        raise UserError(f"{source}: no samples (expected one line of numbers per sample)")
+    return np.asarray(rows, dtype=np.float32), last_line, header
+
+
+def read_recording(path: Path) -> tuple[np.ndarray, int, tuple[str, ...] | None]:
+    """Read and parse one recording file (see `parse_recording`)."""
+    return parse_recording(common_data.read_text(path), str(path))
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".")
+
+
+def class_directories(root: Path, what: str = "--data") -> list[Path]:
+    """The class sub-directories of `root`, sorted by name (at least two)."""
+    if not root.is_dir():
+        raise UserError(
+            f"{what} {root}: expected a directory with one sub-directory per class"
+        )
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p.name))
+    if len(dirs) < 2:
+        raise UserError(
+            f"{what} {root}: expected one sub-directory per class (at least two), "
+            f"found {len(dirs)}"
+        )
+    return dirs
+
+
+def class_files(class_dir: Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
+    """The visible files under one class directory, sorted; none -> UserError."""
+    files = sorted(
+        p
+        for p in class_dir.rglob("*")
+        if p.is_file()
+        and all(_visible(part) for part in p.relative_to(class_dir).parts)
+        and (suffixes is None or p.suffix.lower() in suffixes)
+    )
+    if not files:
+        kind = f" ({', '.join(suffixes)})" if suffixes else ""
+        raise UserError(f"{class_dir}: no recording files{kind} in this class directory")
+    return files
+
+
+def _class_index(name: str, class_names: tuple[str, ...] | None, where: Path) -> int | None:
+    if class_names is None:
+        return None
+    if name not in class_names:
+        raise UserError(
+            f"{where}: unknown class {name!r}; the model knows {', '.join(class_names)}"
+        )
+    return class_names.index(name)
+
+
+def load_directory(
+    root: Path, *, class_names: tuple[str, ...] | None = None, what: str = "--data"
+) -> SensorData:
+    """Read a directory with one sub-directory per class of recording files.
+
+    With `class_names` (a trained model's classes) every sub-directory must be
+    one of them and the labels use the model's indices; otherwise the classes
+    are the sorted sub-directory names.
+    """
+    dirs = class_directories(root, what)
+    names = class_names or tuple(d.name for d in dirs)
+    recordings: list[Recording] = []
+    channel_names = None
+    first: Recording | None = None
+    for position, class_dir in enumerate(dirs):
+        index = _class_index(class_dir.name, class_names, class_dir)
+        label = position if index is None else index
+        for path in class_files(class_dir):
+            values, last_line, header = read_recording(path)
+            recording = Recording(values, label, str(path), last_line)
+            if first is None:
+                first, channel_names = recording, header
+            elif values.shape[1] != first.values.shape[1]:
+                raise UserError(
+                    f"{recording.where()}: {values.shape[1]} channels, but "
+                    f"{first.source} has {first.values.shape[1]}"
+                )
+            recordings.append(recording)
+    return SensorData(tuple(recordings), tuple(names), channel_names)
+
+
+def load_default() -> SensorData:
+    """The seglearn smartwatch exercise recordings (trusted package pickle)."""
+    path = common_data.package_file(*_WATCH_FILE)
+    try:
+        raw = np.load(path, allow_pickle=True).item()
+        series, labels = raw["X"], raw["y"]
+        class_names = tuple(str(n) for n in raw["y_labels"])
+        channel_names = tuple(str(n) for n in raw["X_labels"])
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{path}: unreadable ({err}); reinstall with make venv") from None
+    recordings = tuple(
+        Recording(np.asarray(x, dtype=np.float32), int(y), f"{path.name}#{i}")
+        for i, (x, y) in enumerate(zip(series, labels, strict=True))
+    )
+    return SensorData(recordings, class_names, channel_names)
+
+
+def load(source, *, class_names: tuple[str, ...] | None = None, what: str = "--data") -> SensorData:
+    """Sensor data for a resolved `common.data.DataSource`."""
+    if source.kind == "default":
+        data = load_default()
+        if class_names is not None and tuple(class_names) != data.class_names:
+            raise UserError(
+                f"{what}: the default data set's classes {', '.join(data.class_names)} "
+                f"differ from the model's {', '.join(class_names)}"
+            )
+        return data
+    if source.kind == "tfds":
+        raise UserError(
+            f"{what} {source}: TensorFlow Datasets sources are read with --modality video; "
+            "bring sensor recordings as a directory (see recipes/activity/README.md)"
+        )
+    return load_directory(source.path, class_names=class_names, what=what)
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def check_lengths(data: SensorData, window: int) -> None:
+    """Every recording must hold at least one window."""
+    for recording in data.recordings:
+        n = len(recording.values)
+        if n < window:
+            raise UserError(
+                f"{recording.where()}: recording has {n} samples, fewer than the "
+                f"window of {window} (lower --window or drop the file)"
+            )
+
+
+def check_channels(data: SensorData, channels: int, what: str = "--data") -> None:
+    """Every recording must have the model's channel count."""
+    for recording in data.recordings:
+        if recording.values.shape[1] != channels:
+            raise UserError(
+                f"{recording.where()}: {recording.values.shape[1]} channels, "
+                f"the model expects {channels}"
+            )
+
+
+def window_starts(length: int, window: int, stride: int) -> np.ndarray:
+    """Start indices of the windows of one recording; the tail shorter than a stride is dropped."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be positive. Received: {window=}, {stride=}")
+    return np.arange(0, max(length - window + 1, 0), stride, dtype=np.int64)
+
+
+def recording_windows(values: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """float32[n_windows, window, channels] cut from one recording."""
+    starts = window_starts(len(values), window, stride)
+    return values[starts[:, None] + np.arange(window)[None, :]]
+
+
+def make_windows(
+    data: SensorData, window: int, stride: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Windows of every recording.
+
+    Returns (x float32[n, window, channels], y int64[n], recording int64[n]):
+    `recording[i]` is the index in `data.recordings` window i was cut from.
+    """
+    xs, ys, owners = [], [], []
+    for index, recording in enumerate(data.recordings):
+        windows = recording_windows(recording.values, window, stride)
+        xs.append(windows)
+        ys.append(np.full(len(windows), recording.label, dtype=np.int64))
+        owners.append(np.full(len(windows), index, dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(owners)
+
+
+def normalization_stats(data: SensorData) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and variance over every sample of these recordings.
+
+    Called on the training recordings only; the result goes into the model's
+    `Normalization` layer, so it is saved (and reloaded) with the model.
+    """
+    samples = np.concatenate([r.values for r in data.recordings]).astype(np.float64)
+    mean, var = samples.mean(axis=0), samples.var(axis=0)
+    return mean.astype(np.float32), np.maximum(var, 1e-12).astype(np.float32)
+
+
+def split(data: SensorData, fraction: float, seed: int) -> tuple[SensorData, SensorData]:
+    """Seeded split by recording (windows are cut afterwards, on each side)."""
+    if len(data.recordings) < 2:
+        raise UserError(
+            f"--data: {len(data.recordings)} recording; need at least 2 to hold one out "
+            "(or pass --validation-data)"
+        )
+    train_idx, val_idx = common_data.split_holdout(len(data.recordings), fraction, seed)
+    return data.subset(train_idx), data.subset(val_idx)

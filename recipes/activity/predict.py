@@ -1,0 +1,231 @@
+"""Inference: window and recording predictions, evaluation reports, the `predict` verb.
+
+A recording's activity is the majority vote of its windows' predicted
+classes; a tie goes to the class with the higher mean window probability.
+The reported recording probabilities are the mean window probabilities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from common import metrics
+from common.errors import UserError
+from common.runtime import RunDir
+from recipes.activity import data as sensor_data
+from recipes.activity import video as video_data
+
+LABELS_FILE = "labels.json"
+PREDICT_BATCH = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What `train` saved beside the model (labels.json): enough to prepare any input."""
+
+    modality: str
+    class_names: tuple[str, ...]
+    channels: int
+    window: int = 0
+    stride: int = 0
+    frames: int = 0
+    frame_size: int = 0
+    channel_names: tuple[str, ...] | None = None
+    # How the held-out data of the training run is reproduced by `evaluate` without --data.
+    train_data: str = ""
+    seed: int = 42
+    validation_fraction: float = 0.2
+    video_clips: int = 0
+
+    @classmethod
+    def read(cls, model_dir: Path) -> ModelInfo:
+        raw = RunDir(model_dir).read_json(LABELS_FILE)
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            info = cls(**{k: v for k, v in raw.items() if k in names})
+        except TypeError as err:
+            raise UserError(f"{Path(model_dir) / LABELS_FILE}: incomplete ({err})") from None
+        return dataclasses.replace(
+            info, class_names=tuple(info.class_names),
+            channel_names=tuple(info.channel_names) if info.channel_names else None)
+
+
+def vote(window_probs: np.ndarray, owners: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote of window predictions per recording.
+
+    window_probs float[windows, classes], owners int[windows] in [0, n).
+    Returns (labels int64[n], mean probabilities float32[n, classes]).
+    """
+    classes = window_probs.shape[1]
+    votes = np.zeros((n, classes))
+    np.add.at(votes, (owners, window_probs.argmax(axis=1)), 1.0)
+    sums = np.zeros((n, classes))
+    np.add.at(sums, owners, window_probs)
+    mean = sums / np.maximum(np.bincount(owners, minlength=n), 1)[:, None]
+    # Mean probabilities are < 1, so they only break ties between equal vote counts.
+    return (votes + 1e-3 * mean).argmax(axis=1).astype(np.int64), mean.astype(np.float32)
+
+
+def _summary(report: dict, count: int) -> dict:
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "count": count}
+
+
+def evaluate_sensor(model, data: sensor_data.SensorData, window: int, stride: int) -> dict:
+    """Window- and recording-level reports for these recordings.
+
+    Returns {"window": report, "recording": report, "recording_pred", "recording_probs"}
+    where each report is `common.metrics.classification_report`'s dict.
+    """
+    x, y, owners = sensor_data.make_windows(data, window, stride)
+    probs = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+    rec_pred, rec_probs = vote(probs, owners, len(data.recordings))
+    return {
+        "window": metrics.classification_report(y, probs.argmax(axis=1), data.class_names),
+        "recording": metrics.classification_report(data.labels, rec_pred, data.class_names),
+        "windows": len(x),
+        "recording_pred": rec_pred,
+        "recording_probs": rec_probs,
+    }
+
+
+def evaluate_video(model, data: video_data.VideoData) -> dict:
+    probs = model.predict(data.clips.astype(np.float32), batch_size=64, verbose=0)
+    pred = probs.argmax(axis=1)
+    return {"clip": metrics.classification_report(data.labels, pred, data.class_names),
+            "clip_pred": pred, "clip_probs": probs}
+
+
+def headline(result: dict, modality: str) -> dict:
+    """The evaluate --json / metrics.json headline: `accuracy` and `macro_f1` at the
+    recording level (clip level for video), plus the per-level summaries."""
+    if modality == "video":
+        clip = result["clip"]
+        n = int(np.sum(clip["confusion_matrix"]))
+        return {"modality": "video", "accuracy": clip["accuracy"], "macro_f1": clip["macro_f1"],
+                "clip": _summary(clip, n)}
+    rec, win = result["recording"], result["window"]
+    return {
+        "modality": "sensor",
+        "accuracy": rec["accuracy"],
+        "macro_f1": rec["macro_f1"],
+        "window": _summary(win, result["windows"]),
+        "recording": _summary(rec, int(np.sum(rec["confusion_matrix"]))),
+    }
+
+
+def segments(starts: np.ndarray, window: int, labels: np.ndarray, confidence: np.ndarray):
+    """Runs of consecutive windows with the same predicted class (for printing a timeline)."""
+    runs = []
+    begin = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[begin]:
+            runs.append({"start": int(starts[begin]), "end": int(starts[i - 1] + window),
+                         "label": int(labels[begin]), "windows": i - begin,
+                         "probability": float(confidence[begin:i].mean())})
+            begin = i
+    return runs
+
+
+def timeline_rows(result: dict, limit: int = 15) -> tuple[list[dict], int]:
+    """The first `limit` segments of a `predict_recording` result as table rows, and how many
+    segments were left out."""
+    keys = ("start", "end", "activity", "windows", "probability")
+    rows = [{k: s[k] for k in keys} for s in result["segments"][:limit]]
+    return rows, max(len(result["segments"]) - limit, 0)
+
+
+def predict_recording(model, info: ModelInfo, values: np.ndarray, source: str,
+                      last_line: int | None = None) -> dict:
+    """Activity of one sensor recording, with probabilities and a per-window timeline."""
+    where = f"{source}:{last_line}" if last_line else source
+    if values.shape[1] != info.channels:
+        raise UserError(f"{where}: {values.shape[1]} channels, the model expects {info.channels}")
+    if len(values) < info.window:
+        raise UserError(f"{where}: recording has {len(values)} samples, fewer than the "
+                        f"model's window of {info.window}")
+    starts = sensor_data.window_starts(len(values), info.window, info.stride)
+    windows = sensor_data.recording_windows(values, info.window, info.stride)
+    probs = model.predict(windows, batch_size=PREDICT_BATCH, verbose=0)
+    label, mean = vote(probs, np.zeros(len(probs), dtype=np.int64), 1)
+    names = info.class_names
+    window_labels = probs.argmax(axis=1)
+    votes = np.bincount(window_labels, minlength=len(names))
+    return {
+        "input": source,
+        "samples": int(len(values)),
+        "activity": names[int(label[0])],
+        "probabilities": {n: float(p) for n, p in zip(names, mean[0])},
+        "votes": {n: int(v) for n, v in zip(names, votes)},
+        "windows": [
+            {"start": int(s), "end": int(s + info.window), "activity": names[int(k)],
+             "probability": float(p[k])}
+            for s, k, p in zip(starts, window_labels, probs)
+        ],
+        "segments": [
+            dict(run, activity=names[run.pop("label")])
+            for run in segments(starts, info.window, window_labels,
+                                probs[np.arange(len(probs)), window_labels])
+        ],
+    }
+
+
+def predict_clip(model, info: ModelInfo, clip: np.ndarray, source: str) -> dict:
+    probs = model.predict(clip[None].astype(np.float32), verbose=0)[0]
+    names = info.class_names
+    return {"input": source, "activity": names[int(probs.argmax())],
+            "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+
+
+def predict_file(model, info: ModelInfo, path: Path) -> dict:
+    """`predict --input PATH`: a recording text file (sensor) or a GIF clip (video)."""
+    if not path.is_file():
+        raise UserError(f"--input: no such file: {path}")
+    if info.modality == "video":
+        clip = video_data.load_clip(path, info.frames, info.frame_size, info.channels)
+        return predict_clip(model, info, clip, str(path))
+    values, last_line, _ = sensor_data.read_recording(path)
+    return predict_recording(model, info, values, str(path), last_line)
+
+
+def evaluate(model_dir: Path, spec: str | None) -> dict:
+    """`evaluate`: the headline metrics of a trained model on a data source.
+
+    Without --data: the held-out part of the default data set when the model
+    was trained on the default (the same seeded split), else all of it.
+    """
+    from common import data as common_data
+    from common import runtime
+
+    info = ModelInfo.read(model_dir)
+    source = common_data.resolve(spec)
+    same_split = source.kind == "default" and info.train_data == "default"
+    if info.modality == "sensor":
+        data = sensor_data.load(source, class_names=info.class_names)
+        if same_split:
+            _, data = sensor_data.split(data, info.validation_fraction, info.seed)
+        sensor_data.check_channels(data, info.channels)
+        sensor_data.check_lengths(data, info.window)
+    elif source.kind == "default":
+        if same_split:
+            _, data = video_data.default_split(info.video_clips, info.frames, info.frame_size,
+                                               info.validation_fraction, info.seed)
+        else:
+            data = video_data.default_data(info.video_clips, info.frames, info.frame_size,
+                                           info.seed)
+        if data.class_names != info.class_names:
+            raise UserError("--data: the moving-digit classes differ from the model's")
+    else:
+        data = video_data.load(source, info.frames, info.frame_size, channels=info.channels,
+                               class_names=info.class_names, split="test")
+    model = runtime.load_model(model_dir)
+    if info.modality == "sensor":
+        result = evaluate_sensor(model, data, info.window, info.stride)
+    else:
+        result = evaluate_video(model, data)
+    description = str(source)
+    if same_split:
+        description = f"the default data set's held-out part (seed {info.seed})"
+    return dict(headline(result, info.modality), data=description)

@@ -1,0 +1,370 @@
+"""Activity recipe: windows, splits, normalisation, input errors, and the CLI end to end.
+
+The end-to-end tests run the real CLI on the tiny preset: the default
+smartwatch recordings (sensor) and moving digits (video), both real data
+shipped in installed packages. No network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from common.errors import UserError
+from recipes.activity import data as sensor_data
+from recipes.activity import predict as predict_lib
+from recipes.activity import video as video_data
+from recipes.activity.main import cli
+
+CLASSES = ("slow", "fast")
+
+
+def write_recording(path: Path, values: np.ndarray, sep: str = " ", header=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [sep.join(header)] if header else []
+    lines += [sep.join(f"{v:.5f}" for v in row) for row in values]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def synthetic_recording(label: int, length: int, channels: int, rng, offset=0.0, scale=1.0):
+    """A sine per channel whose frequency depends on the class, plus noise."""
+    t = np.arange(length)[:, None]
+    freq = 0.05 if label == 0 else 0.25
+    phase = rng.uniform(0, 2 * np.pi, size=(1, channels))
+    signal = np.sin(2 * np.pi * freq * t + phase) + 0.1 * rng.normal(size=(length, channels))
+    return offset + scale * signal
+
+
+def make_sensor_dir(
+    root: Path, *, per_class=3, length=96, channels=3, offset=0.0, scale=1.0, seed=0
+) -> Path:
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CLASSES):
+        for i in range(per_class):
+            values = synthetic_recording(label, length, channels, rng, offset, scale)
+            write_recording(root / name / f"rec{i}.txt", values, sep="," if i % 2 else " ")
+    return root
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_windows_never_cross_recordings():
+    rng = np.random.default_rng(1)
+    lengths = (50, 33, 71)
+    recordings = tuple(
+        sensor_data.Recording(
+            # Every sample carries its recording index and time step, so a window
+            # can be traced back to exactly one recording.
+            np.stack(
+                [
+                    np.full(n, r, np.float32),
+                    np.arange(n, dtype=np.float32),
+                    rng.normal(size=n).astype(np.float32),
+                ],
+                axis=1,
+            ),
+            label=r % 2,
+            source=f"r{r}",
+        )
+        for r, n in enumerate(lengths)
+    )
+    data = sensor_data.SensorData(recordings, CLASSES)
+    x, y, owners = sensor_data.make_windows(data, window=16, stride=7)
+    expected = sum(len(range(0, n - 16 + 1, 7)) for n in lengths)
+    assert x.shape == (expected, 16, 3)
+    for window, label, owner in zip(x, y, owners):
+        assert np.all(window[:, 0] == owner)  # one recording only
+        assert np.all(np.diff(window[:, 1]) == 1)  # consecutive samples
+        assert window[-1, 1] < lengths[owner]
+        assert label == recordings[owner].label
+        start = int(window[0, 1])
+        np.testing.assert_array_equal(window, recordings[owner].values[start : start + 16])
+
+
+def test_split_is_by_recording_and_seeded():
+    data = sensor_data.load_default()
+    train, val = sensor_data.split(data, 0.2, seed=7)
+    train_sources = {r.source for r in train.recordings}
+    val_sources = {r.source for r in val.recordings}
+    assert not train_sources & val_sources
+    assert len(train_sources | val_sources) == len(data.recordings) == 140
+    assert len(val.recordings) == 28
+    again = sensor_data.split(data, 0.2, seed=7)[1]
+    assert [r.source for r in again.recordings] == [r.source for r in val.recordings]
+
+
+def test_normalization_stats_are_per_channel():
+    recordings = (
+        sensor_data.Recording(np.array([[0.0, 10.0], [2.0, 10.0]], np.float32), 0, "a"),
+        sensor_data.Recording(np.array([[4.0, 14.0]], np.float32), 1, "b"),
+    )
+    mean, var = sensor_data.normalization_stats(sensor_data.SensorData(recordings, CLASSES))
+    np.testing.assert_allclose(mean, [2.0, 34.0 / 3.0], rtol=1e-6)
+    np.testing.assert_allclose(var, [8.0 / 3.0, np.var([10.0, 10.0, 14.0])], rtol=1e-5)
+
+
+def test_parse_recording_formats(tmp_path):
+    text = "# a comment\nax, ay, az\n1, 2, 3\n\n4.5,5e-1,-6\n"
+    values, last_line, header = sensor_data.parse_recording(text, "f.csv")
+    assert header == ("ax", "ay", "az")
+    assert last_line == 5
+    np.testing.assert_allclose(values, [[1, 2, 3], [4.5, 0.5, -6]])
+    values, _, header = sensor_data.parse_recording("1 2\t3\n4  5 6\n", "f.txt")
+    assert header is None and values.shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1 2 3\n4 5\n", "f.txt:2: expected 3 channels (as on line 1), got 2"),
+        ("1 2 3\n4 x 6\n", "f.txt:2: not a number: 'x'"),
+        ("1,2,3\n4,,6\n", "f.txt:2: empty value"),
+        ("1 2 3\n4 nan 6\n", "f.txt:2: not a finite number: 'nan'"),
+        ("a b\n1 2 3\n", "f.txt:2: expected 2 channels as in the header, got 3"),
+        ("# only a comment\n", "f.txt: no samples"),
+    ],
+)
+def test_parse_recording_errors(text, message):
+    with pytest.raises(UserError) as err:
+        sensor_data.parse_recording(text, "f.txt")
+    assert message in err.value.message
+    assert "\n" not in err.value.message
+
+
+def test_majority_vote_breaks_ties_by_mean_probability():
+    probs = np.array([[0.6, 0.4], [0.45, 0.55], [0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
+    owners = np.array([0, 0, 1, 1, 1])
+    labels, mean = predict_lib.vote(probs, owners, 2)
+    # Recording 0: one vote each, class 0 has the higher mean probability (0.525).
+    np.testing.assert_array_equal(labels, [0, 1])
+    np.testing.assert_allclose(mean[1], [1.4 / 3, 1.6 / 3])
+
+
+def test_gif_clip_directory(tmp_path):
+    images, _ = video_data.digit_images()
+    clips = video_data.moving_digits(images[:8], count=8, frames=5, size=16, seed=0)
+    for i in range(4):
+        name = clips.class_names[int(clips.labels[i])]
+        video_data.write_gif(clips.clips[i], tmp_path / "clips" / name / f"{i}.gif")
+    loaded = video_data.load_directory(
+        tmp_path / "clips", frames=5, size=16, channels=1, class_names=clips.class_names
+    )
+    assert loaded.clips.shape == (4, 5, 16, 16, 1)
+    order = np.argsort([Path(s).stem for s in loaded.sources], kind="stable")
+    # The GIF is enlarged 4x; area resizing brings back the original pixels.
+    for j in order:
+        i = int(Path(loaded.sources[j]).stem)
+        assert loaded.labels[j] == clips.labels[i]
+        np.testing.assert_array_equal(loaded.clips[j], clips.clips[i])
+
+
+def test_moving_digits_classes_are_motions():
+    images, _ = video_data.digit_images()
+    clips = video_data.moving_digits(images[:16], count=16, frames=6, size=20, seed=3)
+    for clip, label in zip(clips.clips, clips.labels):
+        mass = clip[..., 0].astype(np.float64)
+        rows = np.arange(20)[None, :, None]
+        cols = np.arange(20)[None, None, :]
+        total = mass.sum(axis=(1, 2))
+        centre_row = (mass * rows).sum(axis=(1, 2)) / total
+        centre_col = (mass * cols).sum(axis=(1, 2)) / total
+        d_row, d_col = video_data.MOTIONS[int(label)][1]
+        for delta, direction in (
+            (centre_row[-1] - centre_row[0], d_row),
+            (centre_col[-1] - centre_col[0], d_col),
+        ):
+            if direction:
+                assert np.sign(delta) == direction
+            else:
+                assert abs(delta) < 1e-6
+
+
+def test_tfds_video_source_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    from common import data as common_data
+
+    source = common_data.resolve("tfds:ucf101")
+    with tfds.testing.mock_data(num_examples=3):
+        clips = video_data.load_tfds(source, frames=4, size=12)
+    assert clips.clips.shape == (3, 4, 12, 12, 3)
+    assert len(clips.class_names) == 101
+    assert clips.labels.min() >= 0 and clips.labels.max() < 101
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_help_shows_defaults():
+    for command in ("train", "evaluate", "predict"):
+        result = ok(run_cli(command, "--help"))
+        assert "--help" in result.output
+    assert "[default: sensor]" in " ".join(run_cli("train", "--help").output.split())
+
+
+@pytest.mark.parametrize("problem", ["short", "ragged", "non-numeric", "channels"])
+def test_bad_recordings_fail_with_one_line_and_write_nothing(tmp_path, problem):
+    root = make_sensor_dir(tmp_path / "data")
+    bad = root / "fast" / "rec1.txt"
+    if problem == "short":
+        write_recording(bad, np.ones((10, 3)))
+        expected = f"{bad}:10: recording has 10 samples, fewer than the window of 32"
+    elif problem == "ragged":
+        bad.write_text("1 2 3\n4 5 6\n7 8\n")
+        expected = f"{bad}:3: expected 3 channels (as on line 1), got 2"
+    elif problem == "non-numeric":
+        bad.write_text("1 2 3\n4 five 6\n")
+        expected = f"{bad}:2: not a number: 'five'"
+    else:
+        write_recording(bad, np.ones((40, 4)))
+        expected = f"{bad}:40: 4 channels, but"
+    out = tmp_path / "run"
+    result = run_cli("train", "--preset", "tiny", "--data", root, "--output-dir", out)
+    assert result.exit_code == 1, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
+    train_dir = make_sensor_dir(tmp_path / "train", offset=0.0, scale=1.0, seed=1)
+    # Validation recordings live on another scale: if their samples leaked into the
+    # statistics, the stored mean would move towards 50.
+    val_dir = make_sensor_dir(tmp_path / "val", offset=50.0, scale=10.0, seed=2)
+    out = tmp_path / "run"
+    ok(
+        run_cli(
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            train_dir,
+            "--validation-data",
+            val_dir,
+            "--output-dir",
+            out,
+            "--epochs",
+            "1",
+        )
+    )
+    from common.runtime import load_model
+
+    layer = load_model(out).get_layer("normalize")
+    train_samples = np.concatenate(
+        [sensor_data.read_recording(p)[0] for p in sorted(train_dir.rglob("*.txt"))]
+    )
+    np.testing.assert_allclose(np.ravel(layer.mean), train_samples.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(np.ravel(layer.variance), train_samples.var(axis=0), rtol=1e-3)
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["class_names"] == sorted(CLASSES) and labels["channels"] == 3
+
+    # A validation class the model does not know is a one-line error.
+    (val_dir / "fast").rename(val_dir / "sprint")
+    result = run_cli("evaluate", "--model-dir", out, "--data", val_dir)
+    assert result.exit_code == 1 and "unknown class 'sprint'" in result.output
+
+
+@pytest.fixture(scope="module")
+def sensor_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("activity") / "sensor"
+    result = ok(run_cli("train", "--preset", "tiny", "--output-dir", out))
+    return out, result.output
+
+
+def test_tiny_sensor_end_to_end(sensor_run):
+    out, output = sensor_run
+    for name in (
+        "config.json",
+        "argv.txt",
+        "history.csv",
+        "model.keras",
+        "labels.json",
+        "metrics.json",
+        "training.png",
+        "confusion_matrix.png",
+        "confusion_matrix_windows.png",
+        "example_recording.txt",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "logs").is_dir()
+    assert "Example predictions" in output and "Timeline of" in output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["modality"] == "sensor"
+    assert metrics["window"]["count"] > metrics["recording"]["count"] == 28
+    # Seven balanced classes: chance is 1/7. Two tiny epochs already do far better.
+    assert metrics["window"]["accuracy"] > 0.3
+    assert metrics["accuracy"] == metrics["recording"]["accuracy"]
+
+    result = ok(run_cli("evaluate", "--model-dir", out, "--json"))
+    evaluated = json.loads(result.stdout)  # exactly one JSON object on stdout
+    for key in ("accuracy", "macro_f1"):
+        assert evaluated[key] == pytest.approx(metrics[key])
+        assert evaluated["window"][key] == pytest.approx(metrics["window"][key])
+
+    example = out / "example_recording.txt"
+    result = ok(run_cli("predict", "--model-dir", out, "--input", example, "--json"))
+    predicted = json.loads(result.stdout)
+    labels = json.loads((out / "labels.json").read_text())
+    assert predicted["activity"] in labels["class_names"]
+    assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    n = predicted["samples"]
+    assert len(predicted["windows"]) == len(range(0, n - labels["window"] + 1, labels["stride"]))
+    assert sum(s["windows"] for s in predicted["segments"]) == len(predicted["windows"])
+    text = ok(run_cli("predict", "--model-dir", out, "--input", example)).output
+    assert "Timeline" in text and predicted["activity"] in text
+
+
+def test_predict_rejects_short_and_foreign_recordings(sensor_run, tmp_path):
+    out, _ = sensor_run
+    short = write_recording(tmp_path / "short.txt", np.ones((5, 6)))
+    result = run_cli("predict", "--model-dir", out, "--input", short)
+    assert result.exit_code == 1
+    assert (
+        f"{short}:5: recording has 5 samples, fewer than the model's window of 32" in result.output
+    )
+    narrow = write_recording(tmp_path / "narrow.txt", np.ones((50, 2)))
+    result = run_cli("predict", "--model-dir", out, "--input", narrow)
+    assert result.exit_code == 1 and "2 channels, the model expects 6" in result.output
+
+
+def test_tiny_video_end_to_end(tmp_path):
+    out = tmp_path / "video"
+    result = ok(run_cli("train", "--preset", "tiny", "--modality", "video", "--output-dir", out))
+    assert "Example predictions (validation clips)" in result.output
+    for name in (
+        "model.keras",
+        "labels.json",
+        "metrics.json",
+        "confusion_matrix.png",
+        "example_clip.gif",
+        "history.csv",
+    ):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["modality"] == "video" and metrics["clip"]["count"] == 10
+    result = ok(run_cli("evaluate", "--model-dir", out, "--json"))
+    evaluated = json.loads(result.stdout)
+    assert evaluated["accuracy"] == pytest.approx(metrics["accuracy"])
+    result = ok(
+        run_cli("predict", "--model-dir", out, "--input", out / "example_clip.gif", "--json")
+    )
+    predicted = json.loads(result.stdout)
+    assert predicted["activity"] in [name for name, _ in video_data.MOTIONS]
+    assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
