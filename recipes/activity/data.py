@@ -152,14 +152,11 @@ def _visible(name: str) -> bool:
 def class_directories(root: Path, what: str = "--data") -> list[Path]:
     """The class sub-directories of `root`, sorted by name (at least two)."""
     if not root.is_dir():
-        raise UserError(
-            f"{what} {root}: expected a directory with one sub-directory per class"
-        )
+        raise UserError(f"{what} {root}: expected a directory with one sub-directory per class")
     dirs = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p.name))
     if len(dirs) < 2:
         raise UserError(
-            f"{what} {root}: expected one sub-directory per class (at least two), "
-            f"found {len(dirs)}"
+            f"{what} {root}: expected one sub-directory per class (at least two), found {len(dirs)}"
         )
     return dirs
 

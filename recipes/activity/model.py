@@ -32,8 +32,9 @@ def _recurrent_stack(x, cfg: Config):
     """`cfg.layers` recurrent layers (bidirectional if asked); the last returns one vector."""
     for i in range(cfg.layers):
         last = i == cfg.layers - 1
-        layer = recurrent_layer(cfg.cell, cfg.units, return_sequences=not last,
-                                name=f"{cfg.cell.replace('-', '_')}_{i}")
+        layer = recurrent_layer(
+            cfg.cell, cfg.units, return_sequences=not last, name=f"{cfg.cell.replace('-', '_')}_{i}"
+        )
         if cfg.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
         x = layer(x)
@@ -47,13 +48,17 @@ def _classifier(x, classes: int):
     return keras.layers.Dense(classes, activation="softmax", dtype="float32", name="activity")(x)
 
 
-def build_sensor_model(cfg: Config, *, channels: int, classes: int, mean: np.ndarray,
-                       variance: np.ndarray) -> keras.Model:
+def build_sensor_model(
+    cfg: Config, *, channels: int, classes: int, mean: np.ndarray, variance: np.ndarray
+) -> keras.Model:
     """Window classifier; `mean`/`variance` come from the training recordings only."""
     inputs = keras.Input((cfg.window, channels), name="window")
-    x = keras.layers.Normalization(axis=-1, mean=np.asarray(mean, np.float32),
-                                   variance=np.asarray(variance, np.float32),
-                                   name="normalize")(inputs)
+    x = keras.layers.Normalization(
+        axis=-1,
+        mean=np.asarray(mean, np.float32),
+        variance=np.asarray(variance, np.float32),
+        name="normalize",
+    )(inputs)
     outputs = _classifier(_recurrent_stack(x, cfg), classes)
     return keras.Model(inputs, outputs, name="activity_sensor")
 
@@ -76,8 +81,9 @@ def build_video_model(cfg: Config, *, channels: int, classes: int) -> keras.Mode
             x = keras.layers.TimeDistributed(layer, name=f"per_frame_{layer.name}")(x)
         x = _recurrent_stack(x, cfg)
     elif cfg.video_model == "convlstm":
-        x = keras.layers.ConvLSTM2D(f, 3, padding="same", return_sequences=True,
-                                    name="convlstm_0")(x)
+        x = keras.layers.ConvLSTM2D(f, 3, padding="same", return_sequences=True, name="convlstm_0")(
+            x
+        )
         x = keras.layers.ConvLSTM2D(2 * f, 3, padding="same", name="convlstm_1")(x)
         x = keras.layers.MaxPooling2D(2, name="pool")(x)
         x = keras.layers.Flatten(name="flatten")(x)

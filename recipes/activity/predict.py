@@ -49,8 +49,10 @@ class ModelInfo:
         except TypeError as err:
             raise UserError(f"{Path(model_dir) / LABELS_FILE}: incomplete ({err})") from None
         return dataclasses.replace(
-            info, class_names=tuple(info.class_names),
-            channel_names=tuple(info.channel_names) if info.channel_names else None)
+            info,
+            class_names=tuple(info.class_names),
+            channel_names=tuple(info.channel_names) if info.channel_names else None,
+        )
 
 
 def vote(window_probs: np.ndarray, owners: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +96,11 @@ def evaluate_sensor(model, data: sensor_data.SensorData, window: int, stride: in
 def evaluate_video(model, data: video_data.VideoData) -> dict:
     probs = model.predict(data.clips.astype(np.float32), batch_size=64, verbose=0)
     pred = probs.argmax(axis=1)
-    return {"clip": metrics.classification_report(data.labels, pred, data.class_names),
-            "clip_pred": pred, "clip_probs": probs}
+    return {
+        "clip": metrics.classification_report(data.labels, pred, data.class_names),
+        "clip_pred": pred,
+        "clip_probs": probs,
+    }
 
 
 def headline(result: dict, modality: str) -> dict:
@@ -104,8 +109,12 @@ def headline(result: dict, modality: str) -> dict:
     if modality == "video":
         clip = result["clip"]
         n = int(np.sum(clip["confusion_matrix"]))
-        return {"modality": "video", "accuracy": clip["accuracy"], "macro_f1": clip["macro_f1"],
-                "clip": _summary(clip, n)}
+        return {
+            "modality": "video",
+            "accuracy": clip["accuracy"],
+            "macro_f1": clip["macro_f1"],
+            "clip": _summary(clip, n),
+        }
     rec, win = result["recording"], result["window"]
     return {
         "modality": "sensor",
@@ -122,9 +131,15 @@ def segments(starts: np.ndarray, window: int, labels: np.ndarray, confidence: np
     begin = 0
     for i in range(1, len(labels) + 1):
         if i == len(labels) or labels[i] != labels[begin]:
-            runs.append({"start": int(starts[begin]), "end": int(starts[i - 1] + window),
-                         "label": int(labels[begin]), "windows": i - begin,
-                         "probability": float(confidence[begin:i].mean())})
+            runs.append(
+                {
+                    "start": int(starts[begin]),
+                    "end": int(starts[i - 1] + window),
+                    "label": int(labels[begin]),
+                    "windows": i - begin,
+                    "probability": float(confidence[begin:i].mean()),
+                }
+            )
             begin = i
     return runs
 
@@ -137,15 +152,18 @@ def timeline_rows(result: dict, limit: int = 15) -> tuple[list[dict], int]:
     return rows, max(len(result["segments"]) - limit, 0)
 
 
-def predict_recording(model, info: ModelInfo, values: np.ndarray, source: str,
-                      last_line: int | None = None) -> dict:
+def predict_recording(
+    model, info: ModelInfo, values: np.ndarray, source: str, last_line: int | None = None
+) -> dict:
     """Activity of one sensor recording, with probabilities and a per-window timeline."""
     where = f"{source}:{last_line}" if last_line else source
     if values.shape[1] != info.channels:
         raise UserError(f"{where}: {values.shape[1]} channels, the model expects {info.channels}")
     if len(values) < info.window:
-        raise UserError(f"{where}: recording has {len(values)} samples, fewer than the "
-                        f"model's window of {info.window}")
+        raise UserError(
+            f"{where}: recording has {len(values)} samples, fewer than the "
+            f"model's window of {info.window}"
+        )
     starts = sensor_data.window_starts(len(values), info.window, info.stride)
     windows = sensor_data.recording_windows(values, info.window, info.stride)
     probs = model.predict(windows, batch_size=PREDICT_BATCH, verbose=0)
@@ -157,17 +175,22 @@ def predict_recording(model, info: ModelInfo, values: np.ndarray, source: str,
         "input": source,
         "samples": int(len(values)),
         "activity": names[int(label[0])],
-        "probabilities": {n: float(p) for n, p in zip(names, mean[0])},
-        "votes": {n: int(v) for n, v in zip(names, votes)},
+        "probabilities": {n: float(p) for n, p in zip(names, mean[0], strict=True)},
+        "votes": {n: int(v) for n, v in zip(names, votes, strict=True)},
         "windows": [
-            {"start": int(s), "end": int(s + info.window), "activity": names[int(k)],
-             "probability": float(p[k])}
-            for s, k, p in zip(starts, window_labels, probs)
+            {
+                "start": int(s),
+                "end": int(s + info.window),
+                "activity": names[int(k)],
+                "probability": float(p[k]),
+            }
+            for s, k, p in zip(starts, window_labels, probs, strict=True)
         ],
         "segments": [
             dict(run, activity=names[run.pop("label")])
-            for run in segments(starts, info.window, window_labels,
-                                probs[np.arange(len(probs)), window_labels])
+            for run in segments(
+                starts, info.window, window_labels, probs[np.arange(len(probs)), window_labels]
+            )
         ],
     }
 
@@ -175,8 +198,11 @@ def predict_recording(model, info: ModelInfo, values: np.ndarray, source: str,
 def predict_clip(model, info: ModelInfo, clip: np.ndarray, source: str) -> dict:
     probs = model.predict(clip[None].astype(np.float32), verbose=0)[0]
     names = info.class_names
-    return {"input": source, "activity": names[int(probs.argmax())],
-            "probabilities": {n: float(p) for n, p in zip(names, probs)}}
+    return {
+        "input": source,
+        "activity": names[int(probs.argmax())],
+        "probabilities": {n: float(p) for n, p in zip(names, probs, strict=True)},
+    }
 
 
 def predict_file(model, info: ModelInfo, path: Path) -> dict:
@@ -210,16 +236,24 @@ def evaluate(model_dir: Path, spec: str | None) -> dict:
         sensor_data.check_lengths(data, info.window)
     elif source.kind == "default":
         if same_split:
-            _, data = video_data.default_split(info.video_clips, info.frames, info.frame_size,
-                                               info.validation_fraction, info.seed)
+            _, data = video_data.default_split(
+                info.video_clips, info.frames, info.frame_size, info.validation_fraction, info.seed
+            )
         else:
-            data = video_data.default_data(info.video_clips, info.frames, info.frame_size,
-                                           info.seed)
+            data = video_data.default_data(
+                info.video_clips, info.frames, info.frame_size, info.seed
+            )
         if data.class_names != info.class_names:
             raise UserError("--data: the moving-digit classes differ from the model's")
     else:
-        data = video_data.load(source, info.frames, info.frame_size, channels=info.channels,
-                               class_names=info.class_names, split="test")
+        data = video_data.load(
+            source,
+            info.frames,
+            info.frame_size,
+            channels=info.channels,
+            class_names=info.class_names,
+            split="test",
+        )
     model = runtime.load_model(model_dir)
     if info.modality == "sensor":
         result = evaluate_sensor(model, data, info.window, info.stride)

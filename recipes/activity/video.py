@@ -63,8 +63,12 @@ class VideoData:
 
     def subset(self, indices) -> VideoData:
         indices = np.asarray(indices, dtype=np.int64)
-        return VideoData(self.clips[indices], self.labels[indices], self.class_names,
-                         tuple(self.sources[i] for i in indices))
+        return VideoData(
+            self.clips[indices],
+            self.labels[indices],
+            self.class_names,
+            tuple(self.sources[i] for i in indices),
+        )
 
 
 def prepare_clip(video, frames: int, size: int, channels: int):
@@ -112,8 +116,9 @@ def _trajectories(labels: np.ndarray, frames: int, rng: np.random.Generator):
     return start.astype(np.float32), (directions * speed).astype(np.float32)
 
 
-def moving_digits(images: np.ndarray, count: int, frames: int, size: int,
-                  seed: int, source: str = "digits") -> VideoData:
+def moving_digits(
+    images: np.ndarray, count: int, frames: int, size: int, seed: int, source: str = "digits"
+) -> VideoData:
     """`count` clips, classes balanced, made from `images` (used in turn)."""
     import tensorflow as tf
     from tensorflow_datasets.video import moving_sequence
@@ -127,8 +132,12 @@ def moving_digits(images: np.ndarray, count: int, frames: int, size: int,
 
     def make(image, start_position, speed):
         return moving_sequence.image_as_moving_sequence(
-            image, sequence_length=frames, output_size=(size, size),
-            velocity=speed, start_position=start_position).image_sequence
+            image,
+            sequence_length=frames,
+            output_size=(size, size),
+            velocity=speed,
+            start_position=start_position,
+        ).image_sequence
 
     dataset = tf.data.Dataset.from_tensor_slices((images[picks], start, velocity))
     dataset = dataset.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -137,8 +146,9 @@ def moving_digits(images: np.ndarray, count: int, frames: int, size: int,
     return VideoData(clips, labels, tuple(name for name, _ in MOTIONS), sources)
 
 
-def default_split(count: int, frames: int, size: int, fraction: float,
-                  seed: int) -> tuple[VideoData, VideoData]:
+def default_split(
+    count: int, frames: int, size: int, fraction: float, seed: int
+) -> tuple[VideoData, VideoData]:
     """Moving-digit clips split by digit image: validation clips use unseen digits."""
     images, _ = digit_images()
     train_idx, val_idx = common_data.split_holdout(len(images), fraction, seed)
@@ -184,47 +194,71 @@ def load_clip(path: Path, frames: int, size: int, channels: int) -> np.ndarray:
     return prepare_clip(read_gif(path), frames, size, channels).numpy()
 
 
-def load_directory(root: Path, frames: int, size: int, *, channels: int = 3,
-                   class_names: tuple[str, ...] | None = None, what: str = "--data") -> VideoData:
+def load_directory(
+    root: Path,
+    frames: int,
+    size: int,
+    *,
+    channels: int = 3,
+    class_names: tuple[str, ...] | None = None,
+    what: str = "--data",
+) -> VideoData:
     """One sub-directory per class of `.gif` clips."""
     dirs = class_directories(root, what)
     names = class_names or tuple(d.name for d in dirs)
     clips, labels, sources = [], [], []
     for position, class_dir in enumerate(dirs):
         if class_names is not None and class_dir.name not in class_names:
-            raise UserError(f"{class_dir}: unknown class {class_dir.name!r}; the model knows "
-                            f"{', '.join(class_names)}")
+            raise UserError(
+                f"{class_dir}: unknown class {class_dir.name!r}; the model knows "
+                f"{', '.join(class_names)}"
+            )
         label = position if class_names is None else class_names.index(class_dir.name)
         for path in class_files(class_dir, CLIP_SUFFIXES):
             clips.append(load_clip(path, frames, size, channels))
             labels.append(label)
             sources.append(str(path))
-    return VideoData(np.stack(clips), np.array(labels, dtype=np.int64), tuple(names),
-                     tuple(sources))
+    return VideoData(
+        np.stack(clips), np.array(labels, dtype=np.int64), tuple(names), tuple(sources)
+    )
 
 
-def load_tfds(source, frames: int, size: int, *, split: str = "train",
-              channels: int | None = None, class_names: tuple[str, ...] | None = None,
-              what: str = "--data") -> VideoData:
+def load_tfds(
+    source,
+    frames: int,
+    size: int,
+    *,
+    split: str = "train",
+    channels: int | None = None,
+    class_names: tuple[str, ...] | None = None,
+    what: str = "--data",
+) -> VideoData:
     """A TFDS video data set (e.g. `tfds:ucf101`): a `video` feature and a `label` ClassLabel."""
     import tensorflow as tf
 
     info = common_data.tfds_info(source, what=what)
     features = info.features
-    if "video" not in features or "label" not in features or not hasattr(
-            features["label"], "names"):
-        raise UserError(f"{what} {source}: expected a `video` feature and a `label` "
-                        f"ClassLabel; it has {', '.join(features.keys())}")
+    if (
+        "video" not in features
+        or "label" not in features
+        or not hasattr(features["label"], "names")
+    ):
+        raise UserError(
+            f"{what} {source}: expected a `video` feature and a `label` "
+            f"ClassLabel; it has {', '.join(features.keys())}"
+        )
     names = tuple(features["label"].names)
     if class_names is not None and names != tuple(class_names):
-        raise UserError(f"{what} {source}: its {len(names)} classes differ from the model's "
-                        f"{len(class_names)}")
+        raise UserError(
+            f"{what} {source}: its {len(names)} classes differ from the model's {len(class_names)}"
+        )
     if channels is None:
         channels = int(features["video"].shape[-1] or 3)
     dataset, _ = common_data.tfds_load(source, split=split)
     dataset = dataset.map(
         lambda ex: (prepare_clip(ex["video"], frames, size, channels), ex["label"]),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     clips, labels = [], []
     for clip, label in dataset.batch(256).prefetch(2):
         clips.append(clip.numpy())
@@ -236,15 +270,24 @@ def load_tfds(source, frames: int, size: int, *, split: str = "train",
     return VideoData(clips, np.concatenate(labels).astype(np.int64), names, sources)
 
 
-def load(source, frames: int, size: int, *, channels: int | None = None,
-         class_names: tuple[str, ...] | None = None, split: str = "train",
-         what: str = "--data") -> VideoData:
+def load(
+    source,
+    frames: int,
+    size: int,
+    *,
+    channels: int | None = None,
+    class_names: tuple[str, ...] | None = None,
+    split: str = "train",
+    what: str = "--data",
+) -> VideoData:
     """Clips for a resolved non-default `DataSource` (a GIF directory or TFDS)."""
     if source.kind == "tfds":
-        return load_tfds(source, frames, size, split=split, channels=channels,
-                         class_names=class_names, what=what)
-    return load_directory(source.path, frames, size, channels=channels or 3,
-                          class_names=class_names, what=what)
+        return load_tfds(
+            source, frames, size, split=split, channels=channels, class_names=class_names, what=what
+        )
+    return load_directory(
+        source.path, frames, size, channels=channels or 3, class_names=class_names, what=what
+    )
 
 
 def write_gif(clip: np.ndarray, path: Path, *, frame_ms: int = 120, scale: int = 4) -> Path:
@@ -254,13 +297,25 @@ def write_gif(clip: np.ndarray, path: Path, *, frame_ms: int = 120, scale: int =
     from common.runtime import atomic_write
 
     frames = clip[..., 0] if clip.shape[-1] == 1 else clip
-    images = [Image.fromarray(np.ascontiguousarray(f)).resize(
-        (f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+    images = [
+        Image.fromarray(np.ascontiguousarray(f)).resize(
+            (f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST
+        )
+        for f in frames
+    ]
 
     def write(tmp):
         buffer = io.BytesIO()
-        images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
-                       duration=frame_ms, loop=0, optimize=False, disposal=1)
+        images[0].save(
+            buffer,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=frame_ms,
+            loop=0,
+            optimize=False,
+            disposal=1,
+        )
         Path(tmp).write_bytes(buffer.getvalue())
 
     atomic_write(Path(path), write)

@@ -88,7 +88,7 @@ def test_windows_never_cross_recordings():
     x, y, owners = sensor_data.make_windows(data, window=16, stride=7)
     expected = sum(len(range(0, n - 16 + 1, 7)) for n in lengths)
     assert x.shape == (expected, 16, 3)
-    for window, label, owner in zip(x, y, owners):
+    for window, label, owner in zip(x, y, owners, strict=True):
         assert np.all(window[:, 0] == owner)  # one recording only
         assert np.all(np.diff(window[:, 1]) == 1)  # consecutive samples
         assert window[-1, 1] < lengths[owner]
@@ -177,7 +177,7 @@ def test_gif_clip_directory(tmp_path):
 def test_moving_digits_classes_are_motions():
     images, _ = video_data.digit_images()
     clips = video_data.moving_digits(images[:16], count=16, frames=6, size=20, seed=3)
-    for clip, label in zip(clips.clips, clips.labels):
+    for clip, label in zip(clips.clips, clips.labels, strict=True):
         mass = clip[..., 0].astype(np.float64)
         rows = np.arange(20)[None, :, None]
         cols = np.arange(20)[None, None, :]
@@ -262,6 +262,8 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
             out,
             "--epochs",
             "1",
+            "--cell",  # also checks that --cell reaches the model (and it compiles fastest)
+            "simple",
         )
     )
     from common.runtime import load_model
@@ -274,6 +276,7 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
     np.testing.assert_allclose(np.ravel(layer.variance), train_samples.var(axis=0), rtol=1e-3)
     labels = json.loads((out / "labels.json").read_text())
     assert labels["class_names"] == sorted(CLASSES) and labels["channels"] == 3
+    assert json.loads((out / "config.json").read_text())["cell"] == "simple"
 
     # A validation class the model does not know is a one-line error.
     (val_dir / "fast").rename(val_dir / "sprint")
@@ -346,7 +349,19 @@ def test_predict_rejects_short_and_foreign_recordings(sensor_run, tmp_path):
 
 def test_tiny_video_end_to_end(tmp_path):
     out = tmp_path / "video"
-    result = ok(run_cli("train", "--preset", "tiny", "--modality", "video", "--output-dir", out))
+    result = ok(
+        run_cli(
+            "train",
+            "--preset",
+            "tiny",
+            "--modality",
+            "video",
+            "--cell",
+            "minimal-gru",
+            "--output-dir",
+            out,
+        )
+    )
     assert "Example predictions (validation clips)" in result.output
     for name in (
         "model.keras",
