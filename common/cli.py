@@ -148,7 +148,7 @@ def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
     widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
     for n, row in enumerate(table):
         click.echo("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w)
-                             for j, (cell, w) in enumerate(zip(row, widths))).rstrip())
+                             for j, (cell, w) in enumerate(zip(row, widths, strict=False))).rstrip())
         if n == 0 and headers:
             click.echo("  ".join("-" * w for w in widths))
 

@@ -97,8 +97,6 @@ def tfds_load(source: DataSource, *, split: str, as_supervised: bool = False):
     `source.split`, when given on the command line, wins over `split`. The data set
     is downloaded and prepared into `tfds_data_dir()` if it is not there yet.
     """
-    import tensorflow_datasets as tfds
-
     builder = _tfds_builder(source)
     chosen = source.split or split
     if not builder.is_prepared():

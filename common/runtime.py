@@ -361,7 +361,7 @@ def plot_history(history_csv: os.PathLike, png: os.PathLike) -> Path | None:
     names = [k for k in history if k != "epoch" and not k.startswith("val_")
              and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         ax.plot(epochs, history[name], marker="o", label="train")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], marker="o", label="validation")

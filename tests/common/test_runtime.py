@@ -214,7 +214,7 @@ def test_two_multi_worker_processes_complete_a_fit(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (out, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-2000:]
     assert "DONE True" in results[0][0] and "DONE False" in results[1][0]
     # Synchronous data parallelism: both workers end with the same weights.
