@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import json
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -225,16 +224,16 @@ class Vocab:
 
     @classmethod
     def load(cls, model_dir: Path) -> Vocab:
+        """Read the vocabularies of a run directory; anything wrong is a UserError."""
+        from common.runtime import RunDir
+
         path = Path(model_dir) / "tags.json"
-        text = common_data.read_text(path) if path.is_file() else None
-        if text is None:
-            raise UserError(f"{path}: missing (is {model_dir} a run directory of this recipe?)")
+        obj = RunDir(model_dir).read_json("tags.json")
         try:
-            obj = json.loads(text)
             tags, max_word_chars = list(obj["tags"]), int(obj["max_word_chars"])
             for tag in tags:
                 bio.split_tag(tag)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise UserError(f"{path}: not a tag list written by this recipe ({err})") from None
         words = Tokenizer.load(Path(model_dir) / "words.json")
         chars = Tokenizer.load(Path(model_dir) / "chars.json")

@@ -94,17 +94,84 @@ def build_model(cfg, *, num_words: int, num_chars: int, num_tags: int) -> keras.
     return keras.Model({"words": words, "chars": chars}, probs, name="ner_tagger")
 
 
-def compile_model(model: keras.Model, cfg, optimizer) -> keras.Model:
-    """Token cross-entropy averaged over real tokens only.
+def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
+    """Token cross-entropy averaged over real tokens only, token accuracy and entity F1.
 
     The datasets carry a per-token weight (1 for tokens, 0 for padding);
     `mean_with_sample_weight` divides by the number of real tokens, so neither
-    the loss nor the token accuracy depends on how much padding a batch has
-    (and neither relies on Keras propagating the embedding mask to the output).
+    the loss nor the metrics depend on how much padding a batch has (and none
+    relies on Keras propagating the embedding mask to the output).
     """
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        weighted_metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"),
+            EntityF1(tags),
+        ],
     )
     return model
+
+
+@keras.saving.register_keras_serializable(package="recipes.ner")
+class EntityF1(keras.metrics.Metric):
+    """Entity-level F1 of the per-token argmax, in the graph, so `fit` can monitor `val_entity_f1`.
+
+    The chunk rules are conlleval's (the same as `bio.entity_metrics`, which the
+    final reports use): an entity starts at `B-X`, or at `I-X` after `O` or after
+    another type, and runs over the following `I-X` of its type. A true entity is
+    found when the prediction agrees with it on every one of its tokens about the
+    type and about where entities start and end; F1 = 2 * found / (true + predicted).
+    Tokens with sample weight 0 (padding) count as `O` on both sides.
+    """
+
+    def __init__(self, tags, name="entity_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.tags = list(tags)
+        kinds = sorted({t[2:] for t in self.tags if t != "O"})
+        self._type = [0 if t == "O" else kinds.index(t[2:]) + 1 for t in self.tags]
+        self._inside = [t.startswith("I-") for t in self.tags]
+        self.found = self.add_variable(shape=(), initializer="zeros", name="found")
+        self.true = self.add_variable(shape=(), initializer="zeros", name="true")
+        self.predicted = self.add_variable(shape=(), initializer="zeros", name="predicted")
+
+    def _chunks(self, tag_ids, valid):
+        """(type, starts, ends) of int[b, T] tag ids; type 0 = outside or padding."""
+        kind = ops.where(valid, ops.take(ops.array(self._type, "int32"), tag_ids), 0)
+        inside = ops.take(ops.array(self._inside), tag_ids)
+        previous = ops.pad(kind[:, :-1], [[0, 0], [1, 0]])
+        continues = inside & (kind == previous) & (kind > 0)
+        following = ops.pad(continues[:, 1:], [[0, 0], [0, 1]])
+        return kind, (kind > 0) & ~continues, (kind > 0) & ~following
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        y_pred = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        valid = ops.ones_like(y_true, "bool") if sample_weight is None else sample_weight > 0
+        kind_t, start_t, end_t = self._chunks(y_true, valid)
+        kind_p, start_p, end_p = self._chunks(y_pred, valid)
+        disagree = (kind_t > 0) & ((kind_t != kind_p) | (start_t != start_p) | (end_t != end_p))
+        # One segment per true entity (row, entity number); count its disagreeing tokens.
+        number = ops.cumsum(ops.cast(start_t, "int32"), axis=1)
+        width = ops.shape(number)[1] + 1
+        rows = ops.expand_dims(ops.arange(ops.shape(number)[0], dtype="int32"), 1)
+        segment = ops.reshape(rows * width + number, [-1])
+        bad = ops.segment_sum(
+            ops.reshape(ops.cast(disagree, "float32"), [-1]),
+            segment,
+            num_segments=ops.shape(number)[0] * width,
+        )
+        n_true = ops.sum(ops.cast(start_t, "float32"))
+        self.true.assign_add(n_true)
+        self.predicted.assign_add(ops.sum(ops.cast(start_p, "float32")))
+        self.found.assign_add(n_true - ops.sum(ops.cast(bad > 0, "float32")))
+
+    def result(self):
+        return ops.divide_no_nan(2.0 * self.found, self.true + self.predicted)
+
+    def reset_state(self):
+        for variable in (self.found, self.true, self.predicted):
+            variable.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "tags": self.tags}

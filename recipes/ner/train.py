@@ -1,25 +1,32 @@
 """`train`: load and check the data, build the vocabularies and the tagger, fit, evaluate, demo.
 
-Validation data, in order of preference:
-1. `--validation-data SRC` (all of it);
-2. for a TFDS source, its `validation` or `dev` split (tfds:conll2003 has `dev`);
-3. otherwise a seeded split of the training data: `validation_fraction` of the
-   sentences (20 % in every preset), chosen by `common.data.split_holdout(n,
-   fraction, --seed)`, so the same command always holds out the same sentences.
+Three sets of sentences:
 
-The held-out sentences select the best epoch (lowest validation loss) and give
-the reported entity-level precision, recall and F1. Run directory (DESIGN.md
-section 6): config.json, argv.txt, data.json, words.json, chars.json, tags.json,
-history.csv, model.keras, metrics.json, training.png, logs/.
+- validation, which picks the best epoch (highest entity F1) and stops
+  training early: `--validation-data SRC` if given; else a TFDS source's
+  `validation` or `dev` split (tfds:conll2003 has `dev`); else a seeded part
+  of the training data;
+- test, which gives the reported numbers and was never used to choose
+  anything: a TFDS source's `test` split; else, when the validation sentences
+  were split off the training data, another seeded part of it; with
+  `--validation-data` there is none and the report is on the validation data
+  (run `evaluate --data TEST` for a clean number);
+- train: the rest.
+
+The seeded parts are `validation_fraction` and `test_fraction` of the sentences
+(15 % each in the presets), chosen with `common.data.split_holdout(n, fraction,
+--seed)`, so the same command always holds out the same sentences; `data.json`
+records how to rebuild them (`evaluate` without `--data` does).
+
+Run directory (DESIGN.md section 6): config.json, argv.txt, data.json,
+words.json, chars.json, tags.json, history.csv, model.keras, metrics.json,
+training.png, logs/.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-import time
-
-import keras
 
 from common import data as common_data
 from common import runtime
@@ -36,109 +43,96 @@ TFDS_VALIDATION_SPLITS = ("validation", "dev")
 class Splits:
     train: data.Corpus
     validation: data.Corpus
-    description: dict  # recorded as data.json; `evaluate` re-creates the held-out split from it
+    test: data.Corpus | None
+    description: dict  # data.json: how to rebuild the held-out sentences
+
+
+def _tfds_split(source, candidates) -> str | None:
+    splits = common_data.tfds_info(source).splits if source.kind == "tfds" else {}
+    return next((s for s in candidates if s in splits), None)
+
+
+def _first(corpus: data.Corpus, max_sentences: int | None) -> data.Corpus:
+    if not max_sentences or len(corpus) <= max_sentences:
+        return corpus
+    return corpus.subset(range(max_sentences), f"{corpus.origin}, first {max_sentences} sentences")
+
+
+def _three_way(corpus: data.Corpus, fractions: list, seed: int):
+    """Seeded (train, validation, test) parts of one corpus."""
+    val_fraction, test_fraction = fractions
+    train_idx, rest = common_data.split_holdout(len(corpus), val_fraction + test_fraction, seed)
+    val_pos, test_pos = common_data.split_holdout(
+        len(rest), test_fraction / (val_fraction + test_fraction), seed
+    )
+    held = f"{corpus.origin}, seed {seed}"
+    return (
+        corpus.subset(train_idx),
+        corpus.subset(rest[val_pos], f"{held}: validation {val_fraction:.0%}"),
+        corpus.subset(rest[test_pos], f"{held}: test {test_fraction:.0%}"),
+    )
 
 
 def _load_splits(run, cfg) -> Splits:
     """Resolve and parse everything up front: bad input fails before the run dir exists."""
     source = common_data.resolve(run.data, what="--data")
-    val_source = (
-        common_data.resolve(run.validation_data, what="--validation-data")
-        if run.validation_data
-        else None
-    )
+    val_source = None
+    if run.validation_data:
+        val_source = common_data.resolve(run.validation_data, what="--validation-data")
     for s in (source, val_source):
         if s is not None and s.kind == "tfds":
             data.check_tfds(s)
-    corpus = data.load(source, split="train")
-    if cfg.max_sentences:
-        corpus = corpus.subset(
-            range(min(cfg.max_sentences, len(corpus))),
-            origin=f"{corpus.origin}, first {cfg.max_sentences} sentences",
-        )
-    description = {"data": run.data, "validation_data": run.validation_data, "seed": run.seed}
+    corpus = _first(data.load(source, split="train"), cfg.max_sentences)
+    description = {
+        "data": run.data,
+        "validation_data": run.validation_data,
+        "seed": run.seed,
+        "max_sentences": cfg.max_sentences,
+    }
+    test = None
     if val_source is not None:
-        validation = data.load(val_source, split=_tfds_validation_split(val_source) or "test")
+        train, validation = corpus, data.load(val_source, split=_val_split(val_source))
+        description["held_out"] = "validation_data"
+    elif source.kind == "tfds" and not source.split and _tfds_split(source, TFDS_VALIDATION_SPLITS):
         train = corpus
-        description["validation"] = "source"
-    elif source.kind == "tfds" and not source.split and _tfds_validation_split(source):
-        split = _tfds_validation_split(source)
-        validation = data.load(source, split=split)
-        train = corpus
-        description.update(validation="tfds_split", split=split)
+        validation = data.load(source, split=_tfds_split(source, TFDS_VALIDATION_SPLITS))
+        if _tfds_split(source, ("test",)):
+            test = data.load(source, split="test")
+        description["held_out"] = "tfds_splits"
     else:
-        train_idx, val_idx = common_data.split_holdout(
-            len(corpus), cfg.validation_fraction, run.seed
-        )
-        train = corpus.subset(train_idx)
-        validation = corpus.subset(
-            val_idx,
-            origin=f"{corpus.origin}, held-out {cfg.validation_fraction:.0%} (seed {run.seed})",
-        )
-        description.update(
-            validation="holdout", fraction=cfg.validation_fraction, max_sentences=cfg.max_sentences
-        )
+        fractions = [cfg.validation_fraction, cfg.test_fraction]
+        train, validation, test = _three_way(corpus, fractions, run.seed)
+        description.update(held_out="seeded", fractions=fractions)
     description.update(
-        scheme=corpus.scheme,
-        train_sentences=len(train),
-        validation_sentences=len(validation),
         origin=corpus.origin,
+        scheme=corpus.scheme,
+        sentences={
+            "train": len(train),
+            "validation": len(validation),
+            "test": len(test) if test else 0,
+        },
     )
-    return Splits(train, validation, description)
+    return Splits(train, validation, test, description)
 
 
-def _tfds_validation_split(source) -> str | None:
-    splits = common_data.tfds_info(source).splits if source.kind == "tfds" else {}
-    return next((s for s in TFDS_VALIDATION_SPLITS if s in splits), None)
+def _val_split(source) -> str:
+    return _tfds_split(source, TFDS_VALIDATION_SPLITS) or "test"
 
 
 def heldout_corpus(description: dict) -> data.Corpus:
-    """The validation sentences of a finished run, re-created from its data.json."""
-    kind = description.get("validation")
-    if kind == "source":
-        source = common_data.resolve(
-            description["validation_data"], what="validation data of the run"
-        )
-        return data.load(source, split=_tfds_validation_split(source) or "test")
+    """The sentences a finished run reported on (test, else validation), from its data.json."""
+    kind = description.get("held_out")
+    if kind == "validation_data":
+        source = common_data.resolve(description["validation_data"], what="validation data")
+        return data.load(source, split=_val_split(source))
     source = common_data.resolve(description.get("data"), what="training data of the run")
-    if kind == "tfds_split":
-        return data.load(source, split=description["split"])
-    if kind == "holdout":
-        corpus = data.load(source, split="train")
-        if description.get("max_sentences"):
-            corpus = corpus.subset(
-                range(min(description["max_sentences"], len(corpus))),
-                origin=f"{corpus.origin}, first {description['max_sentences']} sentences",
-            )
-        _, val_idx = common_data.split_holdout(
-            len(corpus), description["fraction"], description["seed"]
-        )
-        return corpus.subset(
-            val_idx,
-            origin=f"{corpus.origin}, held-out {description['fraction']:.0%} "
-            f"(seed {description['seed']})",
-        )
-    raise UserError(f"data.json: unknown validation kind {kind!r}; pass --data")
-
-
-class EntityF1Logger(keras.callbacks.Callback):
-    """Print the validation entity F1 after each epoch (the number NER is judged by)."""
-
-    def __init__(self, vocab: data.Vocab, validation: data.Corpus, cfg):
-        super().__init__()
-        self.vocab, self.validation, self.cfg = vocab, validation, cfg
-
-    @property
-    def tagger(self) -> tag.Tagger:
-        return tag.Tagger(self.model, self.vocab, self.cfg.batch_size, self.cfg.length_multiple)
-
-    def on_epoch_end(self, epoch, logs=None):
-        scores = self.tagger.evaluate(self.validation)
-        print(
-            f"epoch {epoch + 1}: validation entity precision {scores['precision']:.3f} "
-            f"recall {scores['recall']:.3f} F1 {scores['f1']:.3f}",
-            flush=True,
-        )
+    if kind == "tfds_splits":
+        split = "test" if _tfds_split(source, ("test",)) else _val_split(source)
+        return data.load(source, split=split)
+    if kind == "seeded":
+        corpus = _first(data.load(source, split="train"), description.get("max_sentences"))
+        return _three_way(corpus, description["fractions"], description["seed"])[2]
+    raise UserError(f"data.json: unknown held-out kind {kind!r}; pass --data")
 
 
 def print_report(metrics: dict) -> None:
@@ -163,7 +157,7 @@ def print_report(metrics: dict) -> None:
     )
     print_table(rows)
     print(
-        f"token accuracy {metrics['token_accuracy']:.4f} | F1 without transition repair "
+        f"token accuracy {metrics['token_accuracy']:.4f} | F1 without the transition repair "
         f"{metrics['f1_argmax']:.4f} | {metrics['sentences']} sentences, {metrics['tokens']} tokens"
     )
 
@@ -174,16 +168,17 @@ def train(cfg, run) -> dict:
     vocab = data.Vocab.build(
         splits.train, word_min_freq=cfg.word_min_freq, max_word_chars=cfg.max_word_chars
     )
-    train_words, train_chars = vocab.encode(splits.train.tokens)
-    val_words, val_chars = vocab.encode(splits.validation.tokens)
-    train_tags = vocab.encode_tags(splits.train)
-    val_tags = vocab.encode_tags(splits.validation)  # a type unseen in training -> UserError
+    for part in (splits.validation, splits.test):
+        if part is not None:
+            vocab.encode_tags(part)  # an entity type unseen in training -> UserError, now
 
     strategy = runtime.setup(run)
+    held_out = f"validation {len(splits.validation)}" + (
+        f", test {len(splits.test)}" if splits.test else ""
+    )
     print(
         f"Data: {splits.description['origin']} ({splits.train.scheme} tags, read as IOB2) | "
-        f"train {len(splits.train)} sentences / {splits.train.num_tokens} tokens | "
-        f"validation {len(splits.validation)} sentences ({splits.validation.origin})"
+        f"sentences: train {len(splits.train)} ({splits.train.num_tokens} tokens), {held_out}"
     )
     print(
         f"Vocabulary: {vocab.words.vocab_size} words, {vocab.chars.vocab_size} characters, "
@@ -196,64 +191,67 @@ def train(cfg, run) -> dict:
             num_chars=vocab.chars.vocab_size,
             num_tags=len(vocab.tags),
         )
-        compile_model(model, cfg, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
+        compile_model(model, vocab.tags, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
 
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     vocab.save(run_dir)
     run_dir.write_json("data.json", splits.description)
 
-    train_ds = data.make_dataset(
-        train_words,
-        train_chars,
-        train_tags,
-        batch_size=cfg.batch_size,
-        chars_per_word=cfg.max_word_chars,
-        length_multiple=cfg.length_multiple,
-        shuffle=True,
-        seed=run.seed,
-        word_dropout=cfg.word_dropout,
-    )
-    val_ds = data.make_dataset(
-        val_words,
-        val_chars,
-        val_tags,
-        batch_size=cfg.batch_size,
-        chars_per_word=cfg.max_word_chars,
-        length_multiple=cfg.length_multiple,
-    )
-    start = time.monotonic()
+    def dataset(corpus, training=False):
+        words, chars = vocab.encode(corpus.tokens)
+        return data.make_dataset(
+            words,
+            chars,
+            vocab.encode_tags(corpus),
+            batch_size=cfg.batch_size,
+            chars_per_word=cfg.max_word_chars,
+            length_multiple=cfg.length_multiple,
+            shuffle=training,
+            seed=run.seed,
+            word_dropout=cfg.word_dropout if training else 0.0,
+        )
+
     best = runtime.fit(
         model,
-        train_ds,
-        val_ds,
+        dataset(splits.train, training=True),
+        dataset(splits.validation),
         run_dir=run_dir,
         epochs=cfg.epochs,
         time_budget=run.time_budget or cfg.time_budget,
+        monitor="val_entity_f1",
+        mode="max",
         patience=cfg.patience,
-        callbacks=[EntityF1Logger(vocab, splits.validation, cfg)],
         verbose="auto" if sys.stdout.isatty() else 2,  # one line per epoch in logs
     )
-    train_seconds = time.monotonic() - start
 
     tagger = tag.Tagger(best, vocab, cfg.batch_size, cfg.length_multiple)
-    metrics = tagger.evaluate(splits.validation)
+    validation = tagger.evaluate(splits.validation)
+    reported, name = (
+        (tagger.evaluate(splits.test), "test") if splits.test else (validation, "validation")
+    )
+    corpus = splits.test or splits.validation
     run_dir.write_json(
         "metrics.json",
         {
-            **metrics,
-            "split": "validation",
-            "data": splits.validation.origin,
-            "train_seconds": round(train_seconds, 1),
+            **reported,
+            "split": name,
+            "data": corpus.origin,
+            "validation": {k: validation[k] for k in ("precision", "recall", "f1")},
         },
     )
     print(
-        f"\nBest model on the validation split ({splits.validation.origin}), "
-        "entity level (conlleval/seqeval):"
+        f"\nBest epoch's model (by validation entity F1) on the {name} sentences "
+        f"({corpus.origin}); entity level, conlleval semantics:"
     )
-    print_report(metrics)
+    print_report(reported)
+    if splits.test:
+        print(
+            f"(validation: precision {validation['precision']:.4f} recall "
+            f"{validation['recall']:.4f} F1 {validation['f1']:.4f})"
+        )
 
     tokens = tag.tokenize(DEMO_TEXT)
     print(f"\nTagging {DEMO_TEXT!r}:")
     print(tag.format_sentence(tokens, tagger.tag([tokens])[0]))
     print(f"\nSaved to {run_dir.path}/ (model.keras, metrics.json, training.png, ...)")
-    return metrics
+    return reported

@@ -122,7 +122,7 @@ def _tiny_model():
 
     keras.utils.set_random_seed(0)
     model = build_model(PRESETS["tiny"], num_words=50, num_chars=30, num_tags=5)
-    return compile_model(model, PRESETS["tiny"], keras.optimizers.Adam())
+    return compile_model(model, ["O", "B-A", "I-A", "B-B", "I-B"], keras.optimizers.Adam())
 
 
 def _pad(sentences, tags, length, chars, pad_tag):
@@ -145,10 +145,11 @@ def test_padding_counts_in_neither_loss_nor_metrics_nor_predictions():
     tags = [[0, 1, 2], [0, 0, 3, 4, 0, 1]]
     short = _pad(sentences, tags, 8, 4, pad_tag=3)
     long = _pad(sentences, tags, 24, 12, pad_tag=1)
-    loss_short, acc_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)
-    loss_long, acc_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)
+    loss_short, acc_short, f1_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)
+    loss_long, acc_long, f1_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)
     assert loss_short == pytest.approx(loss_long, rel=1e-5)
     assert acc_short == pytest.approx(acc_long, rel=1e-5)
+    assert f1_short == pytest.approx(f1_long, rel=1e-5)
     # The loss is the mean over the 9 real tokens only.
     probs = model.predict_on_batch(short[0])
     expected = -np.mean(
