@@ -34,6 +34,9 @@ import tensorflow as tf
 
 __all__ = ["lstm", "gru"]
 
+JIT = True
+FWD_MODE = "concat"
+
 
 def _compute_dtype(dtype):
     return tf.float64 if dtype == tf.float64 else tf.float32
@@ -44,6 +47,13 @@ def _time_major(x, go_backwards):
     perm = [1, 0] + list(range(2, x.shape.rank))
     x = tf.transpose(x, perm)
     return tf.reverse(x, [0]) if go_backwards else x
+
+
+def _from_time_major(x_tm, go_backwards):
+    """Inverse of _time_major."""
+    if go_backwards:
+        x_tm = tf.reverse(x_tm, [0])
+    return tf.transpose(x_tm, [1, 0] + list(range(2, x_tm.shape.rank)))
 
 
 def _batch_major(x):
@@ -131,18 +141,29 @@ def _prev_matmul(h0, states, dz):
 # --------------------------------------------------------------------------------------------
 
 
-def _lstm_forward(x, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save, go_backwards):
-    """Runs the loop; returns (H, C, G, c_T): states [T, B, U] and gates [T, B, 4U] if save."""
-    x_tm = _time_major(x, go_backwards)
-    xw = _project(x_tm, kernel, bias)
-    steps = tf.shape(xw)[0]
-    units = tf.shape(recurrent_kernel)[0]
-    dtype = xw.dtype
+def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save):
+    """Runs the loop over time-major inputs in processing order.
+
+    Each step is ONE matmul, ``[x_t, h_{t-1}] @ [W; U]`` (on CPU XLA runs this faster than a
+    hoisted ``X @ W`` read back step by step). Returns ``(H, c_T, saved)``: H = the states h_t
+    [T, B, U]. With ``save``, ``saved`` holds what the backward pass needs, arranged so that its
+    loop is a few element-wise kernels per step (XLA:CPU pays per kernel launched):
+
+        XH = [x_t, h_{t-1}]                                         [T, B, D + U]
+        P  = d(gates)/dz * [g, c_{t-1}, i, tanh(c_t)]               [T, B, 4U]
+        Q  = o (1 - tanh(c_t)^2) (+ w_co P_o)     dc_t += dh_t Q
+        R  = f (+ w_ci P_i + w_cf P_f)            dc_{t-1} = dc_t R
+        C  = c_t (peepholes only, for their gradient)               [T, B, U]
+    """
+    steps = tf.shape(x_tm)[0]
+    dtype = x_tm.dtype
+    stacked = tf.concat([kernel, recurrent_kernel], axis=0)
     if peephole is not None:
         w_ci, w_cf, w_co = peephole[0], peephole[1], peephole[2]
 
-    def body(t, h, c, ta_h, ta_c, ta_g):
-        z = xw[t] + tf.matmul(h, recurrent_kernel)
+    def body(t, h, c, ta_h, ta_xh, ta_p, ta_q, ta_r, ta_c):
+        xh = tf.concat([x_tm[t], h], axis=-1)
+        z = tf.matmul(xh, stacked) + bias
         z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
         if peephole is not None:
             z_i = z_i + w_ci * c
@@ -154,59 +175,66 @@ def _lstm_forward(x, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, sav
         if peephole is not None:
             z_o = z_o + w_co * c_new
         o = tf.sigmoid(z_o)
-        h_new = o * tf.tanh(c_new)
+        tanh_c = tf.tanh(c_new)
+        h_new = o * tanh_c
+        if save:
+            p_i = g * i * (1.0 - i)
+            p_f = c * f * (1.0 - f)
+            p_o = tanh_c * o * (1.0 - o)
+            q = o * (1.0 - tanh_c * tanh_c)
+            r = f
+            if peephole is not None:
+                q = q + w_co * p_o
+                r = r + w_ci * p_i + w_cf * p_f
         if m is not None:
             h_new = tf.where(m[t], h_new, h)
             c_new = tf.where(m[t], c_new, c)
         ta_h = ta_h.write(t, h_new)
         if save:
-            ta_c = ta_c.write(t, c_new)
-            ta_g = ta_g.write(t, tf.concat([i, f, g, o], axis=-1))
-        return t + 1, h_new, c_new, ta_h, ta_c, ta_g
+            ta_xh = ta_xh.write(t, xh)
+            ta_p = ta_p.write(t, tf.concat([p_i, p_f, i * (1.0 - g * g), p_o], axis=-1))
+            ta_q = ta_q.write(t, q)
+            ta_r = ta_r.write(t, r)
+            if peephole is not None:
+                ta_c = ta_c.write(t, c_new)
+        return t + 1, h_new, c_new, ta_h, ta_xh, ta_p, ta_q, ta_r, ta_c
 
-    def ta(size):
-        return tf.TensorArray(dtype, size=size, element_shape=None)
+    def ta(keep):
+        return tf.TensorArray(dtype, size=steps if keep else 0)
 
-    ta_size = steps if save else 0
-    _, _, c_last, ta_h, ta_c, ta_g = tf.while_loop(
+    _, _, c_last, ta_h, *tas = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, c0, ta(steps), ta(ta_size), ta(ta_size)),
+        (tf.constant(0), h0, c0, ta(True), ta(save), ta(save), ta(save), ta(save),
+         ta(save and peephole is not None)),
         maximum_iterations=steps,
     )
-    del units
+    saved = None
     if save:
-        return ta_h.stack(), ta_c.stack(), ta_g.stack(), c_last
-    return ta_h.stack(), None, None, c_last
+        saved = [a.stack() for a in tas[:4]]
+        saved.append(tas[4].stack() if peephole is not None else tf.zeros([0], dtype))
+    return ta_h.stack(), c_last, saved
 
 
-def _lstm_backward(d_states, dc_last, x, m, h0, c0, kernel, recurrent_kernel, peephole,
-                   states, cells, gates, *, go_backwards):
-    """Hand-written BPTT. d_states: gradient w.r.t. the saved h states [T, B, U]."""
-    steps = tf.shape(states)[0]
-    x_tm = _time_major(x, go_backwards)
-    c_prev_all = tf.concat([c0[None], cells[:-1]], axis=0)
-    tanh_c_all = tf.tanh(cells)
-    if peephole is not None:
-        w_ci, w_cf, w_co = peephole[0], peephole[1], peephole[2]
+def _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, peephole, xh, p, q, r,
+                   cells):
+    """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
+
+    Per step: dh = dH_t + dh_{t+1}; dc = dc_{t+1} + dh Q_t; dz = P_t * [dc, dc, dc, dh];
+    dc_{t-1} = dc R_t; dh_{t-1} = dz @ U^T. After the loop: d[W; U] = XH^T @ dZ, dX = dZ @ W^T,
+    db = sum dZ. Returns (dX time-major, dh0, dc0, dW, dU, db, dP).
+    """
+    steps = tf.shape(xh)[0]
+    dtype = xh.dtype
+    units = recurrent_kernel.shape[0]
+    zeros = tf.zeros([tf.shape(xh)[1], units], dtype)
 
     def body(k, dh_next, dc_next, ta_dz):
         t = steps - 1 - k
         dh = d_states[t] + dh_next
-        i, f, g, o = tf.split(gates[t], 4, axis=-1)
-        tc = tanh_c_all[t]
-        c_prev = c_prev_all[t]
-        dz_o = dh * tc * o * (1.0 - o)
-        dc = dc_next + dh * o * (1.0 - tc * tc)
-        if peephole is not None:
-            dc = dc + dz_o * w_co
-        dz_i = dc * g * i * (1.0 - i)
-        dz_f = dc * c_prev * f * (1.0 - f)
-        dz_c = dc * i * (1.0 - g * g)
-        dz = tf.concat([dz_i, dz_f, dz_c, dz_o], axis=-1)
-        dc_prev = dc * f
-        if peephole is not None:
-            dc_prev = dc_prev + dz_i * w_ci + dz_f * w_cf
+        dc = dc_next + dh * q[t]
+        dz = p[t] * tf.concat([dc, dc, dc, dh], axis=-1)
+        dc_prev = dc * r[t]
         if m is not None:
             dz = tf.where(m[t], dz, tf.zeros_like(dz))
             dc_prev = tf.where(m[t], dc_prev, dc_next)
@@ -218,57 +246,62 @@ def _lstm_backward(d_states, dc_last, x, m, h0, c0, kernel, recurrent_kernel, pe
     _, dh0, dc0, ta_dz = tf.while_loop(
         lambda k, *_: k < steps,
         body,
-        (tf.constant(0), tf.zeros_like(h0), dc_last, tf.TensorArray(states.dtype, size=steps)),
+        (tf.constant(0), zeros, dc_last, tf.TensorArray(dtype, size=steps)),
         maximum_iterations=steps,
     )
-    dz = ta_dz.stack()
-    dx, d_kernel = _input_grads(x_tm, dz, kernel, go_backwards, tf.shape(x))
-    d_recurrent = _prev_matmul(h0, states, dz)
-    d_bias = tf.reduce_sum(dz, axis=[0, 1])
+    dz3 = ta_dz.stack()
+    dz = _flat(dz3)
+    d_stacked = tf.matmul(_flat(xh), dz, transpose_a=True)
+    features = kernel.shape[0]
+    d_kernel, d_recurrent = d_stacked[:features], d_stacked[features:]
+    dx_tm = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [steps, -1, features])
+    d_bias = tf.reduce_sum(dz, axis=0)
     d_peephole = None
     if peephole is not None:
-        dz_i, dz_f, _, dz_o = tf.split(dz, 4, axis=-1)
+        c_prev = tf.concat([c0[None], cells[:-1]], axis=0)
+        dz_i, dz_f, _, dz_o = tf.split(dz3, 4, axis=-1)
         d_peephole = tf.stack([
-            tf.reduce_sum(dz_i * c_prev_all, axis=[0, 1]),
-            tf.reduce_sum(dz_f * c_prev_all, axis=[0, 1]),
+            tf.reduce_sum(dz_i * c_prev, axis=[0, 1]),
+            tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
             tf.reduce_sum(dz_o * cells, axis=[0, 1]),
         ])
-    return dx, dh0, dc0, d_kernel, d_recurrent, d_bias, d_peephole
+    return dx_tm, dh0, dc0, d_kernel, d_recurrent, d_bias, d_peephole
 
 
 @functools.lru_cache(maxsize=None)
 def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, peephole):
     """The XLA-compiled functions for one static configuration (traced once per shape)."""
 
-    def unpack(mask, peephole_kernel):
+    def unpack(x, mask, peephole_kernel):
         m = _mask_tm(mask, go_backwards) if masked else None
-        return m, (peephole_kernel if peephole else None)
+        return _time_major(x, go_backwards), m, (peephole_kernel if peephole else None)
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=JIT, autograph=False)
     def infer(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
-        m, p = unpack(mask, peephole_kernel)
-        states, _, _, c_last = _lstm_forward(
-            x, m, h0, c0, kernel, recurrent_kernel, bias, p, save=False, go_backwards=go_backwards
-        )
+        x_tm, m, p = unpack(x, mask, peephole_kernel)
+        states, c_last, _ = _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, p,
+                                          save=False)
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1], c_last
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=JIT, autograph=False)
     def forward(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
-        m, p = unpack(mask, peephole_kernel)
-        states, cells, gates, c_last = _lstm_forward(
-            x, m, h0, c0, kernel, recurrent_kernel, bias, p, save=True, go_backwards=go_backwards
-        )
+        x_tm, m, p = unpack(x, mask, peephole_kernel)
+        states, c_last, saved = _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias,
+                                              p, save=True)
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
-        return y, states[-1], c_last, states, cells, gates
+        return (y, states[-1], c_last, c0, *saved)
 
-    @tf.function(jit_compile=True, autograph=False)
-    def backward(dy, dh_last, dc_last, x, mask, h0, c0, kernel, recurrent_kernel,
-                 peephole_kernel, states, cells, gates):
-        m, p = unpack(mask, peephole_kernel)
+    @tf.function(jit_compile=JIT, autograph=False)
+    def backward(dy, dh_last, dc_last, x, mask, kernel, recurrent_kernel, peephole_kernel, c0,
+                 xh, p_, q, r, cells):
+        _, m, p = unpack(x[:, :0], mask, peephole_kernel)
+        units = recurrent_kernel.shape[0]
+        states_shape = tf.concat([tf.shape(xh)[:2], [units]], axis=0)
         d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
-                                tf.shape(states))
-        return _lstm_backward(d_states, dc_last, x, m, h0, c0, kernel, recurrent_kernel, p,
-                              states, cells, gates, go_backwards=go_backwards)
+                                states_shape)
+        dx_tm, *rest = _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, p, xh,
+                                      p_, q, r, cells)
+        return (_from_time_major(dx_tm, go_backwards), *rest)
 
     return infer, forward, backward
 
@@ -397,14 +430,14 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
     def mask_tm(mask):
         return _mask_tm(mask, go_backwards) if masked else None
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=JIT, autograph=False)
     def infer(x, mask, h0, kernel, recurrent_kernel, bias):
         m = mask_tm(mask)
         states, _ = _gru_forward(x, m, h0, kernel, recurrent_kernel, bias,
                                  reset_after=reset_after, save=False, go_backwards=go_backwards)
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1]
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=JIT, autograph=False)
     def forward(x, mask, h0, kernel, recurrent_kernel, bias):
         m = mask_tm(mask)
         states, gates = _gru_forward(x, m, h0, kernel, recurrent_kernel, bias,
@@ -413,7 +446,7 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
         return y, states[-1], states, gates
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=JIT, autograph=False)
     def backward(dy, dh_last, x, mask, h0, kernel, recurrent_kernel, states, gates):
         m = mask_tm(mask)
         d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
@@ -481,19 +514,18 @@ def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, 
         # loops cannot export TensorLists); the gradient is `grad` below.
         args = _no_tape(x, mask_arg, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel)
         if training:
-            y, h_last, c_last, states, cells, gates = forward(*args)
+            y, h_last, c_last, *saved = forward(*args)
         else:
             y, h_last, c_last = infer(*args)
+            saved = []
 
         def grad(dy, dh_last, dc_last):
-            if training:
-                saved = (states, cells, gates)
-            else:  # differentiated outside training: recompute the saved activations
-                saved = forward(*args)[3:]
+            if not training:  # differentiated outside training: recompute the saved activations
+                saved[:] = forward(*args)[3:]
             dx, dh0, dc0, dk, drk, db, dp = backward(
                 _zeros_if_none(dy, y), _zeros_if_none(dh_last, h_last),
-                _zeros_if_none(dc_last, c_last), x, mask_arg, h0, c0, kernel,
-                recurrent_kernel, peephole_kernel, *saved,
+                _zeros_if_none(dc_last, c_last), x, mask_arg, kernel, recurrent_kernel,
+                peephole_kernel, *saved,
             )
             if dp is None:
                 dp = tf.zeros_like(peephole_kernel)
