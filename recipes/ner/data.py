@@ -297,8 +297,12 @@ def make_dataset(
     Elements: `({"words": int32[b, T], "chars": int32[b, T, chars_per_word]},
     tags int32[b, T], weights float32[b, T])`; without `tags`, `(inputs,
     index int32[b])` where `index` gives each row's position in `words` (batches
-    are not in input order). Training (`shuffle=True`) drops each bucket's last
-    incomplete batch; those sentences come back in other epochs' batches.
+    are not in input order). Every batch has `batch_size` rows, so each length
+    bucket is one shape: training (`shuffle=True`) drops each bucket's last
+    incomplete batch (those sentences come back in other epochs' batches);
+    otherwise a short batch is filled with copies of its own rows that have
+    weight 0 and index -1 (copies rather than empty rows: cuDNN rejects fully
+    masked sequences).
     `word_dropout` (training) replaces real words by <unk> (id 1) with that
     probability, so the model learns to lean on the characters of unseen words.
     """
@@ -344,6 +348,11 @@ def make_dataset(
     )
 
     def finish(batch):
+        if not shuffle:  # fill a short last batch with copies of its rows, weight 0, index -1
+            rows = tf.shape(batch["words"])[0]
+            real = tf.range(batch_size) < rows
+            batch = {k: tf.gather(v, tf.range(batch_size) % rows) for k, v in batch.items()}
+            batch["index"] = tf.where(real, batch["index"], -1)
         w = batch["words"]
         if word_dropout > 0:
             drop = tf.random.uniform(tf.shape(w)) < word_dropout
@@ -351,7 +360,8 @@ def make_dataset(
         x = {"words": w, "chars": batch["chars"]}
         if tags is None:
             return x, batch["index"]
-        return x, batch["tags"], tf.cast(batch["words"] > 0, tf.float32)
+        weights = tf.cast((batch["words"] > 0) & (batch["index"] >= 0)[:, None], tf.float32)
+        return x, batch["tags"], weights
 
     # Known cardinality: Keras shows the epoch length and does not warn at its end.
     per_bucket = Counter(bisect.bisect_right(boundaries, n) for n in lengths)

@@ -62,7 +62,8 @@ class Tagger:
             for x, index in batches:
                 probs = np.asarray(self.model.predict_on_batch(x))
                 for row, i in zip(probs, index.numpy(), strict=True):
-                    out[keep[i]] = row[: len(sentences[keep[i]])]
+                    if i >= 0:  # -1: a copy that fills the last batch
+                        out[keep[i]] = row[: len(sentences[keep[i]])]
         return out
 
     def tag(self, sentences: Sequence[Sequence[str]], *, repair: bool = True) -> list[list[str]]:

@@ -87,6 +87,34 @@ def test_entity_metrics_equal_a_hand_computed_case():
     assert (m["precision"], m["recall"], m["f1"]) == (0.0, 0.0, 0.0)
 
 
+def test_in_graph_entity_f1_equals_seqeval():
+    """The metric `fit` monitors (argmax, padding excluded) agrees with the reported one."""
+    from recipes.ner.model import EntityF1
+
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    # The hand-computed case above, as ids, padded to 5 tokens with junk labels.
+    y_true = np.array([[1, 2, 0, 3, 4], [3, 0, 1, 2, 2]])
+    y_pred = np.array([[1, 2, 0, 3, 1], [3, 0, 1, 2, 1]])
+    weights = np.array([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], "float32")
+    metric = EntityF1(tags)
+    metric.update_state(y_true, np.eye(5)[y_pred], weights)
+    # true: PER LOC | LOC PER; predicted: PER LOC | LOC PER -> all 4 found
+    assert float(metric.result()) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(10):  # random, often invalid, tag sequences
+        y_true = rng.integers(0, 5, (3, 9))
+        y_pred = np.where(rng.random((3, 9)) < 0.5, rng.integers(0, 5, (3, 9)), y_true)
+        lengths = rng.integers(1, 10, 3)
+        weights = (np.arange(9)[None] < lengths[:, None]).astype("float32")
+        metric = EntityF1(tags)
+        metric.update_state(y_true, np.eye(5)[y_pred], weights)
+        expected = bio.entity_metrics(
+            [[tags[k] for k in row[:n]] for row, n in zip(y_true, lengths, strict=True)],
+            [[tags[k] for k in row[:n]] for row, n in zip(y_pred, lengths, strict=True)],
+        )["f1"]
+        assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
