@@ -93,26 +93,21 @@ def read_source(source: common_data.DataSource, *, split: str = "train") -> str:
     if source.kind == "path":
         files = common_data.text_files(source.path)
         return "\n".join(common_data.read_text(f) for f in files)
-    return _tfds_text(source, split)
+    return _tfds_text(source, split)[0]
 
 
-def _tfds_text(source: common_data.DataSource, split: str) -> str:
+def _tfds_text(source: common_data.DataSource, split: str):
+    """(text, DatasetInfo after preparation) of a TFDS source's `text` feature."""
     info = common_data.tfds_info(source)
     if "text" not in info.features:
         raise UserError(
             f"tfds:{source.name} has no 'text' feature (features: {', '.join(info.features)})"
         )
-    dataset, _ = common_data.tfds_load(source, split=split)
-    parts = [ex["text"].decode("utf-8") for ex in dataset.as_numpy_iterator()]
-    text = "\n".join(parts)
+    dataset, info = common_data.tfds_load(source, split=split)
+    text = "\n".join(ex["text"].decode("utf-8") for ex in dataset.as_numpy_iterator())
     if not text.strip():
         raise UserError(f"tfds:{source.name}:{source.split or split} holds no text")
-    return text
-
-
-def has_split(source: common_data.DataSource, split: str) -> bool:
-    """Whether a TFDS source defines `split` (metadata only)."""
-    return source.kind == "tfds" and split in common_data.tfds_info(source).splits
+    return text, info
 
 
 def paragraph_blocks(text: str, block_chars: int) -> list[str]:
@@ -196,13 +191,17 @@ def load_corpus(cfg, source: common_data.DataSource,
     text in whole blocks, held out with `seed` (`split_text`). `cfg.max_chars`
     caps the training text before the split.
     """
-    text = read_source(source, split="train")
+    if source.kind == "tfds":
+        text, info = _tfds_text(source, "train")
+        splits = set(info.splits.keys())  # known once the data set is prepared
+    else:
+        text, splits = read_source(source), set()
     if cfg.max_chars:
         text = text[: cfg.max_chars]
     if validation_source is not None:
         val = read_source(validation_source, split="validation")
         how = f"validation: {validation_source}"
-    elif source.kind == "tfds" and not source.split and has_split(source, "validation"):
+    elif not source.split and "validation" in splits:
         val = read_source(source, split="validation")
         how = f"validation: the validation split of {source}"
     else:

@@ -1,0 +1,3 @@
+from recipes.char_lm.main import main
+
+main()

@@ -1,0 +1,270 @@
+"""char_lm: data cleaning and splits, the CLI end to end on the tiny preset, and
+the sampling and scoring rules the issue asks for (seeded sampling, greedy limit,
+incremental = full prefix, score = sum of step log-probabilities, no <unk> at
+word level, one-line errors for bad input)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from common.data import resolve
+from common.tokenization import BOS_ID, EOS_ID, UNK_ID
+from recipes.char_lm import config, data
+from recipes.char_lm import model as model_lib
+from recipes.char_lm.main import _load_run, cli
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_clean_play_turns_markdown_into_speeches():
+    markdown = (
+        "# Macbeth\n\n## ACT I\n\n_Thunder and lightning. Enter three Witches,\nand others_\n\n"
+        "**First Witch**  \nWhen shall we three meet again  \n__\\[Aside]_  \n"
+        "In thunder, lightning, or in rain? _\\[Aside to ALL]_  \n\n"
+        "_Exeunt_\n\n**ALL**  \nFair is foul\\--and foul is fair.\n"
+    )
+    assert data.clean_play(markdown) == (
+        "First Witch:\nWhen shall we three meet again\nIn thunder, lightning, or in rain?\n\n"
+        "ALL:\nFair is foul--and foul is fair.\n"
+    )
+
+
+def test_default_corpus_is_all_the_plays_without_markup():
+    text = data.shakespeare()
+    assert len(text) > 4_500_000
+    assert "HAMLET:\n" in text and "To be, or not to be" in text
+    assert not set("*_#\\[]") & set(text)
+
+
+def test_split_is_seeded_keeps_every_block_and_cuts_at_paragraphs():
+    text = "".join(f"SPEAKER {i}:\nline {i} of the play\n\n" for i in range(400))
+    blocks = data.paragraph_blocks(text, 300)
+    assert "".join(blocks) == text
+    assert all(b.endswith("\n\n") for b in blocks)
+    train, val = data.split_text(text, fraction=0.1, block_chars=300, seed=1)
+    assert (train, val) == data.split_text(text, fraction=0.1, block_chars=300, seed=1)
+    assert (train, val) != data.split_text(text, fraction=0.1, block_chars=300, seed=2)
+    assert len(train) + len(val) == len(text) and 0.05 < len(val) / len(text) < 0.15
+
+
+def test_windows_cover_every_token_once_after_bos():
+    inputs, targets, weights = data.window_arrays(np.arange(10, 17), 3, BOS_ID, 0)
+    assert targets.tolist() == [[10, 11, 12], [13, 14, 15], [16, 0, 0]]
+    assert inputs.tolist() == [[BOS_ID, 10, 11], [BOS_ID, 13, 14], [BOS_ID, 16, 0]]
+    assert weights.sum() == 7
+
+
+def test_word_level_ends_every_line_with_eos():
+    cfg = config.Config(level="word", max_vocab=6)
+    tok = data.build_tokenizer(cfg, "a b a\n\nb a c\n")
+    assert tok.vocab[4:] == ["a", "b"]  # cap of 6 with the 4 specials: c is <unk>
+    assert data.encode(tok, "a b a\n\nb a c\n").tolist() == [4, 5, 4, EOS_ID, 5, 4, UNK_ID, EOS_ID]
+
+
+def test_tfds_source_reads_the_text_feature():
+    import tensorflow_datasets as tfds
+
+    # mock_data: random 10-19 letter texts, no split metadata, so the text is held out in blocks.
+    with tfds.testing.mock_data(num_examples=200):
+        source = resolve("tfds:tiny_shakespeare")
+        corpus = data.load_corpus(config.PRESETS["tiny"], source, None, seed=0)
+    assert set(corpus.train + corpus.validation) <= set(" abcdefghij\n")
+    assert len(corpus.train) > len(corpus.validation) > 0
+    assert "tfds:tiny_shakespeare" in corpus.description
+
+
+# ----------------------------------------------------------------------------- CLI end to end
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def char_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("char") / "run"
+    result = invoke("train", "--preset", "tiny", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.fixture(scope="module")
+def word_run(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("words") / "plays.txt"
+    corpus.write_text(data.shakespeare()[:60_000], encoding="utf-8")
+    out = corpus.parent / "run"
+    result = invoke(
+        "train", "--preset", "tiny", "--level", "word", "--data", corpus, "--output-dir", out
+    )
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_writes_the_run_and_learns(char_run):
+    out, output = char_run
+    for name in (
+        "config.json",
+        "argv.txt",
+        "data.json",
+        "history.csv",
+        "model.keras",
+        "tokenizer.json",
+        "metrics.json",
+        "training.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "logs").is_dir() and not (out / "backup").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["bits_per_char"] == pytest.approx(metrics["loss"] / math.log(2))
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
+    # Loose bound: clearly better than guessing uniformly among the vocabulary.
+    assert metrics["loss"] < math.log(metrics["vocab_size"]) - 0.5
+    assert "bits_per_char" in output and metrics["sample"] in output
+
+
+def test_sample_score_and_evaluate_from_the_saved_directory(char_run):
+    out, _ = char_run
+    sampled = invoke(
+        "sample", "--model-dir", out, "--prime", "KING:", "--length", 40, "--num-samples", 2
+    )
+    assert sampled.exit_code == 0, sampled.output
+    assert sampled.stdout.count("KING:") == 2
+
+    scored = invoke("score", "--model-dir", out, "--text", "To be, or not to be", "--json")
+    assert scored.exit_code == 0, scored.output
+    result = json.loads(scored.stdout)
+    assert result["tokens"] == 19 and result["unk_tokens"] == 0
+    assert result["bits_per_char"] == pytest.approx(-result["total_log_prob"] / 19 / math.log(2))
+
+    evaluated = invoke("evaluate", "--model-dir", out, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)  # exactly one JSON object on stdout
+    saved = json.loads((out / "metrics.json").read_text())
+    assert metrics["loss"] == pytest.approx(saved["loss"], rel=1e-5)
+    assert {"loss", "bits_per_char", "perplexity"} <= set(metrics)
+
+
+@pytest.fixture(scope="module")
+def char_sampler(char_run):
+    from recipes.char_lm.sample import Sampler
+
+    cfg, tok, model = _load_run(char_run[0])
+    return Sampler(cfg, tok, model), model
+
+
+def test_seeded_sampling_is_reproducible(char_sampler):
+    sampler, _ = char_sampler
+    first, _ = sampler.generate([], length=30, temperature=1.0, num_samples=3, seed=7)
+    again, _ = sampler.generate([], length=30, temperature=1.0, num_samples=3, seed=7)
+    other, _ = sampler.generate([], length=30, temperature=1.0, num_samples=3, seed=8)
+    assert first == again and first != other
+
+
+def test_temperature_near_zero_is_greedy(char_sampler):
+    sampler, model = char_sampler
+    prime = sampler.tok.encode("ROMEO")
+    greedy, _ = sampler.generate(prime, length=25, temperature=0.0, num_samples=2)
+    cold, _ = sampler.generate(prime, length=25, temperature=1e-6, num_samples=2, seed=3)
+    assert cold == greedy and greedy[0] == greedy[1]
+    # Greedy = the argmax of the full model over each prefix (one causal pass gives them all).
+    ids = [BOS_ID, *prime, *greedy[0]]
+    logits = model(np.array([ids]), training=False).numpy()[0]
+    logits[:, sampler.banned] = -np.inf
+    assert np.argmax(logits, axis=-1)[len(prime):-1].tolist() == greedy[0]
+
+
+def test_incremental_steps_give_the_full_prefix_probabilities(char_sampler):
+    sampler, model = char_sampler
+    ids = [BOS_ID, *sampler.tok.encode("Now is the winter")]
+    full = model(np.array([ids]), training=False).numpy()[0]
+    states = model_lib.zero_states(sampler.cfg, 1)
+    for t, token in enumerate(ids):
+        logits, states = sampler._run(np.array([[token]], dtype=np.int32), states)
+        np.testing.assert_allclose(_softmax(logits.numpy()[0]), _softmax(full[t]), atol=1e-5)
+
+
+def test_score_is_the_sum_of_step_log_probabilities(char_run, char_sampler, monkeypatch):
+    from recipes.char_lm import score
+
+    monkeypatch.setattr(score, "CHUNK", 8)  # the state is carried across three chunks
+    out, _ = char_run
+    sampler, model = char_sampler
+    text = "What's in a name?\nA rose"
+    result = json.loads(invoke("score", "--model-dir", out, "--text", text, "--json").stdout)
+    ids = sampler.tok.encode(text)
+    # log P(ids[i] | <bos>, ids[:i]) from the full model run over the whole prefix.
+    logits = model(np.array([[BOS_ID, *ids[:-1]]]), training=False).numpy()[0]
+    total = sum(math.log(_softmax(logits[i])[token]) for i, token in enumerate(ids))
+    assert result["tokens"] == len(ids) == 24
+    assert result["total_log_prob"] == pytest.approx(total, abs=1e-3)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def test_word_level_trains_samples_without_unk_and_stops_at_eos(word_run):
+    from recipes.char_lm.sample import Sampler
+
+    out, output = word_run
+    assert "bits_per_word" in output
+    cfg, tok, model = _load_run(out)
+    assert cfg.level == "word" and tok.level == "word"
+    sampled = invoke("sample", "--model-dir", out, "--prime", "I", "--length", 20)
+    assert sampled.exit_code == 0, sampled.output
+    # Make <unk> the likeliest token by far: sampling must still never emit it.
+    head = model.get_layer("logits")
+    kernel, bias = head.get_weights()
+    bias[UNK_ID] += 20.0
+    head.set_weights([kernel, bias])
+    outputs, _ = Sampler(cfg, tok, model).generate([], length=30, num_samples=20, seed=0)
+    assert sum(map(len, outputs)) > 0 and not any(UNK_ID in ids for ids in outputs)
+    assert not any(EOS_ID in ids for ids in outputs)
+    # Make <eos> certain: every sample stops at once.
+    bias[EOS_ID] += 40.0
+    head.set_weights([kernel, bias])
+    outputs, _ = Sampler(cfg, tok, model).generate([], length=30, num_samples=5, seed=0)
+    assert outputs == [[]] * 5
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def one_line_error(result, *needles):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "content, needles",
+    [
+        (None, ["no such file or directory", "missing.txt"]),
+        (b"", ["empty.txt", "empty"]),
+        (b"good line\n\xff\xfe bad bytes\n", ["bad.txt:2", "utf-8"]),
+    ],
+)
+def test_bad_training_files_fail_in_one_line_and_write_nothing(tmp_path, content, needles):
+    name = needles[0].split(":")[0] if content is not None else "missing.txt"
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "run"
+    one_line_error(
+        invoke("train", "--preset", "tiny", "--data", path, "--output-dir", out), *needles
+    )
+    assert not out.exists()
+
+
+def test_unseen_prime_characters_and_zero_length_fail_in_one_line(char_run):
+    out, _ = char_run
+    one_line_error(invoke("sample", "--model-dir", out, "--prime", "naïve Ω"), "'ï'", "--prime")
+    one_line_error(invoke("sample", "--model-dir", out, "--length", 0), "--length")
+    one_line_error(invoke("score", "--model-dir", out), "--text")
+    one_line_error(invoke("sample", "--model-dir", out.parent / "nothing"), "--model-dir")
