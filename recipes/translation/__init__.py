@@ -1,0 +1,1 @@
+"""Encoder-decoder translation with attention, beam search and BLEU (see README.md)."""

@@ -1,0 +1,141 @@
+"""Presets for the translation recipe: frozen dataclasses, never mutated.
+
+`tiny` is for the tests (seconds), `default` is what `make recipe-translation`
+runs (dates in eight CLDR locales to ISO dates, character level, about five
+minutes on a 2-core CPU), `words` is a starting point for a real language pair
+at word level (a TSV of sentence pairs or a TFDS translation set).
+Command-line options replace fields with `common.cli.apply_overrides`, which
+returns a new config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+LEVELS = ("char", "word")
+ATTENTIONS = ("bahdanau", "luong", "none")
+
+# CLDR locales of the default data set (see data.date_pairs): 24 languages in
+# Latin, Cyrillic, Greek, Han, Kana and Hangul scripts.
+DATE_LOCALES = (
+    "en_US",
+    "en_GB",
+    "fr_FR",
+    "de_DE",
+    "es_ES",
+    "it_IT",
+    "pt_BR",
+    "nl_NL",
+    "sv_SE",
+    "da_DK",
+    "fi_FI",
+    "pl_PL",
+    "cs_CZ",
+    "hu_HU",
+    "ro_RO",
+    "tr_TR",
+    "id_ID",
+    "vi_VN",
+    "ru_RU",
+    "uk_UA",
+    "el_GR",
+    "ja_JP",
+    "zh_CN",
+    "ko_KR",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Data. `num_examples` and `date_locales` only shape the default data set.
+    num_examples: int = 40_000
+    date_locales: tuple[str, ...] = DATE_LOCALES
+    validation_fraction: float = 0.05
+    source_level: str = "char"
+    target_level: str = "char"
+    lowercase: bool = False
+    # Vocabulary caps (counting the 4 specials) and minimum token frequency.
+    source_vocab_size: int | None = None
+    target_vocab_size: int | None = None
+    min_freq: int = 1
+    # Longest sequences in tokens: training pairs above them are dropped,
+    # longer inputs to `translate` are truncated with a warning.
+    max_source_length: int = 40
+    max_target_length: int = 12
+    # Source batches are padded to a multiple of this many tokens, so the encoder
+    # compiles for a few shapes only (max_source_length or more: a single shape).
+    source_bucket: int = 8
+    # TFDS feature names (None: the data set's supervised keys).
+    source_lang: str | None = None
+    target_lang: str | None = None
+    # Model.
+    cell: str = "lstm"
+    attention: str = "bahdanau"
+    embedding_dim: int = 32
+    encoder_units: int = 64
+    encoder_layers: int = 1
+    decoder_units: int = 128
+    dropout: float = 0.0
+    # Training.
+    epochs: int = 3
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    clipnorm: float = 1.0
+    patience: int | None = 3
+    # Decoding during evaluation (translate has its own options).
+    beam_size: int = 1
+    length_penalty: float = 0.6
+    # Examples shown at the end of `train`.
+    show_examples: int = 8
+
+    def __post_init__(self):
+        for field in ("source_level", "target_level"):
+            if getattr(self, field) not in LEVELS:
+                raise ValueError(
+                    f"{field} must be one of {LEVELS}. Received: {getattr(self, field)!r}"
+                )
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}. Received: {self.attention!r}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1). Received: {self.validation_fraction}"
+            )
+
+
+PRESETS: dict[str, Config] = {
+    "tiny": Config(
+        num_examples=400,
+        date_locales=("en_US", "fr_FR"),
+        validation_fraction=0.1,
+        max_source_length=32,
+        source_bucket=32,
+        embedding_dim=8,
+        encoder_units=8,
+        decoder_units=16,
+        epochs=2,
+        batch_size=32,
+        learning_rate=1e-2,
+        patience=None,
+        show_examples=3,
+    ),
+    "default": Config(),
+    "words": Config(
+        source_level="word",
+        target_level="word",
+        lowercase=True,
+        source_vocab_size=8000,
+        target_vocab_size=8000,
+        min_freq=2,
+        max_source_length=30,
+        max_target_length=30,
+        embedding_dim=128,
+        encoder_units=128,
+        decoder_units=256,
+        dropout=0.2,
+        epochs=20,
+        batch_size=64,
+        learning_rate=1e-3,
+        patience=3,
+        beam_size=4,
+    ),
+}

@@ -1,0 +1,273 @@
+"""Encoder-decoder with attention, built from the `common` recurrent layers and cells.
+
+    source ids [b, Tx]                          target_in ids [b, Ty] (<bos> y_1 .. y_n)
+        |                                              |
+    Embedding(mask_zero)                           Embedding
+        |                                              |  y_{t-1}
+    Bidirectional(recurrent_layer) x layers        decoder cell step, t = 1 .. Ty
+        |  memory H [b, Tx, 2e], mask [b, Tx]    <----- attention over H (masked softmax)
+        |  final states (forward, backward)            |
+        +--> bridge Dense(tanh) --> s_0                features [b, Ty, f] -> Dense -> logits
+
+Encoder: `common.layers.recurrent_layer(cfg.cell, ...)` inside `keras.layers.Bidirectional`,
+so `--cell` picks the recurrent unit; padding is masked on the source side (the backward
+direction skips the right padding), and the target side's padding is ignored by the loss
+(`ignore_class=0`). Decoder: one `common` cell of the same kind, stepped by `keras.ops.scan`
+during training (teacher forcing) and one step at a time by `decode_step` when translating,
+so decoding carries the state and never re-runs the prefix. Attention (`attention=`):
+
+- "bahdanau" (Bahdanau et al. 2015, additive): the previous state s_{t-1} queries the memory,
+      e_tj = v . tanh(W s_{t-1} + U h_j),  a_t = softmax_j(e_t),  c_t = sum_j a_tj h_j
+      s_t = cell([y_{t-1}; c_t], s_{t-1}),  features_t = [s_t; c_t; y_{t-1}]
+- "luong" (Luong et al. 2015, "general" score with input feeding):
+      s_t = cell([y_{t-1}; h~_{t-1}], s_{t-1}),  e_tj = s_t . W_a h_j,  a_t = softmax_j(e_t),
+      c_t = sum_j a_tj h_j,  h~_t = tanh(W_c [c_t; s_t]),  features_t = h~_t
+- "none": the plain encoder-decoder (the bridge state is all the decoder gets),
+      s_t = cell(y_{t-1}, s_{t-1}),  features_t = s_t
+
+Padded source positions get exactly zero attention weight. The decoder carry is the tuple
+`(*cell_states, features, attention)`: it holds what the next step needs (h~_{t-1} for
+Luong's input feeding) and, stacked over time, what the training pass and the attention
+plots read.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from common.layers import CELL_NAMES, recurrent_layer
+
+
+@keras.saving.register_keras_serializable(package="translation")
+class Seq2Seq(keras.Model):
+    """Bidirectional recurrent encoder, attentional recurrent decoder.
+
+    `model((source, target_in))`: int[b, Tx], int[b, Ty] -> logits float32[b, Ty, vocab].
+    For decoding: `encode(source)` once, then `decode_step(tokens, carry, memory)` per step.
+    """
+
+    def __init__(
+        self,
+        source_vocab_size,
+        target_vocab_size,
+        cell="lstm",
+        attention="bahdanau",
+        embedding_dim=32,
+        encoder_units=64,
+        encoder_layers=1,
+        decoder_units=128,
+        dropout=0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cell not in CELL_NAMES:
+            raise ValueError(f"cell must be one of {CELL_NAMES}. Received: cell={cell!r}")
+        if attention not in ("bahdanau", "luong", "none"):
+            raise ValueError(f"attention must be bahdanau, luong or none. Received: {attention!r}")
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.cell_name = cell
+        self.attention = attention
+        self.embedding_dim = embedding_dim
+        self.encoder_units = encoder_units
+        self.num_encoder_layers = encoder_layers
+        self.decoder_units = decoder_units
+        self.dropout_rate = dropout
+
+        self.source_embedding = layers.Embedding(
+            source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding"
+        )
+        self.encoders = [
+            layers.Bidirectional(
+                recurrent_layer(
+                    cell,
+                    encoder_units,
+                    return_sequences=True,
+                    return_state=(i == encoder_layers - 1),
+                    name=f"encoder_{i}",
+                ),
+                name=f"bidirectional_{i}",
+            )
+            for i in range(encoder_layers)
+        ]
+        self.num_states = 2 if cell == "lstm" else 1
+        self.bridges = [
+            layers.Dense(decoder_units, activation="tanh", name=f"bridge_{k}")
+            for k in range(self.num_states)
+        ]
+        self.target_embedding = layers.Embedding(
+            target_vocab_size, embedding_dim, name="target_embedding"
+        )
+        # The decoder steps a cell by hand: the cell of the `--cell` recurrent layer.
+        self.decoder_cell = recurrent_layer(cell, decoder_units).cell
+        if attention == "bahdanau":
+            self.attention_keys = layers.Dense(decoder_units, use_bias=False, name="attention_keys")
+            self.attention_query = layers.Dense(decoder_units, name="attention_query")
+            self.attention_energy = layers.Dense(1, use_bias=False, name="attention_energy")
+            self.feature_dim = decoder_units + 2 * encoder_units + embedding_dim
+        elif attention == "luong":
+            self.attention_keys = layers.Dense(decoder_units, use_bias=False, name="attention_keys")
+            self.attentional = layers.Dense(
+                decoder_units, activation="tanh", use_bias=False, name="attentional"
+            )
+            self.feature_dim = decoder_units
+        else:
+            self.feature_dim = decoder_units
+        self.dropout = layers.Dropout(dropout)
+        self.readout = layers.Dense(target_vocab_size, name="readout")
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode(self, source, training=False):
+        """int[b, Tx] -> dict(memory float[b, Tx, 2e], keys, mask bool[b, Tx], carry)."""
+        mask = ops.not_equal(source, 0)
+        x = self.dropout(self.source_embedding(source), training=training)
+        for i, encoder in enumerate(self.encoders):
+            result = encoder(x, mask=mask, training=training)
+            if i == len(self.encoders) - 1:
+                x, states = result[0], result[1:]
+            else:
+                x = result
+            x = self.dropout(x, training=training)
+        memory = x
+        forward, backward = states[: self.num_states], states[self.num_states :]
+        cell_states = [
+            bridge(ops.concatenate([f, b], axis=-1))
+            for bridge, f, b in zip(self.bridges, forward, backward, strict=True)
+        ]
+        keys = self.attention_keys(memory) if self.attention != "none" else memory
+        batch = ops.shape(source)[0]
+        features = ops.zeros((batch, self.feature_dim), dtype=memory.dtype)
+        weights = ops.zeros(ops.shape(source), dtype=memory.dtype)
+        return {
+            "memory": memory,
+            "keys": keys,
+            "mask": mask,
+            "carry": (*cell_states, features, weights),
+        }
+
+    # ------------------------------------------------------------------ decoder
+
+    def _attend(self, scores, memory, mask):
+        """Masked softmax over source positions, then the weighted sum of the memory."""
+        scores = ops.cast(scores, "float32")
+        scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+        weights = ops.cast(ops.softmax(scores, axis=-1), memory.dtype)
+        weights = weights * ops.cast(mask, memory.dtype)  # exact zeros on padding
+        context = ops.sum(weights[:, :, None] * memory, axis=1)
+        return context, weights
+
+    def _step(self, y, carry, memory, keys, mask):
+        """One decoder step: y float[b, emb] (embedded y_{t-1}) -> the new carry."""
+        states = list(carry[: self.num_states])
+        previous_features = carry[self.num_states]
+        if self.attention == "bahdanau":
+            query = self.attention_query(states[0])  # s_{t-1} (the LSTM's h)
+            scores = ops.squeeze(self.attention_energy(ops.tanh(keys + query[:, None, :])), -1)
+            context, weights = self._attend(scores, memory, mask)
+            output, states = self.decoder_cell(ops.concatenate([y, context], axis=-1), states)
+            features = ops.concatenate([output, context, y], axis=-1)
+        elif self.attention == "luong":
+            output, states = self.decoder_cell(ops.concatenate([y, previous_features], -1), states)
+            scores = ops.sum(keys * output[:, None, :], axis=-1)
+            context, weights = self._attend(scores, memory, mask)
+            features = self.attentional(ops.concatenate([context, output], axis=-1))
+        else:
+            output, states = self.decoder_cell(y, states)
+            features = output
+            weights = carry[-1]
+        states = states if isinstance(states, (list, tuple)) else [states]
+        return (*states, features, weights)
+
+    def call(self, inputs, training=False):
+        source, target_in = inputs
+        encoded = self.encode(source, training=training)
+        y = self.dropout(self.target_embedding(target_in), training=training)
+        memory, keys, mask = encoded["memory"], encoded["keys"], encoded["mask"]
+
+        def step(carry, y_t):
+            new = self._step(y_t, carry, memory, keys, mask)
+            return new, new
+
+        _, stacked = ops.scan(step, encoded["carry"], ops.transpose(y, (1, 0, 2)))
+        features = ops.transpose(stacked[self.num_states], (1, 0, 2))
+        features = self.dropout(features, training=training)
+        return ops.cast(self.readout(features), "float32")
+
+    def decode_step(self, tokens, carry, memory, keys, mask):
+        """tokens int[b] (y_{t-1}) -> (log-probabilities float32[b, vocab], new carry).
+
+        The new carry's last entry is this step's attention over the source, float[b, Tx].
+        """
+        y = self.target_embedding(tokens)
+        carry = self._step(y, carry, memory, keys, mask)
+        logits = ops.cast(self.readout(carry[self.num_states]), "float32")
+        return ops.log_softmax(logits, axis=-1), carry
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocab_size": self.source_vocab_size,
+            "target_vocab_size": self.target_vocab_size,
+            "cell": self.cell_name,
+            "attention": self.attention,
+            "embedding_dim": self.embedding_dim,
+            "encoder_units": self.encoder_units,
+            "encoder_layers": self.num_encoder_layers,
+            "decoder_units": self.decoder_units,
+            "dropout": self.dropout_rate,
+        }
+
+
+@keras.saving.register_keras_serializable(package="translation")
+class MaskedAccuracy(keras.metrics.Mean):
+    """Token accuracy over the real target tokens (label 0, the padding, is ignored)."""
+
+    def __init__(self, name="token_accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        correct = ops.cast(
+            ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32"
+        )
+        weights = ops.cast(ops.not_equal(y_true, 0), "float32")
+        if sample_weight is not None:
+            weights = weights * ops.cast(sample_weight, "float32")
+        return super().update_state(correct, sample_weight=weights)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)
+        return config
+
+
+def build_model(cfg, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+    """The model for a config and the two vocabulary sizes (uncompiled, built)."""
+    model = Seq2Seq(
+        source_vocab_size,
+        target_vocab_size,
+        cell=cfg.cell,
+        attention=cfg.attention,
+        embedding_dim=cfg.embedding_dim,
+        encoder_units=cfg.encoder_units,
+        encoder_layers=cfg.encoder_layers,
+        decoder_units=cfg.decoder_units,
+        dropout=cfg.dropout,
+        name="seq2seq",
+    )
+    model((ops.ones((1, 2), "int32"), ops.ones((1, 2), "int32")))
+    return model
+
+
+def compile_model(model: Seq2Seq, optimizer) -> Seq2Seq:
+    """Masked cross-entropy on the logits (padding ignored) and masked token accuracy."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        metrics=[MaskedAccuracy()],
+        # XLA cannot compile the decoder's while loop over a dynamic number of steps.
+        jit_compile=False,
+    )
+    return model

@@ -1,0 +1,288 @@
+"""Train, evaluate and show: what `python -m recipes.translation train` runs.
+
+1. Read and check all input (data, languages) before anything is written.
+2. Build one tokenizer per side from the training pairs; drop pairs above the length
+   limits (counted and reported).
+3. Train with `common.runtime.fit` (teacher forcing, masked cross-entropy, best model by
+   validation loss, resume, time budget); after each epoch, greedy-decode a few hundred
+   held-out sources and print the exact-match rate and BLEU.
+4. Evaluate the best model on the whole held-out set (sacrebleu BLEU and chrF, exact
+   match), write `metrics.json`, print a summary table, sample translations and draw
+   `attention.png`.
+
+Run directory: config.json, argv.txt, data.json, source_tokenizer.json,
+target_tokenizer.json, validation.tsv (the held-out pairs, so `evaluate` needs no data),
+history.csv, model.keras, metrics.json, training.png, attention.png, logs/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import click
+import keras
+
+from common import runtime
+from common.cli import print_table
+from common.errors import UserError
+from common.tokenization import BOS_ID, EOS_ID, Tokenizer
+from recipes.translation import data as data_lib
+from recipes.translation import model as model_lib
+from recipes.translation import translate as translate_lib
+from recipes.translation.config import Config
+
+MONITOR_EXAMPLES = 256
+
+
+class DecodeMonitor(keras.callbacks.Callback):
+    """After each epoch: greedy exact match and BLEU on a fixed slice of held-out pairs."""
+
+    def __init__(self, translator_factory, pairs, lowercase: bool):
+        super().__init__()
+        self.translator_factory = translator_factory
+        self.pairs = [(s, t.lower() if lowercase else t) for s, t in pairs]
+        self.translator = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.translator is None:
+            self.translator = self.translator_factory(self.model)
+        metrics, _ = translate_lib.evaluate_pairs(self.translator, self.pairs, beam_size=1)
+        print(
+            f"epoch {epoch + 1}: greedy on {len(self.pairs)} held-out pairs: "
+            f"exact match {metrics['exact_match']:.3f}, BLEU {metrics['bleu']:.2f}",
+            flush=True,
+        )
+
+
+def build_tokenizers(cfg: Config, pairs) -> tuple[Tokenizer, Tokenizer]:
+    """One tokenizer per side, built from the training pairs only."""
+    source = Tokenizer.build(
+        (s for s, _ in pairs),
+        level=cfg.source_level,
+        max_size=cfg.source_vocab_size,
+        min_freq=cfg.min_freq,
+        lowercase=cfg.lowercase,
+    )
+    target = Tokenizer.build(
+        (t for _, t in pairs),
+        level=cfg.target_level,
+        max_size=cfg.target_vocab_size,
+        min_freq=cfg.min_freq,
+        lowercase=cfg.lowercase,
+    )
+    return source, target
+
+
+def make_translator(model, source_tok, target_tok, cfg: Config) -> translate_lib.Translator:
+    return translate_lib.Translator(
+        model,
+        source_tok,
+        target_tok,
+        max_source_length=cfg.max_source_length,
+        max_target_length=cfg.max_target_length,
+        source_bucket=cfg.source_bucket,
+    )
+
+
+def references(pairs, target_tok: Tokenizer) -> list[tuple[str, str]]:
+    """Pairs with the target lowercased when the target tokenizer lowercases."""
+    return [(s, t.lower() if target_tok.lowercase else t) for s, t in pairs]
+
+
+def train(cfg: Config, run) -> dict:
+    """Train on `run.data` with `cfg`; returns the held-out metrics."""
+    corpus, languages = data_lib.load_corpus(
+        cfg,
+        data=run.data,
+        validation_data=run.validation_data,
+        seed=run.seed,
+        languages=(cfg.source_lang, cfg.target_lang),
+    )
+    source_tok, target_tok = build_tokenizers(cfg, corpus.train)
+    limits = dict(max_source_length=cfg.max_source_length, max_target_length=cfg.max_target_length)
+    train_src, train_tgt, dropped = data_lib.encode_pairs(
+        corpus.train, source_tok, target_tok, **limits
+    )
+    val_src, val_tgt, val_dropped = data_lib.encode_pairs(
+        corpus.validation, source_tok, target_tok, **limits
+    )
+    if not train_src:
+        raise UserError(
+            f"no training pair fits max_source_length={cfg.max_source_length} and "
+            f"max_target_length={cfg.max_target_length} tokens ({run.data or 'default'})"
+        )
+    if not val_src:
+        raise UserError("no validation pair fits the length limits; pass --validation-data")
+    print(f"Data: {corpus.description}.")
+    print(
+        f"Vocabularies: source {source_tok.vocab_size} {cfg.source_level}s, target "
+        f"{target_tok.vocab_size} {cfg.target_level}s. Training on {len(train_src)} pairs "
+        f"({dropped} longer than the limits dropped), validation loss on {len(val_src)}."
+    )
+
+    strategy = runtime.setup(run)
+    with strategy.scope():
+        model = model_lib.build_model(cfg, source_tok.vocab_size, target_tok.vocab_size)
+        model_lib.compile_model(model, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
+    print(
+        f"Model: {cfg.cell} encoder-decoder, attention={cfg.attention}, "
+        f"{model.count_params():,} parameters."
+    )
+
+    run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
+    source_tok.save(run_dir.file("source_tokenizer.json"))
+    target_tok.save(run_dir.file("target_tokenizer.json"))
+    run_dir.write_text("validation.tsv", data_lib.tsv_text(corpus.validation))
+    run_dir.write_json(
+        "data.json",
+        {
+            "data": run.data,
+            "validation_data": run.validation_data,
+            "seed": run.seed,
+            "description": corpus.description,
+            "source_lang": languages[0],
+            "target_lang": languages[1],
+            "train_pairs": len(train_src),
+            "validation_pairs": len(corpus.validation),
+        },
+    )
+
+    batch_size = run.batch_size or cfg.batch_size
+    make = dict(
+        batch_size=batch_size,
+        bos=BOS_ID,
+        eos=EOS_ID,
+        seed=run.seed,
+        source_bucket=cfg.source_bucket,
+    )
+    train_ds = data_lib.make_dataset(train_src, train_tgt, training=True, **make)
+    val_ds = data_lib.make_dataset(val_src, val_tgt, training=False, **make)
+    monitor = DecodeMonitor(
+        lambda m: make_translator(m, source_tok, target_tok, cfg),
+        corpus.validation[:MONITOR_EXAMPLES],
+        target_tok.lowercase,
+    )
+    best = runtime.fit(
+        model,
+        train_ds,
+        val_ds,
+        run_dir=run_dir,
+        epochs=run.epochs or cfg.epochs,
+        time_budget=run.time_budget,
+        patience=cfg.patience,
+        callbacks=[monitor],
+    )
+
+    start = time.monotonic()
+    loss = best_epoch(run_dir.file("history.csv"))
+    translator = make_translator(best, source_tok, target_tok, cfg)
+    pairs = references(corpus.validation, target_tok)
+    metrics, outputs = translate_lib.evaluate_pairs(
+        translator, pairs, beam_size=cfg.beam_size, length_penalty=cfg.length_penalty
+    )
+    metrics = {
+        **metrics,
+        **loss,
+        "lowercased": target_tok.lowercase,
+        "split": "validation",
+        "decode_seconds": round(time.monotonic() - start, 2),
+    }
+    run_dir.write_json("metrics.json", metrics)
+
+    click.echo(
+        f"\nHeld-out results ({metrics['examples']} pairs, "
+        f"{'greedy' if cfg.beam_size == 1 else f'beam {cfg.beam_size}'}):"
+    )
+    print_table(
+        [
+            {
+                k: metrics[k]
+                for k in ("bleu", "chrf", "exact_match", "token_accuracy", "loss", "examples")
+            }
+        ]
+    )
+    show_examples(translator, pairs[: cfg.show_examples], outputs[: cfg.show_examples])
+    if cfg.attention != "none":
+        plot_examples(translator, [s for s, _ in pairs[:4]], run_dir.file("attention.png"))
+    click.echo(f"\nRun directory: {run_dir.path}")
+    return metrics
+
+
+def best_epoch(history_csv: Path) -> dict:
+    """Validation loss and token accuracy of the best epoch (the saved model's)."""
+    history = runtime.read_history(history_csv)
+    losses = history.get("val_loss") or [float("nan")]
+    best = min(range(len(losses)), key=lambda i: losses[i])
+    return {
+        "loss": round(losses[best], 6),
+        "token_accuracy": round((history.get("val_token_accuracy") or [float("nan")])[best], 6),
+        "best_epoch": best + 1,
+    }
+
+
+def show_examples(translator, pairs, outputs) -> None:
+    click.echo("\nSample translations (held-out):")
+    rows = [
+        (s, o, "ok" if o == t else f"expected {t}")
+        for (s, t), o in zip(pairs, outputs, strict=True)
+    ]
+    print_table(rows, headers=["source", "output", ""])
+
+
+def plot_examples(translator, texts, path: Path) -> None:
+    prepared = translator.prepare(texts)
+    rows = [r for r in prepared.ids if r]
+    if not rows:
+        return
+    hyps = translator.greedy(rows)
+    panels = [
+        translate_lib.attention_panel(translator, r, h) for r, h in zip(rows, hyps, strict=True)
+    ]
+    translate_lib.plot_attention(panels, path)
+    click.echo(f"Attention of {len(panels)} held-out translations: {path}")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What `translate` and `evaluate` load from a run directory."""
+
+    cfg: Config
+    translator: translate_lib.Translator
+    data: dict
+    path: Path
+
+
+def load_run(model_dir: Path) -> Run:
+    """Config, tokenizers and best model of a finished run; problems raise UserError."""
+    run_dir = runtime.RunDir(model_dir)
+    raw = run_dir.read_json("config.json")
+    try:
+        cfg = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    except (TypeError, ValueError) as err:
+        raise UserError(
+            f"{run_dir.file('config.json')}: not a translation run config ({err})"
+        ) from None
+    source_tok = Tokenizer.load(run_dir.file("source_tokenizer.json"))
+    target_tok = Tokenizer.load(run_dir.file("target_tokenizer.json"))
+    model = runtime.load_model(model_dir)
+    if not isinstance(model, model_lib.Seq2Seq):
+        raise UserError(
+            f"{run_dir.file('model.keras')}: not a translation model ({type(model).__name__})"
+        )
+    if (model.source_vocab_size, model.target_vocab_size) != (
+        source_tok.vocab_size,
+        target_tok.vocab_size,
+    ):
+        raise UserError(f"{model_dir}: the tokenizers do not match model.keras (vocabulary sizes)")
+    data = run_dir.read_json("data.json")
+    return Run(cfg, make_translator(model, source_tok, target_tok, cfg), data, Path(model_dir))
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,446 @@
+"""Translating with a trained model: greedy and beam search, BLEU/chrF, attention plots.
+
+Decoding is incremental: the source is encoded once, then every step feeds one token
+and the carried decoder state to `Seq2Seq.decode_step` (one compiled step for the
+whole batch of sentences and beams), never re-running the prefix.
+
+- Greedy: the most probable token at each step, until <eos> or the length limit.
+- Beam search (`beam_size` k): k hypotheses per sentence; each step keeps the best k
+  continuations of the 2k best candidates that do not end, and moves those that end
+  with <eos> to the finished list; a sentence is done once k hypotheses have finished
+  (or at the length limit, where unfinished beams become candidates). Hypotheses are
+  ranked by the length-normalised score of Wu et al. (2016),
+      score / ((5 + length) / 6) ** length_penalty,    length counting <eos>,
+  so `length_penalty=0` ranks by the plain sum of log-probabilities.
+  Plain beam search can prune the greedy path and end below it; here one extra lane
+  per sentence follows the greedy path, and its result is a candidate too, so beam
+  search never returns a lower (normalised) model score than greedy (`keep_greedy`).
+
+Decoding never emits <pad>, <bos> or <unk>: their log-probabilities are set to -inf
+before choosing (scores stay those of the model's full distribution).
+
+Inputs: an empty (or all-whitespace) line translates to the empty string without
+running the model; a line longer than the training limit keeps its first
+`max_source_length` tokens (with a note); unknown tokens map to <unk> (with a note).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from common.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+
+BANNED = (PAD_ID, BOS_ID, UNK_ID)
+
+
+@dataclasses.dataclass
+class Hypothesis:
+    """One translation: generated ids (no <eos>), its scores and attention rows."""
+
+    tokens: list[int]
+    score: float  # sum of log-probabilities of the tokens (and of <eos> if finished)
+    normalized: float  # score / length penalty: what beam search ranks by
+    attention: np.ndarray  # float[steps, source_length], one row per generated token
+    finished: bool  # ended with <eos> (False: stopped at the length limit)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """Wu et al. (2016): ((5 + length) / 6) ** alpha."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def _hypothesis(tokens, score, attention, finished, alpha, source_length):
+    length = len(tokens) + (1 if finished else 0)
+    rows = (
+        np.asarray(attention, dtype=np.float32).reshape(-1, source_length)
+        if attention
+        else (np.zeros((0, source_length), np.float32))
+    )
+    return Hypothesis(
+        list(tokens),
+        float(score),
+        float(score) / length_penalty(max(length, 1), alpha),
+        rows,
+        finished,
+    )
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Source ids ready for the model, and notes on what was changed in them."""
+
+    ids: list[list[int]]
+    notes: list[str]
+
+
+class Translator:
+    """A trained `Seq2Seq` with its two tokenizers and length limits."""
+
+    def __init__(
+        self,
+        model,
+        source_tokenizer: Tokenizer,
+        target_tokenizer: Tokenizer,
+        *,
+        max_source_length: int,
+        max_target_length: int,
+        source_bucket: int = 1,
+        batch_size: int = 128,
+    ):
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.max_source_length = max_source_length
+        # Sentences per encoder call, and source padding to a multiple of source_bucket:
+        # the encoder always sees [batch_size, k * source_bucket] (few compiled shapes).
+        self.batch_size = batch_size
+        self.source_bucket = source_bucket
+        # Room for one token more than the longest training target, plus <eos>.
+        self.max_steps = max_target_length + 2
+        # Eager calls: a step is a few dozen small ops, cheaper to run than to trace.
+        self._encode = lambda s: model.encode(s, training=False)
+        self._step = model.decode_step
+
+    # ------------------------------------------------------------------ inputs
+
+    def prepare(self, texts: Sequence[str], names: Sequence[str] | None = None) -> Prepared:
+        """Encode source texts; truncate over-long ones and report unknown tokens."""
+        ids, notes = [], []
+        for i, text in enumerate(texts):
+            name = names[i] if names else f"input {i + 1}"
+            if not text.strip():
+                ids.append([])
+                continue
+            tokens = self.source_tokenizer.tokens(text)
+            row = self.source_tokenizer.encode(text)
+            unknown = [t for t, j in zip(tokens, row, strict=True) if j == UNK_ID]
+            if unknown:
+                shown = ", ".join(repr(t) for t in dict.fromkeys(unknown))
+                notes.append(f"{name}: {len(unknown)} unknown token(s) read as <unk>: {shown}")
+            if len(row) > self.max_source_length:
+                notes.append(
+                    f"{name}: {len(row)} tokens, truncated to the first "
+                    f"{self.max_source_length} (the model's max_source_length)"
+                )
+                row = row[: self.max_source_length]
+            ids.append(row)
+        return Prepared(ids, notes)
+
+    def source_tokens(self, ids: Sequence[int]) -> list[str]:
+        return [self.source_tokenizer.id_to_token(i) for i in ids]
+
+    def target_text(self, hypothesis: Hypothesis) -> str:
+        return self.target_tokenizer.decode(hypothesis.tokens)
+
+    # ------------------------------------------------------------------ decoding
+
+    def _start(self, sources: Sequence[Sequence[int]], lanes: int):
+        """Encode a batch; every array repeated `lanes` times per sentence (as numpy)."""
+        n = len(sources)
+        width = -(-max(len(s) for s in sources) // self.source_bucket) * self.source_bucket
+        batch = np.zeros((max(n, self.batch_size), width), np.int32)
+        batch[n:, 0] = UNK_ID  # filler rows, dropped below
+        for i, s in enumerate(sources):
+            batch[i, : len(s)] = s
+        encoded = self._encode(batch)
+        rep = lambda x: np.repeat(np.asarray(x)[:n], lanes, axis=0)  # noqa: E731
+        return (
+            rep(encoded["memory"]),
+            rep(encoded["keys"]),
+            rep(encoded["mask"]),
+            [rep(c) for c in encoded["carry"]],
+        )
+
+    def _advance(self, tokens, carry, memory, keys, mask):
+        log_probs, carry = self._step(tokens, tuple(carry), memory, keys, mask)
+        log_probs = np.array(log_probs, dtype=np.float64)
+        log_probs[:, BANNED] = -np.inf
+        return log_probs, [np.asarray(c) for c in carry]
+
+    def greedy(
+        self, sources: Sequence[Sequence[int]], *, length_penalty: float = 0.0
+    ) -> list[Hypothesis]:
+        """Greedy decoding of non-empty source id lists (batched)."""
+        results = []
+        for start in range(0, len(sources), self.batch_size):
+            results.extend(self._greedy(sources[start : start + self.batch_size], length_penalty))
+        return results
+
+    def _greedy(self, sources, alpha):
+        n = len(sources)
+        memory, keys, mask, carry = self._start(sources, 1)
+        lengths = [len(s) for s in sources]
+        tokens = np.full(n, BOS_ID, np.int32)
+        scores = np.zeros(n)
+        history = [[] for _ in range(n)]
+        attention = [[] for _ in range(n)]
+        done = np.zeros(n, bool)
+        for _ in range(self.max_steps):
+            log_probs, carry = self._advance(tokens, carry, memory, keys, mask)
+            choice = log_probs.argmax(axis=-1)
+            for i in np.flatnonzero(~done):
+                scores[i] += log_probs[i, choice[i]]
+                attention[i].append(carry[-1][i, : lengths[i]])
+                if choice[i] == EOS_ID:
+                    done[i] = True
+                else:
+                    history[i].append(int(choice[i]))
+            if done.all():
+                break
+            tokens = choice.astype(np.int32)
+        return [
+            _hypothesis(history[i], scores[i], attention[i], bool(done[i]), alpha, lengths[i])
+            for i in range(n)
+        ]
+
+    def beam_search(
+        self,
+        sources: Sequence[Sequence[int]],
+        *,
+        beam_size: int,
+        length_penalty: float = 0.6,
+        keep_greedy: bool = True,
+    ) -> list[Hypothesis]:
+        """Beam search over non-empty source id lists; see the module docstring."""
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1. Received: beam_size={beam_size}")
+        results = []
+        for start in range(0, len(sources), self.batch_size):
+            results.extend(
+                self._beam(
+                    sources[start : start + self.batch_size], beam_size, length_penalty, keep_greedy
+                )
+            )
+        return results
+
+    def _beam(self, sources, k, alpha, keep_greedy):
+        n = len(sources)
+        lanes = k + (1 if keep_greedy else 0)
+        rows = n * lanes
+        memory, keys, mask, carry = self._start(sources, lanes)
+        lengths = [len(s) for s in sources]
+        tokens = np.full(rows, BOS_ID, np.int32)
+        scores = np.zeros(rows)
+        for i in range(n):  # at the first step only the first beam of each sentence is live
+            scores[i * lanes + 1 : i * lanes + k] = -np.inf
+        history = [[] for _ in range(rows)]
+        attention = [[] for _ in range(rows)]
+        finished = [[] for _ in range(n)]
+        beams_done = np.zeros(n, bool)
+        greedy_result = [None] * n
+
+        def add(i, row, extra_token, score, att_row, is_finished):
+            hyp = _hypothesis(
+                history[row] + ([] if extra_token is None else [extra_token]),
+                score,
+                attention[row] + [att_row],
+                is_finished,
+                alpha,
+                lengths[i],
+            )
+            return hyp
+
+        for _ in range(self.max_steps):
+            log_probs, carry = self._advance(tokens, carry, memory, keys, mask)
+            weights = carry[-1]
+            vocab = log_probs.shape[1]
+            source_row = np.arange(rows)
+            new_tokens = np.full(rows, PAD_ID, np.int32)
+            new_scores = np.full(rows, -np.inf)
+            new_history = [[] for _ in range(rows)]
+            new_attention = [[] for _ in range(rows)]
+            for i in range(n):
+                base = i * lanes
+                if not beams_done[i]:
+                    candidates = (
+                        scores[base : base + k, None] + log_probs[base : base + k]
+                    ).ravel()
+                    order = np.argsort(-candidates, kind="stable")[: 2 * k]
+                    kept = 0
+                    for index in order:
+                        score = candidates[index]
+                        if not np.isfinite(score):
+                            break
+                        beam, token = divmod(int(index), vocab)
+                        row = base + beam
+                        att = weights[row, : lengths[i]]
+                        if token == EOS_ID:
+                            finished[i].append(add(i, row, None, score, att, True))
+                            continue
+                        target = base + kept
+                        source_row[target] = row
+                        new_tokens[target] = token
+                        new_scores[target] = score
+                        new_history[target] = history[row] + [token]
+                        new_attention[target] = attention[row] + [att]
+                        kept += 1
+                        if kept == k:
+                            break
+                    if len(finished[i]) >= k or kept == 0:
+                        beams_done[i] = True
+                if keep_greedy and greedy_result[i] is None:
+                    row = base + k
+                    token = int(log_probs[row].argmax())
+                    score = scores[row] + log_probs[row, token]
+                    att = weights[row, : lengths[i]]
+                    if token == EOS_ID:
+                        greedy_result[i] = add(i, row, None, score, att, True)
+                    else:
+                        new_tokens[row] = token
+                        new_scores[row] = score
+                        new_history[row] = history[row] + [token]
+                        new_attention[row] = attention[row] + [att]
+            greedy_done = [not keep_greedy or g is not None for g in greedy_result]
+            if beams_done.all() and all(greedy_done):
+                break
+            carry = [c[source_row] for c in carry]
+            tokens, scores, history, attention = new_tokens, new_scores, new_history, new_attention
+
+        results = []
+        for i in range(n):
+            base = i * lanes
+            candidates = list(finished[i])
+            if not beams_done[i]:  # length limit: live beams compete unfinished
+                candidates += [
+                    _hypothesis(history[r], scores[r], attention[r], False, alpha, lengths[i])
+                    for r in range(base, base + k)
+                    if np.isfinite(scores[r])
+                ]
+            if keep_greedy:
+                if greedy_result[i] is None:
+                    r = base + k
+                    greedy_result[i] = _hypothesis(
+                        history[r], scores[r], attention[r], False, alpha, lengths[i]
+                    )
+                candidates.append(greedy_result[i])
+            results.append(max(candidates, key=lambda h: h.normalized))
+        return results
+
+    def translate(
+        self,
+        texts: Sequence[str],
+        *,
+        beam_size: int = 1,
+        length_penalty: float = 0.6,
+        names: Sequence[str] | None = None,
+    ) -> tuple[list[Hypothesis | None], list[str]]:
+        """Hypotheses for raw texts (None for empty ones) and the notes from `prepare`."""
+        prepared = self.prepare(texts, names)
+        todo = [i for i, row in enumerate(prepared.ids) if row]
+        sources = [prepared.ids[i] for i in todo]
+        if not sources:
+            hyps = []
+        elif beam_size == 1:
+            hyps = self.greedy(sources, length_penalty=length_penalty)
+        else:
+            hyps = self.beam_search(sources, beam_size=beam_size, length_penalty=length_penalty)
+        results: list[Hypothesis | None] = [None] * len(texts)
+        for i, hyp in zip(todo, hyps, strict=True):
+            results[i] = hyp
+        return results, prepared.notes
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def translation_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
+    """sacrebleu corpus BLEU and chrF (0-100) and the exact-match rate (0-1).
+
+    BLEU uses sacrebleu's defaults (13a tokenization, exp smoothing), so it is the
+    number `sacrebleu` prints for the same lines. Exact match means the whole output
+    equals the reference; it is the headline number where targets are canonical
+    (the ISO dates of the default data set).
+    """
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    bleu_metric, chrf_metric = BLEU(), CHRF()
+    bleu = bleu_metric.corpus_score(list(hypotheses), [list(references)])
+    chrf = chrf_metric.corpus_score(list(hypotheses), [list(references)])
+    exact = sum(h == r for h, r in zip(hypotheses, references, strict=True)) / max(
+        len(references), 1
+    )
+    return {
+        "bleu": round(bleu.score, 4),
+        "chrf": round(chrf.score, 4),
+        "exact_match": round(exact, 6),
+        "examples": len(references),
+        "bleu_signature": str(bleu_metric.get_signature()),
+    }
+
+
+def evaluate_pairs(
+    translator: Translator,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    beam_size: int = 1,
+    length_penalty: float = 0.6,
+) -> tuple[dict, list[str]]:
+    """Translate the sources of `pairs`, score them against the targets; also the outputs."""
+    hyps, _ = translator.translate(
+        [s for s, _ in pairs], beam_size=beam_size, length_penalty=length_penalty
+    )
+    outputs = ["" if h is None else translator.target_text(h) for h in hyps]
+    metrics = translation_metrics(outputs, [t for _, t in pairs])
+    metrics["beam_size"] = beam_size
+    return metrics, outputs
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plot_attention(
+    panels: Sequence[tuple[list[str], list[str], np.ndarray]], path: Path, max_panels: int = 6
+) -> Path:
+    """Heatmaps of attention weights, one panel per (source tokens, output tokens, weights).
+
+    weights: float[output steps, source tokens] (the last output row is <eos>).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from common.runtime import atomic_write
+
+    panels = list(panels)[:max_panels]
+    if not panels:
+        raise ValueError("plot_attention needs at least one translation with attention weights")
+    cols = min(len(panels), 2)
+    rows = math.ceil(len(panels) / cols)
+    sizes = [
+        (max(3.0, 0.28 * len(src) + 1.5), max(2.5, 0.28 * len(out) + 1.2)) for src, out, _ in panels
+    ]
+    width = max(w for w, _ in sizes) * cols
+    height = max(h for _, h in sizes) * rows
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    for ax, (src, out, weights) in zip(axes.ravel(), panels, strict=False):
+        ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(src)), [_show(t) for t in src], rotation=90, fontsize=8)
+        ax.set_yticks(range(len(out)), [_show(t) for t in out], fontsize=8)
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
+    fig.tight_layout()
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
+def _show(token: str) -> str:
+    return "\u2423" if token == " " else token
+
+
+def attention_panel(translator: Translator, source_ids: Sequence[int], hyp: Hypothesis):
+    """(source tokens, output tokens with <eos>, weights) for `plot_attention`."""
+    out = [translator.target_tokenizer.id_to_token(t) for t in hyp.tokens]
+    if hyp.finished:
+        out.append("<eos>")
+    return translator.source_tokens(source_ids), out, hyp.attention[: len(out)]
