@@ -34,8 +34,8 @@ import tensorflow as tf
 
 __all__ = ["lstm", "gru"]
 
-JIT = True
-FWD_MODE = "concat"
+JIT = True  # XLA; False runs the same kernels as plain TensorFlow graphs (for comparison)
+TIME_BUCKET = 8
 
 
 def _compute_dtype(dtype):
@@ -130,10 +130,15 @@ def _input_grads(x_tm, d_xw, kernel, go_backwards, batch_major_shape):
 
 
 def _prev_matmul(h0, states, dz):
-    """sum_t H_prev[t]^T @ dz[t] with H_prev = [h0, states[:-1]], without building H_prev."""
-    return tf.matmul(h0, dz[0], transpose_a=True) + tf.matmul(
-        _flat(states[:-1]), _flat(dz[1:]), transpose_a=True
-    )
+    """sum_t H_prev[t]^T @ dz[t] with H_prev = [h0, states[:-1]] (copying the small side)."""
+    h_prev = tf.concat([h0[None], states[:-1]], axis=0)
+    return tf.matmul(_flat(h_prev), _flat(dz), transpose_a=True)
+
+
+def _column_sum(a2):
+    """Sum over the rows of a 2-D tensor, as a matmul (XLA:CPU column reductions are slow)."""
+    ones = tf.ones([1, tf.shape(a2)[0]], a2.dtype)
+    return tf.matmul(ones, a2)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,7 +260,7 @@ def _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, peephole,
     features = kernel.shape[0]
     d_kernel, d_recurrent = d_stacked[:features], d_stacked[features:]
     dx_tm = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [steps, -1, features])
-    d_bias = tf.reduce_sum(dz, axis=0)
+    d_bias = _column_sum(dz)
     d_peephole = None
     if peephole is not None:
         c_prev = tf.concat([c0[None], cells[:-1]], axis=0)
@@ -311,25 +316,31 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
 # --------------------------------------------------------------------------------------------
 
 
-def _gru_forward(x, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save, go_backwards):
-    """Runs the loop; returns (H, G): states [T, B, U] and, if save, saved gate values.
+def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save):
+    """Runs the loop over time-major inputs in processing order.
 
-    reset_after=True saves [z, r, h~, h@U_h + b'_h] ([T, B, 4U]); reset_after=False saves
-    [z, r, h~] ([T, B, 3U]).
+    Per step two matmuls, ``x_t @ W`` and ``h_{t-1} @ U`` (a hoisted ``X @ W`` is slower under
+    XLA:CPU, a zero-padded single matmul wastes a third of the work). Returns ``(H, saved)``;
+    with ``save``, ``saved = [P, Z, R]``, [T, B, 3U], [T, B, U], [T, B, U], with
+    ``Bf = (1 - z)(1 - h~^2)`` and
+
+        reset_after=True:  P = [(h_{t-1} - h~) z (1 - z), Bf (h@U_h + b'_h) r (1 - r), Bf]
+        reset_after=False: P = [(h_{t-1} - h~) z (1 - z), h_{t-1} r (1 - r),        Bf]
+
+    so that the gradient w.r.t. the gate pre-activations is P times (functions of) dh.
     """
-    x_tm = _time_major(x, go_backwards)
+    steps = tf.shape(x_tm)[0]
+    dtype = x_tm.dtype
+    units = recurrent_kernel.shape[0]
     if reset_after:
         input_bias, recurrent_bias = bias[0], bias[1]
     else:
-        input_bias, recurrent_bias = bias, None
-    xw = _project(x_tm, kernel, input_bias)
-    steps = tf.shape(xw)[0]
-    units = recurrent_kernel.shape[0]
-    if not reset_after:
+        input_bias = bias
         u_zr, u_h = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
 
-    def body(t, h, ta_h, ta_g):
-        x_z, x_r, x_h = tf.split(xw[t], 3, axis=-1)
+    def body(t, h, ta_h, ta_p, ta_z, ta_r):
+        xw = tf.matmul(x_tm[t], kernel) + input_bias
+        x_z, x_r, x_h = tf.split(xw, 3, axis=-1)
         if reset_after:
             inner = tf.matmul(h, recurrent_kernel) + recurrent_bias
             i_z, i_r, i_h = tf.split(inner, 3, axis=-1)
@@ -342,117 +353,126 @@ def _gru_forward(x, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save,
             r = tf.sigmoid(x_r + i_r)
             cand = tf.tanh(x_h + tf.matmul(r * h, u_h))
         h_new = z * h + (1.0 - z) * cand
+        if save:
+            bf = (1.0 - z) * (1.0 - cand * cand)
+            reset_factor = (bf * i_h if reset_after else h) * r * (1.0 - r)
+            ta_p = ta_p.write(t, tf.concat([(h - cand) * z * (1.0 - z), reset_factor, bf], -1))
+            ta_z = ta_z.write(t, z)
+            ta_r = ta_r.write(t, r)
         if m is not None:
             h_new = tf.where(m[t], h_new, h)
-        ta_h = ta_h.write(t, h_new)
-        if save:
-            saved = [z, r, cand, i_h] if reset_after else [z, r, cand]
-            ta_g = ta_g.write(t, tf.concat(saved, axis=-1))
-        return t + 1, h_new, ta_h, ta_g
+        return t + 1, h_new, ta_h.write(t, h_new), ta_p, ta_z, ta_r
 
-    _, _, ta_h, ta_g = tf.while_loop(
+    def ta(keep):
+        return tf.TensorArray(dtype, size=steps if keep else 0)
+
+    _, _, ta_h, *tas = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (
-            tf.constant(0),
-            h0,
-            tf.TensorArray(xw.dtype, size=steps),
-            tf.TensorArray(xw.dtype, size=steps if save else 0),
-        ),
+        (tf.constant(0), h0, ta(True), ta(save), ta(save), ta(save)),
         maximum_iterations=steps,
     )
-    return ta_h.stack(), (ta_g.stack() if save else None)
+    return ta_h.stack(), ([a.stack() for a in tas] if save else None)
 
 
-def _gru_backward(d_states, x, m, h0, kernel, recurrent_kernel, states, gates, *, reset_after,
-                  go_backwards):
+def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r, *,
+                  reset_after):
+    """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
+
+    The loop keeps only what is sequential (dh, and for reset_after=False d(r h)); the gate
+    gradients and all weight gradients are computed after it, vectorized over time.
+    Returns (dX time-major, dh0, dW, dU, db).
+    """
     steps = tf.shape(states)[0]
+    dtype = states.dtype
     units = recurrent_kernel.shape[0]
-    x_tm = _time_major(x, go_backwards)
-    h_prev_all = tf.concat([h0[None], states[:-1]], axis=0)
     if not reset_after:
         u_zr, u_h = recurrent_kernel[:, : 2 * units], recurrent_kernel[:, 2 * units :]
 
-    def body(k, dh_next, ta_d):
+    def body(k, dh_next, ta_dh, ta_drh):
         t = steps - 1 - k
         dh = d_states[t] + dh_next
-        h_prev = h_prev_all[t]
-        if reset_after:
-            z, r, cand, i_h = tf.split(gates[t], 4, axis=-1)
-        else:
-            z, r, cand = tf.split(gates[t], 3, axis=-1)
-        dz = dh * (h_prev - cand) * z * (1.0 - z)
-        da_h = dh * (1.0 - z) * (1.0 - cand * cand)
-        if reset_after:
-            dr = da_h * i_h * r * (1.0 - r)
-            d_inner = tf.concat([dz, dr, da_h * r], axis=-1)
-            dh_prev = dh * z + tf.matmul(d_inner, recurrent_kernel, transpose_b=True)
-        else:
-            d_rh = tf.matmul(da_h, u_h, transpose_b=True)
-            dr = d_rh * h_prev * r * (1.0 - r)
-            dh_prev = dh * z + d_rh * r + tf.matmul(
-                tf.concat([dz, dr], axis=-1), u_zr, transpose_b=True
-            )
-        d_xw = tf.concat([dz, dr, da_h], axis=-1)
         if m is not None:
-            d_xw = tf.where(m[t], d_xw, tf.zeros_like(d_xw))
+            dh_gates = tf.where(m[t], dh, tf.zeros_like(dh))
+        else:
+            dh_gates = dh
+        a, e, bf = tf.split(p[t], 3, axis=-1)
+        if reset_after:
+            d_inner = p[t] * tf.concat([dh_gates, dh_gates, dh_gates * r[t]], axis=-1)
+            dh_prev = dh_gates * z[t] + tf.matmul(d_inner, recurrent_kernel, transpose_b=True)
+        else:
+            d_rh = tf.matmul(dh_gates * bf, u_h, transpose_b=True)
+            d_zr = tf.concat([dh_gates * a, d_rh * e], axis=-1)
+            dh_prev = (dh_gates * z[t] + d_rh * r[t]
+                       + tf.matmul(d_zr, u_zr, transpose_b=True))
+            ta_drh = ta_drh.write(t, d_rh)
+        if m is not None:
             dh_prev = tf.where(m[t], dh_prev, dh)
-        return k + 1, dh_prev, ta_d.write(t, d_xw)
+        return k + 1, dh_prev, ta_dh.write(t, dh_gates), ta_drh
 
-    _, dh0, ta_d = tf.while_loop(
+    _, dh0, ta_dh, ta_drh = tf.while_loop(
         lambda k, *_: k < steps,
         body,
-        (tf.constant(0), tf.zeros_like(h0), tf.TensorArray(states.dtype, size=steps)),
+        (
+            tf.constant(0),
+            tf.zeros_like(h0),
+            tf.TensorArray(dtype, size=steps),
+            tf.TensorArray(dtype, size=0 if reset_after else steps),
+        ),
         maximum_iterations=steps,
     )
-    d_xw = ta_d.stack()
-    dx, d_kernel = _input_grads(x_tm, d_xw, kernel, go_backwards, tf.shape(x))
-    d_input_bias = tf.reduce_sum(d_xw, axis=[0, 1])
+    dh_all = ta_dh.stack()
+    features = kernel.shape[0]
     if reset_after:
-        r_all = gates[:, :, units : 2 * units]
-        d_inner = tf.concat([d_xw[:, :, : 2 * units], d_xw[:, :, 2 * units :] * r_all], axis=-1)
+        d_xw = p * tf.concat([dh_all, dh_all, dh_all], axis=-1)
+        d_inner = p * tf.concat([dh_all, dh_all, dh_all * r], axis=-1)
         d_recurrent = _prev_matmul(h0, states, d_inner)
-        d_bias = tf.stack([d_input_bias, tf.reduce_sum(d_inner, axis=[0, 1])])
+        d_bias = tf.stack([_column_sum(_flat(d_xw)), _column_sum(_flat(d_inner))])
     else:
-        r_all = gates[:, :, units : 2 * units]
-        d_zr = _prev_matmul(h0, states, d_xw[:, :, : 2 * units])
-        d_h = tf.matmul(_flat(h_prev_all * r_all), _flat(d_xw[:, :, 2 * units :]),
-                        transpose_a=True)
+        a, e, bf = tf.split(p, 3, axis=-1)
+        d_xw = tf.concat([dh_all * a, ta_drh.stack() * e, dh_all * bf], axis=-1)
+        h_prev = tf.concat([h0[None], states[:-1]], axis=0)
+        d_zr = tf.matmul(_flat(h_prev), _flat(d_xw[:, :, : 2 * units]), transpose_a=True)
+        d_h = tf.matmul(_flat(h_prev * r), _flat(d_xw[:, :, 2 * units :]), transpose_a=True)
         d_recurrent = tf.concat([d_zr, d_h], axis=-1)
-        d_bias = d_input_bias
-    return dx, dh0, d_kernel, d_recurrent, d_bias
+        d_bias = _column_sum(_flat(d_xw))
+    d_xw2 = _flat(d_xw)
+    d_kernel = tf.matmul(_flat(x_tm), d_xw2, transpose_a=True)
+    dx_tm = tf.reshape(tf.matmul(d_xw2, kernel, transpose_b=True), [steps, -1, features])
+    return dx_tm, dh0, d_kernel, d_recurrent, d_bias
 
 
 @functools.lru_cache(maxsize=None)
 def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, reset_after):
     """The XLA-compiled functions for one static configuration (traced once per shape)."""
 
-    def mask_tm(mask):
-        return _mask_tm(mask, go_backwards) if masked else None
+    def unpack(x, mask):
+        m = _mask_tm(mask, go_backwards) if masked else None
+        return _time_major(x, go_backwards), m
 
     @tf.function(jit_compile=JIT, autograph=False)
     def infer(x, mask, h0, kernel, recurrent_kernel, bias):
-        m = mask_tm(mask)
-        states, _ = _gru_forward(x, m, h0, kernel, recurrent_kernel, bias,
-                                 reset_after=reset_after, save=False, go_backwards=go_backwards)
+        x_tm, m = unpack(x, mask)
+        states, _ = _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias,
+                                 reset_after=reset_after, save=False)
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1]
 
     @tf.function(jit_compile=JIT, autograph=False)
     def forward(x, mask, h0, kernel, recurrent_kernel, bias):
-        m = mask_tm(mask)
-        states, gates = _gru_forward(x, m, h0, kernel, recurrent_kernel, bias,
-                                     reset_after=reset_after, save=True,
-                                     go_backwards=go_backwards)
+        x_tm, m = unpack(x, mask)
+        states, saved = _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias,
+                                     reset_after=reset_after, save=True)
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
-        return y, states[-1], states, gates
+        return (y, states[-1], states, *saved)
 
     @tf.function(jit_compile=JIT, autograph=False)
-    def backward(dy, dh_last, x, mask, h0, kernel, recurrent_kernel, states, gates):
-        m = mask_tm(mask)
+    def backward(dy, dh_last, x, mask, h0, kernel, recurrent_kernel, states, p, z, r):
+        x_tm, m = unpack(x, mask)
         d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
                                 tf.shape(states))
-        return _gru_backward(d_states, x, m, h0, kernel, recurrent_kernel, states, gates,
-                             reset_after=reset_after, go_backwards=go_backwards)
+        dx_tm, *rest = _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states,
+                                     p, z, r, reset_after=reset_after)
+        return (_from_time_major(dx_tm, go_backwards), *rest)
 
     return infer, forward, backward
 
@@ -480,6 +500,28 @@ def _prepare(x, mask, tensors):
     return tf.cast(x, dtype), mask, cast
 
 
+def _time_buckets(call, x, mask, *, go_backwards, return_sequences, zero_output_for_mask):
+    """Runs ``call(x, mask)`` with the time axis padded to a multiple of TIME_BUCKET.
+
+    XLA compiles once per input shape. When the traced time length is unknown (batches padded
+    to their own longest sequence), every new length would cost a compilation; padding with
+    masked steps (which change neither states nor the kept outputs) bounds that to
+    max_length / TIME_BUCKET compilations.
+    """
+    if x.shape[1] is not None or (zero_output_for_mask and not return_sequences):
+        return call(x, mask)
+    steps = tf.shape(x)[1]
+    pad = (steps + TIME_BUCKET - 1) // TIME_BUCKET * TIME_BUCKET - steps
+    if mask is None:
+        mask = tf.ones(tf.shape(x)[:2], tf.bool)
+    x = tf.pad(x, [[0, 0], [0, pad], [0, 0]])
+    mask = tf.pad(tf.cast(mask, tf.bool), [[0, 0], [0, pad]], constant_values=False)
+    y, *states = call(x, mask)
+    if return_sequences:  # outputs are in processing order: padding last, or first backwards
+        y = y[:, pad:] if go_backwards else y[:, :steps]
+    return (y, *states)
+
+
 def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, *,
          go_backwards=False, return_sequences=False, zero_output_for_mask=False, training=False):
     """LSTM over a whole sequence (``common.cells.LSTMCell`` arithmetic).
@@ -494,6 +536,17 @@ def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, 
         (y, h_T, c_T): y float[batch, time, u] if return_sequences else float[batch, u].
         float32 (float64 for float64 inputs).
     """
+    options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
+                   zero_output_for_mask=bool(zero_output_for_mask))
+    return _time_buckets(
+        lambda x, mask: _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel,
+                              training=training, **options),
+        x, mask, **options,
+    )
+
+
+def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, go_backwards,
+          return_sequences, zero_output_for_mask, training):
     units = recurrent_kernel.shape[0]
     has_peephole = peephole_kernel is not None
     if bias is None:
@@ -548,6 +601,17 @@ def gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after=True, go_bac
     Returns:
         (y, h_T): y float[batch, time, u] if return_sequences else float[batch, u].
     """
+    options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
+                   zero_output_for_mask=bool(zero_output_for_mask))
+    return _time_buckets(
+        lambda x, mask: _gru(x, h0, mask, kernel, recurrent_kernel, bias,
+                             reset_after=bool(reset_after), training=training, **options),
+        x, mask, **options,
+    )
+
+
+def _gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after, go_backwards,
+         return_sequences, zero_output_for_mask, training):
     units = recurrent_kernel.shape[0]
     if bias is None:
         bias = tf.zeros([2, 3 * units] if reset_after else [3 * units], x.dtype)
@@ -563,15 +627,14 @@ def gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after=True, go_bac
     def run(x, h0, kernel, recurrent_kernel, bias):
         args = _no_tape(x, mask_arg, h0, kernel, recurrent_kernel, bias)
         if training:
-            y, h_last, states, gates = forward(*args)
+            y, h_last, *saved = forward(*args)
         else:
             y, h_last = infer(*args)
+            saved = []
 
         def grad(dy, dh_last):
-            if training:
-                saved = (states, gates)
-            else:  # differentiated outside training: recompute the saved activations
-                saved = forward(*args)[2:]
+            if not training:  # differentiated outside training: recompute the saved activations
+                saved[:] = forward(*args)[2:]
             return backward(
                 _zeros_if_none(dy, y), _zeros_if_none(dh_last, h_last), x, mask_arg, h0,
                 kernel, recurrent_kernel, *saved,
