@@ -17,14 +17,14 @@ class NerConfig:
     learning_rate: float = 5e-3
     clipnorm: float = 5.0
     patience: int | None = 10  # early stopping on validation entity F1; None = off
-    time_budget: float | None = 4.5  # minutes of training at most; --time-budget overrides it
+    time_budget: float | None = 4.0  # minutes of training at most; --time-budget overrides it
     validation_fraction: float = 0.15  # split off --data for choosing the best epoch ...
     test_fraction: float = 0.15  # ... and for the reported numbers (see train.py)
     max_sentences: int | None = None  # use only the first N sentences of --data (tests)
     # Vocabularies
     word_min_freq: int = 2  # rarer words map to <unk>; the character CNN still sees them
     max_word_chars: int = 20  # longer words are cut for the character CNN only
-    length_multiple: int = 8  # batches padded to a multiple of this many tokens (few XLA shapes)
+    length_multiple: int = 16  # batches padded to a multiple of this many tokens (few XLA shapes)
     # Model
     cell: str = "lstm"
     word_embedding_dim: int = 100

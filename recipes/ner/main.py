@@ -45,7 +45,7 @@ def _tagger(model_dir: Path):
     cfg = runtime.RunDir(model_dir).read_json("config.json")
     vocab = Vocab.load(model_dir)
     model = runtime.load_model(model_dir)
-    return Tagger(model, vocab, cfg.get("batch_size", 32), cfg.get("length_multiple", 8))
+    return Tagger(model, vocab, cfg.get("batch_size", 32), cfg.get("length_multiple", 16))
 
 
 @cli.command()
@@ -55,7 +55,7 @@ def _tagger(model_dir: Path):
     default=None,
     metavar="SRC",
     help="CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test); "
-    "omitted = the held-out validation sentences of the run.",
+    "omitted = the sentences the run reported on (its test split, else validation).",
 )
 @json_option
 def evaluate(model_dir: Path, data: str | None, as_json: bool):

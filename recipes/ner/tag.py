@@ -1,10 +1,11 @@
 """Tagging with a trained model: tokenising raw text, decoding, entity spans, evaluation.
 
-Tokenisation rule for `tag --text` / `--file` (`tokenize`): whitespace separates;
-URLs (`http://...`, `https://...`, `www....`), @mentions and #hashtags stay whole
-(the default corpus is Twitter, where they are single tokens); everything else
-is split by the word rule of `common.tokenization` (a run of letters/digits with
-at most one inner apostrophe, or one punctuation mark or symbol):
+Tokenisation rule for `tag --text` / `--file` (`tokenize`): whitespace
+separates; URLs (`http://...`, `https://...`, `www....`, less any trailing
+punctuation), @mentions and #hashtags stay whole (the default corpus is
+Twitter, where they are single tokens); everything else is split by the word
+rule of `common.tokenization` (a run of letters/digits with at most one inner
+apostrophe, or one punctuation mark or symbol):
 
     "Yesterday, Harry Potter met Hermione Granger."
     -> Yesterday | , | Harry | Potter | met | Hermione | Granger | .
@@ -23,7 +24,8 @@ from common.tokenization import SPECIALS, Tokenizer
 from recipes.ner import bio
 from recipes.ner.data import Corpus, Vocab, make_dataset
 
-_WHOLE = re.compile(r"(?:https?://|www\.)\S+|[@#]\w+")
+# A URL runs to the next whitespace, without trailing punctuation ("see http://t.co/x." -> ".").
+_WHOLE = re.compile(r"(?:https?://|www\.)\S*[^\s.,;:!?)\]}\"'’]|[@#]\w+")
 _WORDS = Tokenizer(SPECIALS, level="word")  # its split rule only; no vocabulary needed
 
 
@@ -41,7 +43,7 @@ def tokenize(text: str) -> list[str]:
 class Tagger:
     """A trained model plus its vocabularies: token lists in, IOB2 tag lists out."""
 
-    def __init__(self, model, vocab: Vocab, batch_size: int = 64, length_multiple: int = 8):
+    def __init__(self, model, vocab: Vocab, batch_size: int = 32, length_multiple: int = 16):
         self.model, self.vocab = model, vocab
         self.batch_size, self.length_multiple = batch_size, length_multiple
         self.allowed, self.start = bio.transition_rules(vocab.tags)

@@ -115,6 +115,33 @@ def test_in_graph_entity_f1_equals_seqeval():
         assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
 
 
+def test_tag_tokenisation_rule():
+    from recipes.ner.tag import tokenize
+
+    assert tokenize("Yesterday, Harry Potter met Hermione Granger.") == [
+        "Yesterday",
+        ",",
+        "Harry",
+        "Potter",
+        "met",
+        "Hermione",
+        "Granger",
+        ".",
+    ]
+    assert tokenize("@jack loves #NewYork (http://t.co/x), doesn't he?") == [
+        "@jack",
+        "loves",
+        "#NewYork",
+        "(",
+        "http://t.co/x",
+        ")",
+        ",",
+        "doesn't",
+        "he",
+        "?",
+    ]
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
