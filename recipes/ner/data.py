@@ -58,9 +58,6 @@ class Corpus:
     def num_tokens(self) -> int:
         return sum(len(t) for t in self.tokens)
 
-    def entity_types(self) -> list[str]:
-        return sorted({bio.split_tag(t)[1] for tags in self.tags for t in tags} - {""})
-
 
 def _make_corpus(tokens: list, tags: list, origin: str) -> Corpus:
     scheme = bio.detect_scheme(tags)
@@ -76,7 +73,7 @@ def parse_conll(text: str, path: str | Path) -> Corpus:
     """Parse CoNLL text (token first column, tag last column); `path` names it in errors."""
     tokens, tags = [], []
     sentence_tokens, sentence_tags = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):  # "\r\n" too: split() drops "\r"
         columns = line.split()
         if not columns:  # blank or whitespace-only line: sentence break
             if sentence_tokens:
@@ -166,10 +163,6 @@ def load_tfds(source, *, split: str) -> Corpus:
     if not tokens:
         raise UserError(f"{source}: split {source.split or split!r} has no sentences")
     return _make_corpus(tokens, tags, f"{source} ({source.split or split})")
-
-
-def tfds_has_split(source, split: str) -> bool:
-    return split in common_data.tfds_info(source).splits
 
 
 def load(source, *, split: str = "train") -> Corpus:
