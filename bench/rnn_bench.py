@@ -143,10 +143,10 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
             entry[kind] = {
                 "median_ms": 1e3 * statistics.median(ts),
                 "frac_peak": statistics.median(
-                    [flops / t / (p * 1e9) for t, p in zip(ts, peaks)]),
+                    [flops / t / (p * 1e9) for t, p in zip(ts, peaks, strict=True)]),
                 "raw_ms": [round(1e3 * t, 2) for t in ts],
             }
-        ratios = [b / c for b, c in zip(times[("builtin", mode)], times[("common", mode)])]
+        ratios = [b / c for b, c in zip(times[("builtin", mode)], times[("common", mode)], strict=True)]
         entry["speedup"] = statistics.median(ratios)
         entry["speedup_rounds"] = [round(r, 3) for r in ratios]
         result["modes"][mode] = entry

@@ -273,7 +273,7 @@ def _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, peephole,
     return dx_tm, dh0, dc0, d_kernel, d_recurrent, d_bias, d_peephole
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, peephole):
     """The XLA-compiled functions for one static configuration (traced once per shape)."""
 
@@ -442,7 +442,7 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
     return dx_tm, dh0, d_kernel, d_recurrent, d_bias
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, reset_after):
     """The XLA-compiled functions for one static configuration (traced once per shape)."""
 

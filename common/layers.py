@@ -86,6 +86,11 @@ class CellRNN(keras.layers.RNN):
     def get_config(self):
         return {**super().get_config(), "dropout": self.dropout, "seed": self.seed}
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.RNN.from_config pops "cell" from the dict it is given: pass a copy.
+        return super().from_config(dict(config), custom_objects=custom_objects)
+
 
 class _FastRNN(CellRNN):
     """Shared machinery of LSTM and GRU: flat config, implementation choice, fast paths."""
@@ -172,7 +177,7 @@ class _FastRNN(CellRNN):
         return {**base, **config}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         return cls(**config)
 
     # -- implementation choice --------------------------------------------------------------
