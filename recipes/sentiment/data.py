@@ -253,7 +253,7 @@ def read_lines(path: Path) -> list[str]:
 def deduplicate(examples: Examples) -> Examples:
     """Keep the first copy of each distinct text.
 
-    The tweets hold 1,191 rows that repeat another row's text (retweets; one text
+    The tweets hold 915 rows that repeat an earlier row's text (retweets; one text
     appears 303 times). Kept, they would land on both sides of a split and one
     retweet would weigh as much as 300 tweets in the held-out score.
     """

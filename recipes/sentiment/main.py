@@ -81,7 +81,10 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
     run_dir = runtime.RunDir(model_dir)
     if data is None:  # rebuild the training run's own test split
         recorded = run_dir.read_json(DATA_FILE)
-        cfg = Config(**run_dir.read_json("config.json"))
+        try:
+            cfg = Config(**run_dir.read_json("config.json"))
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{run_dir.file('config.json')}: not a sentiment run config ({err})") from None
         source = common_data.resolve(recorded["data"])
         corpus = data_lib.load(source, text_column=recorded["text_column"],
                                label_column=recorded["label_column"])

@@ -40,6 +40,13 @@ def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
     return full
 
 
+def _spec(source) -> str | None:
+    """A `--data` value that names `source` from any working directory (None = the default)."""
+    if source.kind == "path":
+        return str(source.path.resolve())
+    return None if source.kind == "default" else str(source)
+
+
 def prepare(cfg, run, *, text_column: str, label_column: str):
     """Resolve and read every source, split, encode labels: everything that can fail on input."""
     source = common_data.resolve(run.data, what="--data")
@@ -58,12 +65,13 @@ def prepare(cfg, run, *, text_column: str, label_column: str):
                                      what="--validation-data" if val_source else "--data"),
         "test": data.label_ids(splits.test, names, what="--data"),
     }
-    return source, corpus, splits, labels
+    return source, val_source, corpus, splits, labels
 
 
 def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     """Train `cfg` (a resolved `Config`) as `run` (a `common.cli.TrainArgs`) asks; return the test metrics."""
-    source, corpus, splits, labels = prepare(cfg, run, text_column=text_column, label_column=label_column)
+    source, val_source, corpus, splits, labels = prepare(cfg, run, text_column=text_column,
+                                                         label_column=label_column)
     names = list(splits.class_names)
     tokenizer = Tokenizer.build(splits.train.texts, level="word", max_size=cfg.vocab_size,
                                 min_freq=cfg.min_freq, lowercase=cfg.lowercase)
@@ -81,7 +89,8 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     run_dir.write_json(classify.LABELS_FILE, {"class_names": names})
     tokenizer.save(run_dir.file(TOKENIZER_FILE))
     run_dir.write_json(DATA_FILE, {
-        "data": run.data, "validation_data": run.validation_data, "seed": run.seed,
+        "data": _spec(source), "validation_data": run.validation_data and _spec(val_source),
+        "seed": run.seed,
         "text_column": text_column, "label_column": label_column, "description": corpus.description,
         "sizes": {"train": len(splits.train), "validation": len(splits.validation),
                   "test": len(splits.test)},
