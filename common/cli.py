@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
 
 from common.errors import UserError
-
-# Quieter TensorFlow start-up for every CLI (only effective before TF is imported).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
