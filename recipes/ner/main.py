@@ -73,7 +73,8 @@ def evaluate(model_dir: Path, data: str | None, as_json: bool):
     if as_json:
         click.echo(json.dumps({**metrics, "data": corpus.origin, "scheme": corpus.scheme}))
         return
-    click.echo(f"{corpus.origin}: {corpus.scheme} tags read as IOB2; entity level (conlleval)")
+    converted = ", converted to IOB2" if corpus.scheme != "IOB2" else ""
+    click.echo(f"{corpus.origin} ({corpus.scheme} tags{converted}); entity level, conlleval:")
     train_lib.print_report(metrics)
 
 

@@ -177,7 +177,8 @@ def train(cfg, run) -> dict:
         f", test {len(splits.test)}" if splits.test else ""
     )
     print(
-        f"Data: {splits.description['origin']} ({splits.train.scheme} tags, read as IOB2) | "
+        f"Data: {splits.description['origin']} ({splits.train.scheme} tags"
+        f"{', converted to IOB2' if splits.train.scheme != 'IOB2' else ''}) | "
         f"sentences: train {len(splits.train)} ({splits.train.num_tokens} tokens), {held_out}"
     )
     print(
