@@ -82,6 +82,9 @@ class Config:
     learning_rate: float = 3e-3
     clipnorm: float = 1.0
     patience: int | None = 3
+    # Minutes of training before stopping cleanly when --time-budget is not given
+    # (None: no limit). A safety net for `make recipe-translation` on a busy machine.
+    time_budget: float | None = 4.5
     # Decoding during evaluation (translate has its own options).
     beam_size: int = 1
     length_penalty: float = 0.6
@@ -116,6 +119,7 @@ PRESETS: dict[str, Config] = {
         batch_size=32,
         learning_rate=1e-2,
         patience=None,
+        time_budget=None,
         show_examples=3,
     ),
     "default": Config(),
@@ -123,8 +127,8 @@ PRESETS: dict[str, Config] = {
         source_level="word",
         target_level="word",
         lowercase=True,
-        source_vocab_size=8000,
-        target_vocab_size=8000,
+        source_vocab_size=6000,
+        target_vocab_size=6000,
         min_freq=2,
         max_source_length=30,
         max_target_length=30,
@@ -132,10 +136,11 @@ PRESETS: dict[str, Config] = {
         encoder_units=128,
         decoder_units=256,
         dropout=0.2,
-        epochs=20,
+        epochs=15,
         batch_size=64,
-        learning_rate=1e-3,
+        learning_rate=2e-3,
         patience=3,
+        time_budget=None,
         beam_size=4,
     ),
 }

@@ -345,6 +345,7 @@ def make_dataset(
     if training:
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
 
+    @tf.autograph.experimental.do_not_convert
     def pad(source, t_in, t_out):
         source = source.to_tensor()
         width = tf.shape(source)[1]

@@ -205,16 +205,15 @@ def evaluate(model_dir, data, beam_size, length_penalty, as_json):
     from recipes.translation import translate as translate_lib
 
     source = common_data.resolve(data, what="--data")
-    if source.kind == "tfds":  # check the languages before loading the model
-        data_lib.tfds_languages(source, None, None)
     loaded = train_lib.load_run(model_dir)
     if source.kind == "default":
         pairs = data_lib.read_tsv(Path(model_dir) / "validation.tsv")
         what = f"{model_dir}/validation.tsv"
     else:
-        languages = (loaded.data.get("source_lang"), loaded.data.get("target_lang"))
-        if source.kind == "tfds":
-            languages = data_lib.tfds_languages(source, *languages)
+        languages = (None, None)
+        if source.kind == "tfds":  # the run's languages, else the set's supervised keys
+            run_languages = (loaded.data.get("source_lang"), loaded.data.get("target_lang"))
+            languages = data_lib.tfds_languages(source, *run_languages)
         pairs = data_lib.load_pairs(source, loaded.cfg, seed=0, split="test", languages=languages)
         what = str(source)
     pairs = train_lib.references(pairs, loaded.translator.target_tokenizer)

@@ -171,7 +171,7 @@ def train(cfg: Config, run) -> dict:
         val_ds,
         run_dir=run_dir,
         epochs=run.epochs or cfg.epochs,
-        time_budget=run.time_budget,
+        time_budget=run.time_budget or cfg.time_budget,
         patience=cfg.patience,
         callbacks=[monitor],
     )

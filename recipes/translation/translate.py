@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -422,14 +423,17 @@ def plot_attention(
     fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
-    for ax, (src, out, weights) in zip(axes.ravel(), panels, strict=False):
-        ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        ax.set_xticks(range(len(src)), [_show(t) for t in src], rotation=90, fontsize=8)
-        ax.set_yticks(range(len(out)), [_show(t) for t in out], fontsize=8)
-        ax.set_xlabel("source")
-        ax.set_ylabel("output")
-    fig.tight_layout()
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    with warnings.catch_warnings():
+        # Scripts the default font lacks (Han, Hangul) are drawn as boxes, not warned about.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        for ax, (src, out, weights) in zip(axes.ravel(), panels, strict=False):
+            ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+            ax.set_xticks(range(len(src)), [_show(t) for t in src], rotation=90, fontsize=8)
+            ax.set_yticks(range(len(out)), [_show(t) for t in out], fontsize=8)
+            ax.set_xlabel("source")
+            ax.set_ylabel("output")
+        fig.tight_layout()
+        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return Path(path)
 

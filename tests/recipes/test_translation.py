@@ -348,6 +348,19 @@ def test_translate_needs_input_and_a_run(tmp_path, run_dir):
     assert result.exit_code != 0 and "holds no model.keras" in result.output
 
 
+def test_level_option_sets_each_side_and_lowercasing_reaches_the_references():
+    import click
+
+    from recipes.translation.main import _level
+
+    assert _level(None, None, "word") == ("word", "word")
+    assert _level(None, None, "word:char") == ("word", "char")
+    with pytest.raises(click.BadParameter):
+        _level(None, None, "char:word:char")
+    lower = train_lib.Tokenizer.build(["Va !"], level="word", lowercase=True)
+    assert train_lib.references([("Go.", "Va !")], lower) == [("Go.", "va !")]
+
+
 def test_every_command_has_help_with_defaults():
     runner = CliRunner()
     for command in ("train", "translate", "evaluate"):
