@@ -33,9 +33,11 @@ class Config:
     # Recurrent stack, shared by both modalities (`video_model="cnn-rnn"`).
     cell: str = "lstm"
     units: int = 64
-    layers: int = 2
+    layers: int = 1
     bidirectional: bool = True
-    dropout: float = 0.2
+    dropout: float = 0.3
+    # Gaussian noise added to the normalised sensor samples while training (augmentation).
+    input_noise: float = 0.1
     # Video clips.
     video_model: str = "cnn-rnn"
     frames: int = 10
@@ -46,12 +48,12 @@ class Config:
     learning_rate: float = 2e-3
     clipnorm: float | None = 1.0
     batch_size: int = 64
-    epochs: int = 20
-    patience: int | None = 6
+    epochs: int = 24
+    patience: int | None = 8
     # Held-out share of recordings (or clips) when --validation-data is omitted.
     validation_fraction: float = 0.2
     # Safety net in minutes when --time-budget is not given (None = no limit).
-    time_budget: float | None = None
+    time_budget: float | None = 4.0
 
 
 PRESETS: dict[str, Config] = {
@@ -70,5 +72,7 @@ PRESETS: dict[str, Config] = {
         patience=None,
     ),
     "default": Config(),
-    "large": Config(units=128, layers=2, epochs=60, patience=12, video_clips=3594),
+    "large": Config(
+        units=128, layers=2, epochs=60, patience=15, video_clips=3594, time_budget=None
+    ),
 }

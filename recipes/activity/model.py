@@ -5,6 +5,7 @@ Sensor (`build_sensor_model`):
     float32[batch, window, channels]   raw samples, any units
       -> Normalization                 per-channel mean/variance of the training recordings
                                        (stored in the layer, so saved with the model)
+      -> GaussianNoise (training only, when cfg.input_noise > 0)
       -> [Bidirectional(recurrent)] x layers   common.layers.recurrent_layer(cfg.cell, ...)
       -> Dense(classes, softmax)       float32[batch, classes]
 
@@ -59,6 +60,8 @@ def build_sensor_model(
         variance=np.asarray(variance, np.float32),
         name="normalize",
     )(inputs)
+    if cfg.input_noise:
+        x = keras.layers.GaussianNoise(cfg.input_noise, name="input_noise")(x)
     outputs = _classifier(_recurrent_stack(x, cfg), classes)
     return keras.Model(inputs, outputs, name="activity_sensor")
 

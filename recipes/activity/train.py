@@ -16,6 +16,7 @@ import dataclasses
 import time
 
 import click
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -172,8 +173,12 @@ def train(cfg: Config, run: TrainArgs) -> dict:
             )
         else:
             model = model_lib.build_video_model(cfg, channels=train_data.channels, classes=classes)
+        # Cosine decay over the planned epochs: late epochs take small steps, so the
+        # validation accuracy settles instead of jumping between epochs.
+        steps = max(len(x_train) // cfg.batch_size, 1) * cfg.epochs
+        schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
         model.compile(
-            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm),
+            optimizer=runtime.optimizer(schedule, cfg.clipnorm),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -203,6 +208,7 @@ def train(cfg: Config, run: TrainArgs) -> dict:
         run_dir=run_dir,
         epochs=cfg.epochs,
         time_budget=run.time_budget or cfg.time_budget,
+        monitor="val_accuracy",  # the best model is the one with the best window/clip accuracy
         patience=cfg.patience,
         class_weight=balanced_class_weight(y_train, classes),
     )
