@@ -176,6 +176,7 @@ def _tiny_model():
     from recipes.ner.model import build_model, compile_model
 
     keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("float32")  # whatever an earlier test left
     model = build_model(PRESETS["tiny"], num_words=50, num_chars=30, num_tags=5)
     return compile_model(model, ["O", "B-A", "I-A", "B-B", "I-B"], keras.optimizers.Adam())
 
