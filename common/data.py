@@ -21,6 +21,7 @@ import dataclasses
 import importlib.metadata
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -100,7 +101,8 @@ def tfds_load(source: DataSource, *, split: str, as_supervised: bool = False):
     builder = _tfds_builder(source)
     chosen = source.split or split
     if not builder.is_prepared():
-        print(f"Preparing tfds:{source.name} in {tfds_data_dir()} (downloads it once) ...", flush=True)
+        print(f"Preparing tfds:{source.name} in {tfds_data_dir()} (downloads it once) ...",
+              file=sys.stderr, flush=True)
         try:
             builder.download_and_prepare()
         except Exception as err:

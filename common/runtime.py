@@ -303,7 +303,9 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
         for stale in ("history.csv", "model.keras"):
             run_dir.file(stale).unlink(missing_ok=True)
         shutil.rmtree(run_dir.file("logs"), ignore_errors=True)
+    # The caller's callbacks run first, so metrics they add to the logs can be monitored.
     all_callbacks = [
+        *callbacks,
         keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True),
         BestModelCheckpoint(run_dir, monitor, mode, backup / "best.json"),
         keras.callbacks.CSVLogger(str(run_dir.file("history.csv")), append=resuming),
@@ -315,7 +317,6 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
                                                            patience=patience))
     if time_budget:
         all_callbacks.append(TimeBudget(time_budget))
-    all_callbacks.extend(callbacks)
 
     start = time.monotonic()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=all_callbacks,
