@@ -71,13 +71,18 @@ class Scorer:
         """log P(ids[i] | <bos>, ids[:i]) for every i, as float64[len(ids)]."""
         ids = np.asarray(ids, dtype=np.int32)
         inputs = np.concatenate([[bos_id], ids[:-1]]).astype(np.int32)
+        n = len(ids)
+        padded = -(-n // CHUNK) * CHUNK  # every call has the same shape: one compilation
+        inputs = np.pad(inputs, (0, padded - n))
+        targets = np.pad(ids, (0, padded - n))
         states = model_lib.zero_states(self.cfg, 1)
         out = []
-        for start in range(0, len(ids), CHUNK):
+        for start in range(0, padded, CHUNK):
             piece = slice(start, start + CHUNK)
-            picked, states = self._run(inputs[None, piece], ids[None, piece], states)
+            picked, states = self._run(inputs[None, piece], targets[None, piece], states)
             out.append(picked.numpy()[0])
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        # Padding sits after the last real token, so it cannot change its probabilities.
+        return np.concatenate(out)[:n].astype(np.float64) if out else np.zeros(0)
 
 
 def windowed_log_prob(trained, ids: np.ndarray, *, seq_len: int, bos_id: int, pad_id: int,
@@ -89,8 +94,12 @@ def windowed_log_prob(trained, ids: np.ndarray, *, seq_len: int, bos_id: int, pa
     def run(x, y):
         return _picked_log_probs(trained(x, training=False), y)
 
+    rows = -(-len(inputs) // batch_size) * batch_size  # fill the last batch with weight 0
+    extra = rows - len(inputs)
+    inputs, targets = (np.pad(a, ((0, extra), (0, 0))) for a in (inputs, targets))
+    weights = np.pad(weights, ((0, extra), (0, 0)))
     total = 0.0
-    for start in range(0, len(inputs), batch_size):
+    for start in range(0, rows, batch_size):
         piece = slice(start, start + batch_size)
         picked = run(inputs[piece], targets[piece]).numpy()
         total += float(np.sum(picked.astype(np.float64) * weights[piece]))
