@@ -59,9 +59,7 @@ def load_sensor_splits(cfg: Config, run: TrainArgs) -> Splits:
             data, val, description, _describe(val_source, sensor_data.DEFAULT_DESCRIPTION)
         )
     train, val = sensor_data.split(data, cfg.validation_fraction, run.seed)
-    held_out = (
-        f"{description}, {cfg.validation_fraction:g} of the recordings held out (seed {run.seed})"
-    )
+    held_out = f"{description}, {cfg.validation_fraction:g} of each class's recordings held out (seed {run.seed})"
     return Splits(train, val, description, held_out)
 
 
@@ -90,14 +88,14 @@ def load_video_splits(cfg: Config, run: TrainArgs) -> Splits:
     else:
         data = video_data.load(source, frames, size, split="train")
     if val_source is None:
-        train_idx, val_idx = common_data.split_holdout(
-            len(data.labels), cfg.validation_fraction, run.seed
+        train_idx, val_idx = sensor_data.stratified_holdout(
+            data.labels, cfg.validation_fraction, run.seed, what="clips"
         )
         return Splits(
             data.subset(train_idx),
             data.subset(val_idx),
             description,
-            f"{description}, {cfg.validation_fraction:g} of the clips held out (seed {run.seed})",
+            f"{description}, {cfg.validation_fraction:g} of each class's clips held out (seed {run.seed})",
         )
     if val_source.kind == "default":
         val = video_data.default_data(

@@ -105,6 +105,8 @@ def test_split_is_by_recording_and_seeded():
     assert not train_sources & val_sources
     assert len(train_sources | val_sources) == len(data.recordings) == 140
     assert len(val.recordings) == 28
+    # Stratified: a fifth of each class's 20 recordings.
+    np.testing.assert_array_equal(np.bincount(val.labels, minlength=7), [4] * 7)
     again = sensor_data.split(data, 0.2, seed=7)[1]
     assert [r.source for r in again.recordings] == [r.source for r in val.recordings]
 
