@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import random
+import resource
 import socket
 import statistics
 import sys
@@ -88,13 +89,19 @@ class PeakMeter:
         return self.flops / (time.perf_counter() - t0) / 1e9
 
 
+def cpu_seconds():
+    """CPU time of this process, all threads (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(fn, steps):
-    """Seconds per step over ``steps`` calls (the result is fetched, so the work is done)."""
-    t0 = time.perf_counter()
+    """(wall, CPU) seconds per step over ``steps`` calls (the result is fetched)."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
     for _ in range(steps):
         out = fn()
     np.asarray(out)
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, (cpu_seconds() - c0) / steps
 
 
 def run_pair(shape_key, cell, rounds, steps, peak, log):
@@ -116,6 +123,7 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
     log(f"  warm-up (trace + compile, both models) {time.perf_counter() - t0:.1f}s")
 
     times = {(kind, mode): [] for kind in models for mode in ("train", "infer")}
+    cpu_times = {key: [] for key in times}
     peaks = []
     order_rng = random.Random(1234)
     for _ in range(rounds):
@@ -128,7 +136,9 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
                 fn = lambda m=model: m.train_on_batch(x, y)  # noqa: E731
             else:
                 fn = lambda m=model: m.predict_on_batch(x)  # noqa: E731
-            times[(kind, mode)].append(timed(fn, steps))
+            wall, cpu = timed(fn, steps)
+            times[(kind, mode)].append(wall)
+            cpu_times[(kind, mode)].append(cpu)
         round_peaks.append(peak.gflops())
         peaks.append(max(round_peaks))
 
@@ -149,6 +159,11 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
         ratios = [b / c for b, c in zip(times[("builtin", mode)], times[("common", mode)], strict=True)]
         entry["speedup"] = statistics.median(ratios)
         entry["speedup_rounds"] = [round(r, 3) for r in ratios]
+        cpu_ratios = [b / c for b, c in zip(cpu_times[("builtin", mode)],
+                                            cpu_times[("common", mode)], strict=True)]
+        entry["cpu_speedup"] = statistics.median(cpu_ratios)
+        for kind in models:
+            entry[kind]["cpu_median_ms"] = 1e3 * statistics.median(cpu_times[(kind, mode)])
         result["modes"][mode] = entry
     return result
 
@@ -177,8 +192,8 @@ def machine_info():
 
 def format_table(results):
     head = ("| shape (B, T, D, U) | cell | mode | keras ms | common ms | speed-up "
-            "| keras %peak | common %peak |")
-    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|"]
+            "| keras %peak | common %peak | CPU-time speed-up |")
+    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         dims = f"{r['shape']} ({r['B']}, {r['T']}, {r['D']}, {r['U']})"
         for mode in ("train", "infer"):
@@ -186,7 +201,8 @@ def format_table(results):
             lines.append(
                 f"| {dims} | {r['cell']} | {mode} | {e['builtin']['median_ms']:.1f} | "
                 f"{e['common']['median_ms']:.1f} | x{e['speedup']:.2f} | "
-                f"{100 * e['builtin']['frac_peak']:.0f}% | {100 * e['common']['frac_peak']:.0f}% |"
+                f"{100 * e['builtin']['frac_peak']:.0f}% | {100 * e['common']['frac_peak']:.0f}% | "
+                f"x{e['cpu_speedup']:.2f} |"
             )
     return "\n".join(lines)
 
@@ -208,7 +224,9 @@ def write_results(results, info, args, elapsed, out_dir):
         f"{min(peaks):.0f}-{max(peaks):.0f} GFLOP/s (median per pair); {elapsed:.0f} s.",
         "",
         "speed-up = median over rounds of keras/common step time (>1: common is faster); "
-        "%peak = matmul FLOPs / time / peak of the same round (training = 3 x forward).",
+        "%peak = matmul FLOPs / time / peak of the same round (training = 3 x forward); "
+        "CPU-time speed-up = the same ratio of process CPU time (less sensitive to other "
+        "processes on a busy machine, blind to idle waiting).",
         "",
         format_table(results),
         "",
@@ -261,7 +279,8 @@ def main(argv=None):
                 log(f"  {mode}: keras {e['builtin']['median_ms']:.1f} ms "
                     f"({100 * e['builtin']['frac_peak']:.0f}% peak), common "
                     f"{e['common']['median_ms']:.1f} ms ({100 * e['common']['frac_peak']:.0f}% "
-                    f"peak), speed-up x{e['speedup']:.2f}  rounds {e['speedup_rounds']}")
+                    f"peak), speed-up x{e['speedup']:.2f} (CPU time x{e['cpu_speedup']:.2f})  "
+                    f"rounds {e['speedup_rounds']}")
     info["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     elapsed = time.perf_counter() - start
     print()

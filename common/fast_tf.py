@@ -104,46 +104,23 @@ def _states_grad(dy, d_last, m, zero_output_for_mask, return_sequences, states_s
     return tf.tensor_scatter_nd_add(d_states, [[states_shape[0] - 1]], last[None])
 
 
-def _project(x_tm, kernel, bias):
-    """x_tm [time, batch, d] @ kernel [d, k] + bias -> [time, batch, k] in one matmul."""
-    shape = tf.shape(x_tm)
-    xw = tf.matmul(tf.reshape(x_tm, [shape[0] * shape[1], shape[2]]), kernel)
-    if bias is not None:
-        xw = xw + bias
-    return tf.reshape(xw, [shape[0], shape[1], tf.shape(kernel)[1]])
-
-
 def _flat(x):
     shape = tf.shape(x)
     return tf.reshape(x, [shape[0] * shape[1], shape[2]])
 
 
-def _input_grads(x_tm, d_xw, kernel, go_backwards, batch_major_shape):
-    """dX (batch-major, original order) and dW for xw = x @ W."""
-    d_xw2 = _flat(d_xw)
-    d_kernel = tf.matmul(_flat(x_tm), d_xw2, transpose_a=True)
-    dx_tm = tf.reshape(tf.matmul(d_xw2, kernel, transpose_b=True), tf.shape(x_tm))
-    if go_backwards:
-        dx_tm = tf.reverse(dx_tm, [0])
-    dx = tf.transpose(dx_tm, [1, 0, 2])
-    return tf.reshape(dx, batch_major_shape), d_kernel
+def _lstm_matmul_grads(dz, xh, x, kernel, go_backwards):
+    """dX, dW, dU, db from dZ [T*B, 4U] and XH [T, B, D + U]: large matmuls, run by TensorFlow.
 
-
-def _prev_matmul(h0, states, dz):
-    """sum_t H_prev[t]^T @ dz[t] with H_prev = [h0, states[:-1]] (copying the small side)."""
-    h_prev = tf.concat([h0[None], states[:-1]], axis=0)
-    return tf.matmul(_flat(h_prev), _flat(dz), transpose_a=True)
-
-
-def _column_sum(a2):
-    """Sum over the rows of a 2-D tensor, as a matmul (XLA:CPU column reductions are slow)."""
-    ones = tf.ones([1, tf.shape(a2)[0]], a2.dtype)
-    return tf.matmul(ones, a2)[0]
-
-
-# --------------------------------------------------------------------------------------------
-# LSTM
-# --------------------------------------------------------------------------------------------
+    Outside XLA on purpose: TensorFlow's CPU matmuls (oneDNN) are faster than XLA:CPU's on large
+    operands, and an unused dX (the layer reads the model's input) is pruned from the graph.
+    """
+    features = kernel.shape[0]
+    d_stacked = tf.matmul(_flat(xh), dz, transpose_a=True)
+    shape = tf.shape(x)
+    dx_tm = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [shape[1], shape[0], shape[2]])
+    return (_from_time_major(dx_tm, go_backwards), d_stacked[:features], d_stacked[features:],
+            tf.reduce_sum(dz, axis=0))
 
 
 def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save):
@@ -226,8 +203,8 @@ def _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, peephole,
     """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
 
     Per step: dh = dH_t + dh_{t+1}; dc = dc_{t+1} + dh Q_t; dz = P_t * [dc, dc, dc, dh];
-    dc_{t-1} = dc R_t; dh_{t-1} = dz @ U^T. After the loop: d[W; U] = XH^T @ dZ, dX = dZ @ W^T,
-    db = sum dZ. Returns (dX time-major, dh0, dc0, dW, dU, db, dP).
+    dc_{t-1} = dc R_t; dh_{t-1} = dz @ U^T. Returns (dZ [T*B, 4U], dh0, dc0, dP); the large
+    matmuls with dZ are left to :func:`_lstm_matmul_grads`.
     """
     steps = tf.shape(xh)[0]
     dtype = xh.dtype
@@ -255,12 +232,6 @@ def _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, peephole,
         maximum_iterations=steps,
     )
     dz3 = ta_dz.stack()
-    dz = _flat(dz3)
-    d_stacked = tf.matmul(_flat(xh), dz, transpose_a=True)
-    features = kernel.shape[0]
-    d_kernel, d_recurrent = d_stacked[:features], d_stacked[features:]
-    dx_tm = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [steps, -1, features])
-    d_bias = _column_sum(dz)
     d_peephole = None
     if peephole is not None:
         c_prev = tf.concat([c0[None], cells[:-1]], axis=0)
@@ -270,7 +241,7 @@ def _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, peephole,
             tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
             tf.reduce_sum(dz_o * cells, axis=[0, 1]),
         ])
-    return dx_tm, dh0, dc0, d_kernel, d_recurrent, d_bias, d_peephole
+    return _flat(dz3), dh0, dc0, d_peephole
 
 
 @functools.cache
@@ -304,9 +275,8 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
         states_shape = tf.concat([tf.shape(xh)[:2], [units]], axis=0)
         d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
                                 states_shape)
-        dx_tm, *rest = _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, p, xh,
-                                      p_, q, r, cells)
-        return (_from_time_major(dx_tm, go_backwards), *rest)
+        return _lstm_backward(d_states, dc_last, m, c0, kernel, recurrent_kernel, p, xh, p_, q, r,
+                              cells)
 
     return infer, forward, backward
 
@@ -314,6 +284,24 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
 # --------------------------------------------------------------------------------------------
 # GRU
 # --------------------------------------------------------------------------------------------
+
+
+def _gru_matmul_grads(d_xw, h_prev, extra, x, kernel, *, reset_after, go_backwards):
+    """dX, dW, dU, db from the gate gradients: large matmuls, run by TensorFlow (see LSTM)."""
+    shape = tf.shape(x)
+    units = h_prev.shape[-1]
+    d_kernel = tf.matmul(_flat(_time_major(x, go_backwards)), d_xw, transpose_a=True)
+    dx_tm = tf.reshape(tf.matmul(d_xw, kernel, transpose_b=True), [shape[1], shape[0], shape[2]])
+    if reset_after:
+        d_recurrent = tf.matmul(h_prev, extra, transpose_a=True)
+        d_bias = tf.stack([tf.reduce_sum(d_xw, axis=0), tf.reduce_sum(extra, axis=0)])
+    else:
+        d_recurrent = tf.concat([
+            tf.matmul(h_prev, d_xw[:, : 2 * units], transpose_a=True),
+            tf.matmul(extra, d_xw[:, 2 * units :], transpose_a=True),
+        ], axis=1)
+        d_bias = tf.reduce_sum(d_xw, axis=0)
+    return _from_time_major(dx_tm, go_backwards), d_kernel, d_recurrent, d_bias
 
 
 def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save):
@@ -380,8 +368,9 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
     """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
 
     The loop keeps only what is sequential (dh, and for reset_after=False d(r h)); the gate
-    gradients and all weight gradients are computed after it, vectorized over time.
-    Returns (dX time-major, dh0, dW, dU, db).
+    gradients are computed after it, vectorized over time. Returns (dXW [T*B, 3U], dh0,
+    H_prev [T*B, U], d(h@U + b') [T*B, 3U] if reset_after else R * H_prev [T*B, U]); the large
+    matmuls are left to :func:`_gru_matmul_grads`.
     """
     steps = tf.shape(states)[0]
     dtype = states.dtype
@@ -422,24 +411,14 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
         maximum_iterations=steps,
     )
     dh_all = ta_dh.stack()
-    features = kernel.shape[0]
+    h_prev = tf.concat([h0[None], states[:-1]], axis=0)
     if reset_after:
         d_xw = p * tf.concat([dh_all, dh_all, dh_all], axis=-1)
         d_inner = p * tf.concat([dh_all, dh_all, dh_all * r], axis=-1)
-        d_recurrent = _prev_matmul(h0, states, d_inner)
-        d_bias = tf.stack([_column_sum(_flat(d_xw)), _column_sum(_flat(d_inner))])
-    else:
-        a, e, bf = tf.split(p, 3, axis=-1)
-        d_xw = tf.concat([dh_all * a, ta_drh.stack() * e, dh_all * bf], axis=-1)
-        h_prev = tf.concat([h0[None], states[:-1]], axis=0)
-        d_zr = tf.matmul(_flat(h_prev), _flat(d_xw[:, :, : 2 * units]), transpose_a=True)
-        d_h = tf.matmul(_flat(h_prev * r), _flat(d_xw[:, :, 2 * units :]), transpose_a=True)
-        d_recurrent = tf.concat([d_zr, d_h], axis=-1)
-        d_bias = _column_sum(_flat(d_xw))
-    d_xw2 = _flat(d_xw)
-    d_kernel = tf.matmul(_flat(x_tm), d_xw2, transpose_a=True)
-    dx_tm = tf.reshape(tf.matmul(d_xw2, kernel, transpose_b=True), [steps, -1, features])
-    return dx_tm, dh0, d_kernel, d_recurrent, d_bias
+        return _flat(d_xw), dh0, _flat(h_prev), _flat(d_inner)
+    a, e, bf = tf.split(p, 3, axis=-1)
+    d_xw = tf.concat([dh_all * a, ta_drh.stack() * e, dh_all * bf], axis=-1)
+    return _flat(d_xw), dh0, _flat(h_prev), _flat(h_prev * r)
 
 
 @functools.cache
@@ -470,9 +449,8 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
         x_tm, m = unpack(x, mask)
         d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
                                 tf.shape(states))
-        dx_tm, *rest = _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states,
-                                     p, z, r, reset_after=reset_after)
-        return (_from_time_major(dx_tm, go_backwards), *rest)
+        return _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r,
+                             reset_after=reset_after)
 
     return infer, forward, backward
 
@@ -575,11 +553,12 @@ def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, g
         def grad(dy, dh_last, dc_last):
             if not training:  # differentiated outside training: recompute the saved activations
                 saved[:] = forward(*args)[3:]
-            dx, dh0, dc0, dk, drk, db, dp = backward(
+            dz, dh0, dc0, dp = backward(
                 _zeros_if_none(dy, y), _zeros_if_none(dh_last, h_last),
                 _zeros_if_none(dc_last, c_last), x, mask_arg, kernel, recurrent_kernel,
                 peephole_kernel, *saved,
             )
+            dx, dk, drk, db = _lstm_matmul_grads(dz, saved[1], x, kernel, go_backwards)
             if dp is None:
                 dp = tf.zeros_like(peephole_kernel)
             return dx, dh0, dc0, dk, drk, db, dp
@@ -635,10 +614,14 @@ def _gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after, go_backwar
         def grad(dy, dh_last):
             if not training:  # differentiated outside training: recompute the saved activations
                 saved[:] = forward(*args)[2:]
-            return backward(
+            d_xw, dh0, h_prev, extra = backward(
                 _zeros_if_none(dy, y), _zeros_if_none(dh_last, h_last), x, mask_arg, h0,
                 kernel, recurrent_kernel, *saved,
             )
+            dx, dk, drk, db = _gru_matmul_grads(d_xw, h_prev, extra, x, kernel,
+                                                reset_after=reset_after,
+                                                go_backwards=go_backwards)
+            return dx, dh0, dk, drk, db
 
         return (y, h_last), grad
 
