@@ -1,7 +1,8 @@
 """Presets for the activity recipe: one frozen dataclass, named presets.
 
 `tiny` is for the tests (seconds), `default` is what `make recipe-activity`
-runs (about five minutes on a 2-core CPU), `large` trains longer and wider.
+runs (under five minutes on a 2-core CPU; a 4-minute training budget is
+the safety net), `large` trains longer and wider.
 The command line overrides a few fields with `common.cli.apply_overrides`;
 a config is never mutated after that.
 """
@@ -18,8 +19,9 @@ VIDEO_MODELS = ("cnn-rnn", "convlstm")
 class Config:
     """Everything one training run needs besides the data and the run options.
 
-    Sensor fields: `window`, `stride` (samples), the recurrent stack
-    (`cell`, `units`, `layers`, `bidirectional`) and `dropout`.
+    Sensor fields: `window`, `stride` (samples), `input_noise` (std of the
+    Gaussian noise added to normalised samples in training), the recurrent
+    stack (`cell`, `units`, `layers`, `bidirectional`) and `dropout`.
     Video fields: `frames` per clip, `frame_size` (square frames, pixels),
     `video_model` (`cnn-rnn`: per-frame CNN under `TimeDistributed`, then a
     recurrent layer; `convlstm`: `keras.layers.ConvLSTM2D`), `conv_filters`,
