@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import random
+import shlex
 import shutil
 import sys
 import tempfile
@@ -168,6 +169,14 @@ def _jsonable(obj):
     return obj
 
 
+def _command_line() -> str:
+    """This process's command line as a user would retype it (`python -m recipes.x ...`)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = (f"python -m {spec.name.removesuffix('.__main__')}" if spec and spec.name
+               else sys.argv[0])
+    return " ".join([program, *map(shlex.quote, sys.argv[1:])])
+
+
 class RunDir:
     """A run directory whose files are all written atomically."""
 
@@ -186,7 +195,7 @@ class RunDir:
         run_dir = cls(path)
         run_dir.path.mkdir(parents=True, exist_ok=True)
         run_dir.write_json("config.json", config)
-        run_dir.write_text("argv.txt", " ".join(argv if argv is not None else sys.argv) + "\n")
+        run_dir.write_text("argv.txt", (" ".join(argv) if argv is not None else _command_line()) + "\n")
         return run_dir
 
     def file(self, name: str) -> Path:
