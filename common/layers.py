@@ -180,6 +180,11 @@ class _FastRNN(CellRNN):
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
 
+    def build(self, sequences_shape, initial_state_shape=None):
+        super().build(sequences_shape, initial_state_shape)
+        if self._cudnn_wanted():
+            self._keras_builtin()  # created here, outside any tf.function being traced
+
     # -- implementation choice --------------------------------------------------------------
 
     def _fast_path_problem(self):
