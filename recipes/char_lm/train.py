@@ -86,9 +86,10 @@ def train(cfg, run) -> dict:
     )
 
     sampler = sample_lib.Sampler(cfg, tok, best)
-    (ids,), per_second = sampler.generate([], length=cfg.sample_length,
-                                          temperature=cfg.sample_temperature, seed=run.seed)
-    text = tok.decode(ids)
+    outputs, per_second = sampler.generate(  # word level: one line per sample, so show five
+        [], length=cfg.sample_length, temperature=cfg.sample_temperature,
+        num_samples=1 if cfg.level == "char" else 5, seed=run.seed)
+    text = "\n".join(tok.decode(ids) for ids in outputs)
     metrics["sample"] = text
     run_dir.write_json("metrics.json", metrics)
 
@@ -103,8 +104,10 @@ def train(cfg, run) -> dict:
         {"metric": "training time (s)", "value": metrics["train_seconds"]},
         {"metric": "parameters", "value": metrics["parameters"]},
     ])
-    print(f"\nSample ({cfg.sample_length} tokens, temperature {cfg.sample_temperature}, "
-          f"{per_second:.0f} tokens/s after the first step):\n" + "-" * 40 + f"\n{text}\n" + "-" * 40)
+    speed = "" if math.isnan(per_second) else f", {per_second:.0f} tokens/s"
+    what = f"{len(outputs)} samples of up to" if len(outputs) > 1 else "sample of"
+    print(f"\nA {what} {cfg.sample_length} tokens (temperature {cfg.sample_temperature}{speed}):\n"
+          + "-" * 40 + f"\n{text}\n" + "-" * 40)
     print(f"Saved to {run_dir.path}. Next: python -m recipes.char_lm sample --model-dir "
           f"{run_dir.path} --prime \"...\"")
     if not math.isfinite(metrics["loss"]):
