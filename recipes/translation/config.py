@@ -77,7 +77,7 @@ class Config:
     decoder_units: int = 128
     dropout: float = 0.0
     # Training.
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 128
     learning_rate: float = 3e-3
     clipnorm: float = 1.0

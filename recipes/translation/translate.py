@@ -399,7 +399,8 @@ def evaluate_pairs(
 def plot_attention(
     panels: Sequence[tuple[list[str], list[str], np.ndarray]], path: Path, max_panels: int = 6
 ) -> Path:
-    """Heatmaps of attention weights, one panel per (source tokens, output tokens, weights).
+    """Heatmaps of attention weights, one panel per (source tokens, output tokens, weights)
+    or (source tokens, output tokens, weights, title).
 
     weights: float[output steps, source tokens] (the last output row is <eos>).
     """
@@ -416,17 +417,20 @@ def plot_attention(
     cols = min(len(panels), 2)
     rows = math.ceil(len(panels) / cols)
     sizes = [
-        (max(3.0, 0.28 * len(src) + 1.5), max(2.5, 0.28 * len(out) + 1.2)) for src, out, _ in panels
+        (max(3.0, 0.28 * len(src) + 1.5), max(2.5, 0.28 * len(out) + 1.2))
+        for src, out, *_ in panels
     ]
     width = max(w for w, _ in sizes) * cols
     height = max(h for _, h in sizes) * rows
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height + 0.3 * rows), squeeze=False)
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     with warnings.catch_warnings():
         # Scripts the default font lacks (Han, Hangul) are drawn as boxes, not warned about.
         warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
-        for ax, (src, out, weights) in zip(axes.ravel(), panels, strict=False):
+        for ax, (src, out, weights, *title) in zip(axes.ravel(), panels, strict=False):
+            if title:
+                ax.set_title(title[0], fontsize=9)
             ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
             ax.set_xticks(range(len(src)), [_show(t) for t in src], rotation=90, fontsize=8)
             ax.set_yticks(range(len(out)), [_show(t) for t in out], fontsize=8)
@@ -443,8 +447,10 @@ def _show(token: str) -> str:
 
 
 def attention_panel(translator: Translator, source_ids: Sequence[int], hyp: Hypothesis):
-    """(source tokens, output tokens with <eos>, weights) for `plot_attention`."""
+    """(source tokens, output tokens with <eos>, weights, title) for `plot_attention`."""
     out = [translator.target_tokenizer.id_to_token(t) for t in hyp.tokens]
     if hyp.finished:
         out.append("<eos>")
-    return translator.source_tokens(source_ids), out, hyp.attention[: len(out)]
+    source = translator.source_tokenizer.decode(source_ids, skip_special=False)
+    title = f"{source} \u2192 {translator.target_text(hyp)}"
+    return translator.source_tokens(source_ids), out, hyp.attention[: len(out)], title
