@@ -37,7 +37,7 @@ def cli():
     """Encoder-decoder translation with attention (bidirectional recurrent encoder,
     attentional recurrent decoder, greedy and beam search, sacrebleu BLEU).
 
-    The default data set turns dates written in eight locales ("mardi 9 mai 2017",
+    The default data set turns dates written in 24 locales ("mardi 9 mai 2017",
     "09.05.17", "May 9, 2017") into ISO dates; --data takes a TSV of source<TAB>target
     pairs or a TFDS translation set.
     """
