@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -126,6 +127,12 @@ def apply_overrides(config, **values):
     return dataclasses.replace(config, **{k: v for k, v in values.items() if v is not None})
 
 
+def _width(text: str) -> int:
+    """Terminal columns of `text`: wide (CJK) characters take two, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else
+               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
 def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
     """Print rows (dicts or sequences) as an aligned plain-text table."""
     rows = list(rows)
@@ -141,9 +148,14 @@ def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
         table.insert(0, [str(h) for h in headers])
     if not table:
         return
-    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
+    widths = [max(_width(r[i]) for r in table if i < len(r)) for i in range(max(map(len, table)))]
+
+    def pad(cell, width, left):
+        fill = " " * (width - _width(cell))
+        return cell + fill if left else fill + cell
+
     for n, row in enumerate(table):
-        click.echo("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w)
+        click.echo("  ".join(pad(cell, w, j == 0)
                              for j, (cell, w) in enumerate(zip(row, widths, strict=False))).rstrip())
         if n == 0 and headers:
             click.echo("  ".join("-" * w for w in widths))

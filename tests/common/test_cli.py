@@ -112,6 +112,14 @@ def test_print_table(capsys):
     assert len({len(line) for line in lines}) == 1  # aligned
 
 
+def test_print_table_aligns_wide_characters(capsys):
+    cli.print_table([("2017年5月9日", "ok"), ("9/5/17", "ok")], headers=["source", "x"])
+    lines = capsys.readouterr().out.splitlines()
+    columns = [cli._width(line[: line.index("ok")]) for line in lines[2:]]
+    assert columns[0] == columns[1] == 14  # 12 columns of the wide source + 2 spaces
+    assert cli._width("2017年5月9日") == 12 and cli._width("e\u0301") == 1
+
+
 def test_cell_names_match_the_layers():
     from common import layers
 
