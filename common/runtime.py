@@ -312,10 +312,10 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
         for stale in ("history.csv", "model.keras"):
             run_dir.file(stale).unlink(missing_ok=True)
         shutil.rmtree(run_dir.file("logs"), ignore_errors=True)
-    # The caller's callbacks run first, so metrics they add to the logs can be monitored.
+    # The caller's callbacks run first, so metrics they add to the logs can be monitored;
+    # the backup runs last, so an epoch counts as done only once its model and logs are written.
     all_callbacks = [
         *callbacks,
-        keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True),
         BestModelCheckpoint(run_dir, monitor, mode, backup / "best.json"),
         keras.callbacks.CSVLogger(str(run_dir.file("history.csv")), append=resuming),
         keras.callbacks.TensorBoard(log_dir=str(run_dir.file("logs"))),
@@ -326,6 +326,8 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
                                                            patience=patience))
     if time_budget:
         all_callbacks.append(TimeBudget(time_budget))
+    all_callbacks.append(
+        keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True))
 
     start = time.monotonic()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=all_callbacks,
