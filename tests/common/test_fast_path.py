@@ -227,12 +227,12 @@ def test_keras_training_step_uses_fast_path_and_matches_generic(monkeypatch, kin
     before = models["auto"].get_weights()
     for model in models.values():
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-    assert True in calls  # the training kernel ran inside fit
+    assert calls.count(True) >= 1  # the training kernel ran inside fit
     after = models["auto"].get_weights()
     assert max_diff(before, after) > 1e-3  # the step changed the weights
     assert max_diff(after, models["generic"].get_weights()) <= ATOL
     predictions = [m.predict(x, verbose=0) for m in models.values()]
-    assert False in calls  # and the inference kernel inside predict
+    assert calls.count(False) >= 1  # and the inference kernel inside predict
     assert max_diff(predictions[:1], predictions[1:]) <= ATOL
 
 
