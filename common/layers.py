@@ -487,6 +487,20 @@ class GRU(_FastRNN):
         return (h if self.return_sequences else y), y, [h]
 
 
+def make_cell(cell, units):
+    """The one-step cell for ``--cell`` (one of :data:`CELL_NAMES`), e.g. for a decoder that is
+    stepped by hand; :func:`recurrent_layer` wraps the same cells in a sequence layer."""
+    cell_classes = {
+        "lstm": cells_lib.LSTMCell,
+        "gru": cells_lib.GRUCell,
+        "minimal-gru": cells_lib.MinimalGRUCell,
+        "simple": cells_lib.SimpleRNNCell,
+    }
+    if cell not in cell_classes:
+        raise ValueError(f"cell must be one of {CELL_NAMES}. Received: cell={cell!r}")
+    return cell_classes[cell](units)
+
+
 def recurrent_layer(
     cell,
     units,
@@ -515,8 +529,4 @@ def recurrent_layer(
         return LSTM(units, **options)
     if cell == "gru":
         return GRU(units, **options)
-    if cell == "minimal-gru":
-        return CellRNN(cells_lib.MinimalGRUCell(units), **options)
-    if cell == "simple":
-        return CellRNN(cells_lib.SimpleRNNCell(units), **options)
-    raise ValueError(f"cell must be one of {CELL_NAMES}. Received: cell={cell!r}")
+    return CellRNN(make_cell(cell, units), **options)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from common.layers import CELL_NAMES, recurrent_layer
+from common.layers import CELL_NAMES, make_cell, recurrent_layer
 
 
 @keras.saving.register_keras_serializable(package="translation")
@@ -100,7 +100,7 @@ class Seq2Seq(keras.Model):
             target_vocab_size, embedding_dim, name="target_embedding"
         )
         # The decoder steps a cell by hand: the cell of the `--cell` recurrent layer.
-        self.decoder_cell = recurrent_layer(cell, decoder_units).cell
+        self.decoder_cell = make_cell(cell, decoder_units)
         if attention == "bahdanau":
             self.attention_keys = layers.Dense(decoder_units, use_bias=False, name="attention_keys")
             self.attention_query = layers.Dense(decoder_units, name="attention_query")
