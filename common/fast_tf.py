@@ -137,16 +137,18 @@ def _lstm_matmul_grads(dz, states, h0, x, kernel, go_backwards):
             d_all[features:features + units], d_all[-1])
 
 
-def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save):
+def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save,
+                  keep_states=True):
     """Runs the loop over time-major inputs in processing order.
 
     Each step does one matmul ``[x_t, h_{t-1}] @ [W; U]``, or two, ``x_t @ W + h_{t-1} @ U``,
     when the step is small (B (D + U) 4U <= ONE_MATMUL_MIN_MACS): measured on a 2-core Xeon, the
     single matmul is about 1.1x faster at B=64, D=64, U=256 and the pair 1.5x faster at B=32,
     D=U=128. Both beat a hoisted ``X @ W`` read back step by step under XLA:CPU. Returns
-    ``(H, c_T, saved)``: H = the states h_t [T, B, U]. With ``save``, ``saved`` holds what the
-    backward pass needs, arranged so that its loop is a few element-wise kernels per step
-    (recomputing these there is slower):
+    ``(H, c_T, saved)``: H = the states h_t [T, B, U], or only h_T as [1, B, U] without
+    ``keep_states`` (inference of a layer that returns no sequence: the writes cost about 5%).
+    With ``save``, ``saved`` holds what the backward pass needs, arranged so that its loop is a
+    few element-wise kernels per step (recomputing these there is slower):
 
         P  = d(gates)/dz * [g, c_{t-1}, i, tanh(c_t)]               [T, B, 4U]
         Q  = o (1 - tanh(c_t)^2) (+ w_co P_o)     dc_t += dh_t Q
@@ -194,7 +196,8 @@ def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, 
         if m is not None:
             h_new = tf.where(m[t], h_new, h)
             c_new = tf.where(m[t], c_new, c)
-        ta_h = ta_h.write(t, h_new)
+        if keep_states:
+            ta_h = ta_h.write(t, h_new)
         if save:
             ta_p = ta_p.write(t, tf.concat([p_i, p_f, i * (1.0 - g * g), p_o], axis=-1))
             ta_q = ta_q.write(t, q)
@@ -206,10 +209,10 @@ def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, 
     def ta(keep):
         return tf.TensorArray(dtype, size=steps if keep else 0)
 
-    _, _, c_last, ta_h, *tas = tf.while_loop(
+    _, h_last, c_last, ta_h, *tas = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, c0, ta(True), ta(save), ta(save), ta(save),
+        (tf.constant(0), h0, c0, ta(keep_states), ta(save), ta(save), ta(save),
          ta(save and peephole is not None)),
         maximum_iterations=steps,
     )
@@ -217,7 +220,7 @@ def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, 
     if save:
         saved = [a.stack() for a in tas[:3]]
         saved.append(tas[3].stack() if peephole is not None else tf.zeros([0], dtype))
-    return ta_h.stack(), c_last, saved
+    return (ta_h.stack() if keep_states else h_last[None]), c_last, saved
 
 
 def _lstm_backward(d_states, dc_last, m, c0, recurrent_kernel, peephole, p, q, r, cells):
@@ -277,7 +280,7 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
     def infer(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
         x_tm, m, p = unpack(x, mask, peephole_kernel)
         states, c_last, _ = _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, p,
-                                          save=False)
+                                          save=False, keep_states=return_sequences)
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1], c_last
 
     @tf.function(jit_compile=JIT, autograph=False)
@@ -330,7 +333,8 @@ def _gru_matmul_grads(d_xw, h_prev, extra, x, kernel, *, reset_after, go_backwar
     return _from_time_major(dx_tm, go_backwards), d_kernel, d_recurrent, d_bias
 
 
-def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save):
+def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save,
+                 keep_states=True):
     """Runs the loop over time-major inputs in processing order.
 
     Per step two matmuls, ``x_t @ W`` and ``h_{t-1} @ U`` (a hoisted ``X @ W`` is slower under
@@ -375,18 +379,21 @@ def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, sa
             ta_r = ta_r.write(t, r)
         if m is not None:
             h_new = tf.where(m[t], h_new, h)
-        return t + 1, h_new, ta_h.write(t, h_new), ta_p, ta_z, ta_r
+        if keep_states:
+            ta_h = ta_h.write(t, h_new)
+        return t + 1, h_new, ta_h, ta_p, ta_z, ta_r
 
     def ta(keep):
         return tf.TensorArray(dtype, size=steps if keep else 0)
 
-    _, _, ta_h, *tas = tf.while_loop(
+    _, h_last, ta_h, *tas = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, ta(True), ta(save), ta(save), ta(save)),
+        (tf.constant(0), h0, ta(keep_states), ta(save), ta(save), ta(save)),
         maximum_iterations=steps,
     )
-    return ta_h.stack(), ([a.stack() for a in tas] if save else None)
+    states = ta_h.stack() if keep_states else h_last[None]
+    return states, ([a.stack() for a in tas] if save else None)
 
 
 def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r, *,
@@ -459,7 +466,8 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
     def infer(x, mask, h0, kernel, recurrent_kernel, bias):
         x_tm, m = unpack(x, mask)
         states, _ = _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias,
-                                 reset_after=reset_after, save=False)
+                                 reset_after=reset_after, save=False,
+                                 keep_states=return_sequences)
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1]
 
     @tf.function(jit_compile=JIT, autograph=False)
