@@ -30,6 +30,7 @@ differentiable by TensorFlow's autodiff, only slower to differentiate). Each is 
 from __future__ import annotations
 
 import functools
+import os
 
 import tensorflow as tf
 
@@ -38,6 +39,7 @@ __all__ = ["lstm", "gru"]
 JIT = True  # XLA; False runs the same kernels as plain TensorFlow graphs (for comparison)
 TIME_BUCKET = 8
 ONE_MATMUL_MIN_MACS = 8 * 2**20  # LSTM steps smaller than this use two matmuls (_lstm_forward)
+SPLIT_MIN_BATCH = 16  # smaller batches run as one kernel (see _split_batch)
 
 
 def _compute_dtype(dtype):
@@ -103,7 +105,7 @@ def _states_grad(dy, d_last, m, zero_output_for_mask, return_sequences, states_s
     else:
         last = d_last + (dy if w is None else dy * tf.cast(w[-1], dy.dtype))
         d_states = tf.zeros(states_shape, dy.dtype)
-    return tf.tensor_scatter_nd_add(d_states, [[states_shape[0] - 1]], last[None])
+    return tf.concat([d_states[:-1], d_states[-1:] + last[None]], axis=0)
 
 
 def _flat(x):
@@ -534,6 +536,39 @@ def _time_buckets(call, x, mask, *, go_backwards, return_sequences, zero_output_
     return (y, *states)
 
 
+def _batch_parts():
+    """Into how many independent kernels a batch is split: 2 when ops can run concurrently."""
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or os.cpu_count() or 1
+    return 2 if threads >= 2 else 1
+
+
+def _split_batch(call, x, mask, states):
+    """Runs ``call(x, mask, *states)`` on the two halves of the batch and concatenates.
+
+    The rows of a batch are independent recurrences, and the halves' kernels are independent
+    ops, which TensorFlow runs concurrently. That pays because one XLA:CPU step loop leaves the
+    second core idle about a third of the time (each step is a chain of small kernels that run
+    one after another). Measured on 2 cores against one kernel for the whole batch: training
+    1.2-1.5x faster at B=32 and 64 (U=128, 256), 1.07x at B=128, U=512; inference 1.1-1.6x,
+    and the same at B=128, U=512. Four parts on 2 cores were slower than two.
+
+    With an unknown batch size (Keras traces ``fit`` that way) the split is made at run time; a
+    batch of one then has an empty second half, which costs nothing but a compilation.
+    """
+    batch = x.shape[0]
+    if _batch_parts() < 2 or (batch is not None and batch < SPLIT_MIN_BATCH):
+        return call(x, mask, *states)
+    if batch is not None:
+        sizes = [batch - batch // 2, batch // 2]
+    else:
+        n = tf.shape(x)[0]
+        sizes = tf.stack([n - n // 2, n // 2])
+    parts = [(None, None) if t is None else tf.split(t, sizes, num=2, axis=0)
+             for t in (x, mask, *states)]
+    first, second = (call(*[p[i] for p in parts]) for i in range(2))
+    return tuple(tf.concat([a, b], axis=0) for a, b in zip(first, second, strict=True))
+
+
 def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, *,
          go_backwards=False, return_sequences=False, zero_output_for_mask=False, training=False):
     """LSTM over a whole sequence (``common.cells.LSTMCell`` arithmetic).
@@ -550,11 +585,12 @@ def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, 
     """
     options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
                    zero_output_for_mask=bool(zero_output_for_mask))
-    return _time_buckets(
-        lambda x, mask: _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel,
-                              training=training, **options),
-        x, mask, **options,
-    )
+    def run(x, mask, h0, c0):
+        return _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel,
+                     training=training, **options)
+
+    return _time_buckets(lambda x, mask: _split_batch(run, x, mask, (h0, c0)), x, mask,
+                         **options)
 
 
 def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, go_backwards,
@@ -616,11 +652,11 @@ def gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after=True, go_bac
     """
     options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
                    zero_output_for_mask=bool(zero_output_for_mask))
-    return _time_buckets(
-        lambda x, mask: _gru(x, h0, mask, kernel, recurrent_kernel, bias,
-                             reset_after=bool(reset_after), training=training, **options),
-        x, mask, **options,
-    )
+    def run(x, mask, h0):
+        return _gru(x, h0, mask, kernel, recurrent_kernel, bias, reset_after=bool(reset_after),
+                    training=training, **options)
+
+    return _time_buckets(lambda x, mask: _split_batch(run, x, mask, (h0,)), x, mask, **options)
 
 
 def _gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after, go_backwards,

@@ -164,6 +164,53 @@ def test_lstm_single_matmul_step_equals_generic(case, training, lstm_single_matm
     assert max_diff(grads_fast, grads_gen) <= ATOL
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_batch_split_into_two_kernels_equals_generic(monkeypatch, case):
+    """Every option through the two-halves path (batch 3 splits 2 + 1), training kernel."""
+    monkeypatch.setattr(fast_tf, "SPLIT_MIN_BATCH", 2)
+    monkeypatch.setattr(fast_tf, "_batch_parts", lambda: 2)  # whatever this machine has
+    calls = []
+    original = fast_tf._lstm if case[1] == "lstm" else fast_tf._gru
+
+    def counting(x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return original(x, *args, **kwargs)
+
+    monkeypatch.setattr(fast_tf, "_lstm" if case[1] == "lstm" else "_gru", counting)
+    _, kind, options, masked, with_state = case
+    x, mask = make_batch()
+    mask = mask if masked else None
+    states = initial_states(kind) if with_state else None
+    out_fast, grads_fast = outputs_and_grads(build(kind, "fast", options), x, mask, states)
+    assert calls == [2, 1]
+    out_gen, grads_gen = outputs_and_grads(build(kind, "generic", options), x, mask, states)
+    assert max_diff(out_fast, out_gen) <= ATOL
+    assert max_diff(grads_fast, grads_gen) <= ATOL
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_unknown_batch_size_is_split_at_run_time(monkeypatch, kind):
+    """Keras traces fit() with batch=None; batches of 1 (an empty half) and 3 still work."""
+    monkeypatch.setattr(fast_tf, "_batch_parts", lambda: 2)
+    options = dict(return_sequences=True)
+    fast, generic = build(kind, "fast", options), build(kind, "generic", options)
+
+    def traced(layer):
+        @tf.function(input_signature=[tf.TensorSpec([None, TIME, FEATURES])])
+        def fn(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y * tf.sin(y))
+            return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+        return fn
+
+    fast_fn, generic_fn = traced(fast), traced(generic)
+    for batch in (1, 3):
+        x = make_batch()[0][:batch]
+        assert max_diff(fast_fn(x), generic_fn(x)) <= ATOL
+
+
 def test_fast_path_catches_a_wrong_weight():
     """The comparison above can fail: one changed weight is visible in outputs."""
     x, _ = make_batch()
