@@ -21,6 +21,10 @@ output is the previous output (zeros before the first valid step) or zeros when
 Computation is in float32 whatever the layer's compute dtype (float64 stays float64); the caller
 casts the results back, so mixed-precision models get float32 recurrences on CPU.
 
+The batch is split in two halves that run as independent kernels, concurrently (see
+``_split_batch``): on a 2-core machine that made training 1.07-1.6x and inference up to 1.6x
+faster.
+
 Two forward kernels exist: a training one (used when ``training=True``) that saves what the
 hand-written backward pass needs, and an inference one that saves nothing (it is still
 differentiable by TensorFlow's autodiff, only slower to differentiate). Each is one

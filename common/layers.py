@@ -5,8 +5,9 @@ Keras-like constructor arguments and Keras's weight layout, so
 ``layer.set_weights(keras.layers.LSTM(...).get_weights())`` gives the same outputs. What runs the
 loop is chosen on every call (``implementation="auto"``)::
 
-    backend TensorFlow, no GPU            -> common.fast_tf: XLA, hoisted input projection,
-                                             hand-written backward pass (masks, go_backwards,
+    backend TensorFlow, no GPU            -> common.fast_tf: XLA step loops, hand-written
+                                             backward pass, the two halves of a batch run
+                                             concurrently (masks, go_backwards,
                                              initial/stateful states, peepholes, both GRU
                                              variants, mixed precision)
     backend TensorFlow, GPU, cuDNN-able   -> Keras's own cuDNN kernel (keras.layers.LSTM/GRU),
