@@ -42,7 +42,6 @@ __all__ = ["lstm", "gru"]
 
 JIT = True  # XLA; False runs the same kernels as plain TensorFlow graphs (for comparison)
 TIME_BUCKET = 8
-ONE_MATMUL_MIN_MACS = 8 * 2**20  # LSTM steps smaller than this use two matmuls (_lstm_forward)
 SPLIT_MIN_BATCH = 16  # smaller batches run as one kernel (see _split_batch)
 
 
@@ -147,10 +146,9 @@ def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, 
                   keep_states=True):
     """Runs the loop over time-major inputs in processing order.
 
-    Each step does one matmul ``[x_t, h_{t-1}] @ [W; U]``, or two, ``x_t @ W + h_{t-1} @ U``,
-    when the step is small (B (D + U) 4U <= ONE_MATMUL_MIN_MACS): measured on a 2-core Xeon, the
-    single matmul is about 1.1x faster at B=64, D=64, U=256 and the pair 1.5x faster at B=32,
-    D=U=128. Both beat a hoisted ``X @ W`` read back step by step under XLA:CPU. Returns
+    Each step does ``x_t @ W + h_{t-1} @ U``. Measured on a 2-core Xeon with the batch split
+    in two (_split_batch), that is 2-9% faster than one ``[x_t, h_{t-1}] @ [W; U]`` matmul (which
+    needs a concat per step), and both beat a hoisted ``X @ W`` read back step by step. Returns
     ``(H, c_T, saved)``: H = the states h_t [T, B, U], or only h_T as [1, B, U] without
     ``keep_states`` (inference of a layer that returns no sequence: the writes cost about 5%).
     With ``save``, ``saved`` holds what the backward pass needs, arranged so that its loop is a
@@ -166,17 +164,8 @@ def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, 
     if peephole is not None:
         w_ci, w_cf, w_co = peephole[0], peephole[1], peephole[2]
 
-    batch, features = x_tm.shape[1], x_tm.shape[2]
-    units = recurrent_kernel.shape[0]
-    one_matmul = batch is None or batch * (features + units) * 4 * units > ONE_MATMUL_MIN_MACS
-    if one_matmul:
-        stacked = tf.concat([kernel, recurrent_kernel], axis=0)
-
     def body(t, h, c, ta_h, ta_p, ta_q, ta_r, ta_c):
-        if one_matmul:
-            z = tf.matmul(tf.concat([x_tm[t], h], axis=-1), stacked) + bias
-        else:
-            z = tf.matmul(x_tm[t], kernel) + tf.matmul(h, recurrent_kernel) + bias
+        z = tf.matmul(x_tm[t], kernel) + tf.matmul(h, recurrent_kernel) + bias
         z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
         if peephole is not None:
             z_i = z_i + w_ci * c

@@ -136,34 +136,6 @@ def test_fast_equals_generic_and_builtin(case, training):
         assert max_diff(grads_fast, grads_ref) <= ATOL
 
 
-@pytest.fixture
-def lstm_single_matmul(monkeypatch):
-    """LSTM steps as one ``[x_t, h] @ [W; U]`` matmul (the test shapes are small enough for two).
-    """
-    monkeypatch.setattr(fast_tf, "ONE_MATMUL_MIN_MACS", 0)
-    fast_tf._lstm_kernels.cache_clear()  # the kernels read the constant when traced
-    yield
-    fast_tf._lstm_kernels.cache_clear()
-
-
-LSTM_CASES = [c for c in CASES if c[1] == "lstm"]
-
-
-@pytest.mark.parametrize("training", [True, False], ids=["train-kernel", "infer-kernel"])
-@pytest.mark.parametrize("case", LSTM_CASES, ids=[c[0] for c in LSTM_CASES])
-def test_lstm_single_matmul_step_equals_generic(case, training, lstm_single_matmul):
-    _, kind, options, masked, with_state = case
-    x, mask = make_batch()
-    mask = mask if masked else None
-    states = initial_states(kind) if with_state else None
-    out_fast, grads_fast = outputs_and_grads(build(kind, "fast", options), x, mask, states,
-                                             training)
-    out_gen, grads_gen = outputs_and_grads(build(kind, "generic", options), x, mask, states,
-                                           training)
-    assert max_diff(out_fast, out_gen) <= ATOL
-    assert max_diff(grads_fast, grads_gen) <= ATOL
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_batch_split_into_two_kernels_equals_generic(monkeypatch, case):
     """Every option through the two-halves path (batch 3 splits 2 + 1), training kernel."""
