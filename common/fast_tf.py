@@ -395,8 +395,9 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
                   reset_after):
     """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
 
-    The loop keeps only what is sequential (dh, and for reset_after=False d(r h)); the gate
-    gradients are computed after it, vectorized over time. Returns (dXW [T*B, 3U], dh0,
+    The loop keeps what is sequential, and what it computes anyway: dh, and d(h@U + b') for
+    reset_after=True (the z and r columns of dXW are the same) or d(r h) for reset_after=False;
+    the other gate gradients are computed after it, vectorized over time. Returns (dXW [T*B, 3U], dh0,
     H_prev [T*B, U], d(h@U + b') [T*B, 3U] if reset_after else R * H_prev [T*B, U]); the large
     matmuls are left to :func:`_gru_matmul_grads`.
     """
@@ -417,6 +418,7 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
         if reset_after:
             d_inner = p[t] * tf.concat([dh_gates, dh_gates, dh_gates * r[t]], axis=-1)
             dh_prev = dh_gates * z[t] + tf.matmul(d_inner, recurrent_kernel, transpose_b=True)
+            ta_drh = ta_drh.write(t, d_inner)  # needed after the loop, and computed here anyway
         else:
             d_rh = tf.matmul(dh_gates * bf, u_h, transpose_b=True)
             d_zr = tf.concat([dh_gates * a, d_rh * e], axis=-1)
@@ -434,15 +436,15 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
             tf.constant(0),
             tf.zeros_like(h0),
             tf.TensorArray(dtype, size=steps),
-            tf.TensorArray(dtype, size=0 if reset_after else steps),
+            tf.TensorArray(dtype, size=steps),
         ),
         maximum_iterations=steps,
     )
     dh_all = ta_dh.stack()
     h_prev = tf.concat([h0[None], states[:-1]], axis=0)
     if reset_after:
-        d_xw = p * tf.concat([dh_all, dh_all, dh_all], axis=-1)
-        d_inner = p * tf.concat([dh_all, dh_all, dh_all * r], axis=-1)
+        d_inner = ta_drh.stack()
+        d_xw = tf.concat([d_inner[..., : 2 * units], dh_all * p[..., 2 * units :]], axis=-1)
         return _flat(d_xw), dh0, _flat(h_prev), _flat(d_inner)
     a, e, bf = tf.split(p, 3, axis=-1)
     d_xw = tf.concat([dh_all * a, ta_drh.stack() * e, dh_all * bf], axis=-1)
