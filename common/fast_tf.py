@@ -397,9 +397,9 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
 
     The loop keeps what is sequential, and what it computes anyway: dh, and d(h@U + b') for
     reset_after=True (the z and r columns of dXW are the same) or d(r h) for reset_after=False;
-    the other gate gradients are computed after it, vectorized over time. Returns (dXW [T*B, 3U], dh0,
-    H_prev [T*B, U], d(h@U + b') [T*B, 3U] if reset_after else R * H_prev [T*B, U]); the large
-    matmuls are left to :func:`_gru_matmul_grads`.
+    the other gate gradients are computed after it, vectorized over time. Returns (dXW
+    [T*B, 3U], dh0, H_prev [T*B, U], d(h@U + b') [T*B, 3U] if reset_after else R * H_prev
+    [T*B, U]); the large matmuls are left to :func:`_gru_matmul_grads`.
     """
     steps = tf.shape(states)[0]
     dtype = states.dtype
@@ -580,6 +580,7 @@ def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, 
     """
     options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
                    zero_output_for_mask=bool(zero_output_for_mask))
+
     def run(x, mask, h0, c0):
         return _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel,
                      training=training, **options)
