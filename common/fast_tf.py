@@ -414,12 +414,12 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
             dh_gates = tf.where(m[t], dh, tf.zeros_like(dh))
         else:
             dh_gates = dh
-        a, e, bf = tf.split(p[t], 3, axis=-1)
         if reset_after:
             d_inner = p[t] * tf.concat([dh_gates, dh_gates, dh_gates * r[t]], axis=-1)
             dh_prev = dh_gates * z[t] + tf.matmul(d_inner, recurrent_kernel, transpose_b=True)
             ta_drh = ta_drh.write(t, d_inner)  # needed after the loop, and computed here anyway
         else:
+            a, e, bf = tf.split(p[t], 3, axis=-1)
             d_rh = tf.matmul(dh_gates * bf, u_h, transpose_b=True)
             d_zr = tf.concat([dh_gates * a, d_rh * e], axis=-1)
             dh_prev = (dh_gates * z[t] + d_rh * r[t]
