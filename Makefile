@@ -36,5 +36,6 @@ recipes: $(RECIPE_TARGETS) ## Run every recipe on its default preset
 bench: $(STAMP) ## Time common.LSTM/GRU against keras.layers.LSTM/GRU; writes bench/results/
 	$(PY) -m bench.rnn_bench $(ARGS)
 
-lint: $(STAMP) ## Lint with ruff
+lint: $(STAMP) ## Lint and check formatting with ruff (fix: ruff format common recipes tests bench)
 	$(PY) -m ruff check common recipes tests bench
+	$(PY) -m ruff format --check common recipes tests bench

@@ -108,13 +108,17 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
     shape = SHAPES[shape_key]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((shape["B"], shape["T"], shape["D"])).astype("float32")
-    out_shape = (shape["B"], shape["T"], shape["U"]) if shape["return_sequences"] else (
-        shape["B"], shape["U"])
+    out_shape = (
+        (shape["B"], shape["T"], shape["U"])
+        if shape["return_sequences"]
+        else (shape["B"], shape["U"])
+    )
     y = (0.1 * rng.standard_normal(out_shape)).astype("float32")
     models = {kind: build_model(kind, cell, shape, seed=1) for kind in ("builtin", "common")}
     models["common"].set_weights(models["builtin"].get_weights())
-    diff = float(np.max(np.abs(
-        models["common"].predict_on_batch(x) - models["builtin"].predict_on_batch(x))))
+    diff = float(
+        np.max(np.abs(models["common"].predict_on_batch(x) - models["builtin"].predict_on_batch(x)))
+    )
     t0 = time.perf_counter()
     for model in models.values():  # warm-up: tracing and XLA compilation
         for _ in range(2):
@@ -143,8 +147,14 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
         peaks.append(max(round_peaks))
 
     fwd = matmul_flops(shape, cell)
-    result = {"shape": shape_key, "cell": cell, **shape, "max_abs_diff_outputs": diff,
-              "peak_gflops_median": statistics.median(peaks), "modes": {}}
+    result = {
+        "shape": shape_key,
+        "cell": cell,
+        **shape,
+        "max_abs_diff_outputs": diff,
+        "peak_gflops_median": statistics.median(peaks),
+        "modes": {},
+    }
     for mode in ("train", "infer"):
         flops = 3 * fwd if mode == "train" else fwd
         entry = {}
@@ -153,14 +163,19 @@ def run_pair(shape_key, cell, rounds, steps, peak, log):
             entry[kind] = {
                 "median_ms": 1e3 * statistics.median(ts),
                 "frac_peak": statistics.median(
-                    [flops / t / (p * 1e9) for t, p in zip(ts, peaks, strict=True)]),
+                    [flops / t / (p * 1e9) for t, p in zip(ts, peaks, strict=True)]
+                ),
                 "raw_ms": [round(1e3 * t, 2) for t in ts],
             }
-        ratios = [b / c for b, c in zip(times[("builtin", mode)], times[("common", mode)], strict=True)]
+        ratios = [
+            b / c for b, c in zip(times[("builtin", mode)], times[("common", mode)], strict=True)
+        ]
         entry["speedup"] = statistics.median(ratios)
         entry["speedup_rounds"] = [round(r, 3) for r in ratios]
-        cpu_ratios = [b / c for b, c in zip(cpu_times[("builtin", mode)],
-                                            cpu_times[("common", mode)], strict=True)]
+        cpu_ratios = [
+            b / c
+            for b, c in zip(cpu_times[("builtin", mode)], cpu_times[("common", mode)], strict=True)
+        ]
         entry["cpu_speedup"] = statistics.median(cpu_ratios)
         for kind in models:
             entry[kind]["cpu_median_ms"] = 1e3 * statistics.median(cpu_times[(kind, mode)])
@@ -191,8 +206,10 @@ def machine_info():
 
 
 def format_table(results):
-    head = ("| shape (B, T, D, U) | cell | mode | keras ms | common ms | speed-up "
-            "| keras %peak | common %peak | CPU-time speed-up |")
+    head = (
+        "| shape (B, T, D, U) | cell | mode | keras ms | common ms | speed-up "
+        "| keras %peak | common %peak | CPU-time speed-up |"
+    )
     lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         dims = f"{r['shape']} ({r['B']}, {r['T']}, {r['D']}, {r['U']})"
@@ -231,9 +248,10 @@ def write_results(results, info, args, elapsed, out_dir):
         format_table(results),
         "",
     ]
-    for path, text in ((base.with_suffix(".md"), "\n".join(md)),
-                       (base.with_suffix(".json"), json.dumps(
-                           {"info": info, "results": results}, indent=1))):
+    for path, text in (
+        (base.with_suffix(".md"), "\n".join(md)),
+        (base.with_suffix(".json"), json.dumps({"info": info, "results": results}, indent=1)),
+    ):
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
@@ -265,8 +283,10 @@ def main(argv=None):
     info = machine_info()
     info["date"] = datetime.datetime.now().isoformat(timespec="seconds")
     info["loadavg_start"] = [round(v, 2) for v in os.getloadavg()]
-    log(f"{info['cpu']} x{info['cpu_count']}, TF {info['tensorflow']}, Keras {info['keras']}, "
-        f"load {info['loadavg_start']}")
+    log(
+        f"{info['cpu']} x{info['cpu_count']}, TF {info['tensorflow']}, Keras {info['keras']}, "
+        f"load {info['loadavg_start']}"
+    )
     peak = PeakMeter()
     results = []
     for shape_key in shapes:
@@ -276,19 +296,19 @@ def main(argv=None):
             results.append(r)
             for mode in ("train", "infer"):
                 e = r["modes"][mode]
-                log(f"  {mode}: keras {e['builtin']['median_ms']:.1f} ms "
+                log(
+                    f"  {mode}: keras {e['builtin']['median_ms']:.1f} ms "
                     f"({100 * e['builtin']['frac_peak']:.0f}% peak), common "
                     f"{e['common']['median_ms']:.1f} ms ({100 * e['common']['frac_peak']:.0f}% "
                     f"peak), speed-up x{e['speedup']:.2f} (CPU time x{e['cpu_speedup']:.2f})  "
-                    f"rounds {e['speedup_rounds']}")
+                    f"rounds {e['speedup_rounds']}"
+                )
     info["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     elapsed = time.perf_counter() - start
     print()
     print(format_table(results))
-    path = write_results(results, info, sys.argv[1:] if argv is None else argv, elapsed,
-                         args.out)
-    print(f"\nload average start {info['loadavg_start']} end {info['loadavg_end']}; "
-          f"wrote {path}")
+    path = write_results(results, info, sys.argv[1:] if argv is None else argv, elapsed, args.out)
+    print(f"\nload average start {info['loadavg_start']} end {info['loadavg_end']}; wrote {path}")
 
 
 if __name__ == "__main__":

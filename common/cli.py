@@ -1,11 +1,11 @@
 """Click options shared by every recipe, so a recipe's `main.py` declares only its own.
 
-    @cli.command()
-    @train_options(presets=config.PRESETS, default_output_dir="runs/char_lm")
-    @click.option("--seq-len", type=int, default=None, help="...")
-    def train(run: TrainArgs, seq_len):
-        cfg = apply_overrides(config.PRESETS[run.preset], epochs=run.epochs, seq_len=seq_len)
-        train_lib.train(cfg, run)
+@cli.command()
+@train_options(presets=config.PRESETS, default_output_dir="runs/char_lm")
+@click.option("--seq-len", type=int, default=None, help="...")
+def train(run: TrainArgs, seq_len):
+    cfg = apply_overrides(config.PRESETS[run.preset], epochs=run.epochs, seq_len=seq_len)
+    train_lib.train(cfg, run)
 """
 
 from __future__ import annotations
@@ -62,37 +62,86 @@ def train_options(presets: Mapping[str, object], default_output_dir: str):
 
         wrapper.__click_params__ = list(getattr(func, "__click_params__", []))
         options = [
-            click.option("--data", default=None, metavar="SRC",
-                         help="Training data: omit for the embedded default, a local path, "
-                              "or tfds:NAME[/CONFIG][:SPLIT]."),
-            click.option("--validation-data", default=None, metavar="SRC",
-                         help="Validation data (same forms as --data); omitted = a seeded "
-                              "split of the training data."),
-            click.option("--preset", type=click.Choice(list(presets)), default="default",
-                         show_default=True, help="Named configuration (tiny is for tests)."),
-            click.option("--epochs", type=int, default=None, callback=_positive,
-                         help="Epochs [default: the preset's]."),
-            click.option("--batch-size", type=int, default=None, callback=_positive,
-                         help="Global batch size [default: the preset's]."),
-            click.option("--time-budget", type=float, default=None, callback=_positive,
-                         metavar="MINUTES",
-                         help="Stop training cleanly after this many minutes; the best model "
-                              "is still saved and evaluated."),
-            click.option("--cell", type=click.Choice(CELL_NAMES), default=None,
-                         help="Recurrent cell [default: the preset's]."),
-            click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
-                         default=default_output_dir, show_default=True,
-                         help="Run directory; re-running into it resumes an interrupted run."),
-            click.option("--seed", type=int, default=42, show_default=True,
-                         help="Seed for Python, NumPy, Keras and data splits."),
-            click.option("--mixed-precision", is_flag=True,
-                         help="Compute in float16 (GPU) or bfloat16 (CPU), keep float32 weights."),
-            click.option("--strategy", type=click.Choice(STRATEGIES), default="auto",
-                         show_default=True,
-                         help="tf.distribute strategy; auto = multi-worker if TF_CONFIG is set, "
-                              "mirrored over several GPUs, else default."),
-            click.option("--deterministic", is_flag=True,
-                         help="Use deterministic TensorFlow ops (slower)."),
+            click.option(
+                "--data",
+                default=None,
+                metavar="SRC",
+                help="Training data: omit for the embedded default, a local path, "
+                "or tfds:NAME[/CONFIG][:SPLIT].",
+            ),
+            click.option(
+                "--validation-data",
+                default=None,
+                metavar="SRC",
+                help="Validation data (same forms as --data); omitted = a seeded "
+                "split of the training data.",
+            ),
+            click.option(
+                "--preset",
+                type=click.Choice(list(presets)),
+                default="default",
+                show_default=True,
+                help="Named configuration (tiny is for tests).",
+            ),
+            click.option(
+                "--epochs",
+                type=int,
+                default=None,
+                callback=_positive,
+                help="Epochs [default: the preset's].",
+            ),
+            click.option(
+                "--batch-size",
+                type=int,
+                default=None,
+                callback=_positive,
+                help="Global batch size [default: the preset's].",
+            ),
+            click.option(
+                "--time-budget",
+                type=float,
+                default=None,
+                callback=_positive,
+                metavar="MINUTES",
+                help="Stop training cleanly after this many minutes; the best model "
+                "is still saved and evaluated.",
+            ),
+            click.option(
+                "--cell",
+                type=click.Choice(CELL_NAMES),
+                default=None,
+                help="Recurrent cell [default: the preset's].",
+            ),
+            click.option(
+                "--output-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=default_output_dir,
+                show_default=True,
+                help="Run directory; re-running into it resumes an interrupted run.",
+            ),
+            click.option(
+                "--seed",
+                type=int,
+                default=42,
+                show_default=True,
+                help="Seed for Python, NumPy, Keras and data splits.",
+            ),
+            click.option(
+                "--mixed-precision",
+                is_flag=True,
+                help="Compute in float16 (GPU) or bfloat16 (CPU), keep float32 weights.",
+            ),
+            click.option(
+                "--strategy",
+                type=click.Choice(STRATEGIES),
+                default="auto",
+                show_default=True,
+                help="tf.distribute strategy; auto = multi-worker if TF_CONFIG is set, "
+                "mirrored over several GPUs, else default.",
+            ),
+            click.option(
+                "--deterministic", is_flag=True, help="Use deterministic TensorFlow ops (slower)."
+            ),
         ]
         for option in reversed(options):
             wrapper = option(wrapper)
@@ -112,8 +161,12 @@ def _check_model_dir(ctx, param, value: Path) -> Path:
 def model_dir_option(default_output_dir: str):
     """`--model-dir DIR`: a finished run directory holding `model.keras`."""
     return click.option(
-        "--model-dir", type=click.Path(path_type=Path), default=default_output_dir,
-        show_default=True, callback=_check_model_dir, help="Run directory written by `train`.",
+        "--model-dir",
+        type=click.Path(path_type=Path),
+        default=default_output_dir,
+        show_default=True,
+        callback=_check_model_dir,
+        help="Run directory written by `train`.",
     )
 
 
@@ -129,8 +182,10 @@ def apply_overrides(config, **values):
 
 def _width(text: str) -> int:
     """Terminal columns of `text`: wide (CJK) characters take two, combining marks none."""
-    return sum(0 if unicodedata.combining(ch) else
-               2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
 
 
 def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
@@ -155,8 +210,11 @@ def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
         return cell + fill if left else fill + cell
 
     for n, row in enumerate(table):
-        click.echo("  ".join(pad(cell, w, j == 0)
-                             for j, (cell, w) in enumerate(zip(row, widths, strict=False))).rstrip())
+        click.echo(
+            "  ".join(
+                pad(cell, w, j == 0) for j, (cell, w) in enumerate(zip(row, widths, strict=False))
+            ).rstrip()
+        )
         if n == 0 and headers:
             click.echo("  ".join("-" * w for w in widths))
 

@@ -30,7 +30,9 @@ import numpy as np
 from common.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_TFDS_SPEC = re.compile(r"^tfds:(?P<name>[A-Za-z0-9_]+(?:/[A-Za-z0-9_.\-]+)?)(?::(?P<split>[^:]+))?$")
+_TFDS_SPEC = re.compile(
+    r"^tfds:(?P<name>[A-Za-z0-9_]+(?:/[A-Za-z0-9_.\-]+)?)(?::(?P<split>[^:]+))?$"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +86,9 @@ def _tfds_builder(source: DataSource, what: str = "--data"):
         return tfds.builder(source.name, data_dir=str(tfds_data_dir()))
     except Exception as err:  # DatasetNotFoundError, unknown config (ValueError), ...
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{what}: unknown TFDS data set tfds:{source.name} ({first_line})") from None
+        raise UserError(
+            f"{what}: unknown TFDS data set tfds:{source.name} ({first_line})"
+        ) from None
 
 
 def tfds_info(source: DataSource, *, what: str = "--data"):
@@ -101,8 +105,11 @@ def tfds_load(source: DataSource, *, split: str, as_supervised: bool = False):
     builder = _tfds_builder(source)
     chosen = source.split or split
     if not builder.is_prepared():
-        print(f"Preparing tfds:{source.name} in {tfds_data_dir()} (downloads it once) ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"Preparing tfds:{source.name} in {tfds_data_dir()} (downloads it once) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             builder.download_and_prepare()
         except Exception as err:
@@ -115,7 +122,9 @@ def tfds_load(source: DataSource, *, split: str, as_supervised: bool = False):
         dataset = builder.as_dataset(split=chosen, as_supervised=as_supervised)
     except (ValueError, KeyError) as err:
         known = ", ".join(sorted(builder.info.splits.keys()))
-        raise UserError(f"tfds:{source.name} has no split {chosen!r} (splits: {known}); {err}") from None
+        raise UserError(
+            f"tfds:{source.name} has no split {chosen!r} (splits: {known}); {err}"
+        ) from None
     return dataset, builder.info
 
 

@@ -135,15 +135,19 @@ def _lstm_matmul_grads(dz, states, h0, x, kernel, go_backwards):
     features = kernel.shape[0]
     units = states.shape[-1]
     h_prev = tf.concat([h0, _flat(states[:-1])], axis=0)
-    d_all = tf.matmul(_with_ones(_flat(_time_major(x, go_backwards)), h_prev), dz,
-                      transpose_a=True)
+    d_all = tf.matmul(_with_ones(_flat(_time_major(x, go_backwards)), h_prev), dz, transpose_a=True)
     dx_tm = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [shape[1], shape[0], shape[2]])
-    return (_from_time_major(dx_tm, go_backwards), d_all[:features],
-            d_all[features:features + units], d_all[-1])
+    return (
+        _from_time_major(dx_tm, go_backwards),
+        d_all[:features],
+        d_all[features : features + units],
+        d_all[-1],
+    )
 
 
-def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save,
-                  keep_states=True):
+def _lstm_forward(
+    x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, save, keep_states=True
+):
     """Runs the loop over time-major inputs in processing order.
 
     Each step does ``x_t @ W + h_{t-1} @ U``. Measured on a 2-core Xeon with the batch split
@@ -207,8 +211,16 @@ def _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, peephole, *, 
     _, h_last, c_last, ta_h, *tas = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, c0, ta(keep_states), ta(save), ta(save), ta(save),
-         ta(save and peephole is not None)),
+        (
+            tf.constant(0),
+            h0,
+            c0,
+            ta(keep_states),
+            ta(save),
+            ta(save),
+            ta(save),
+            ta(save and peephole is not None),
+        ),
         maximum_iterations=steps,
     )
     saved = None
@@ -255,11 +267,13 @@ def _lstm_backward(d_states, dc_last, m, c0, recurrent_kernel, peephole, p, q, r
     if peephole is not None:
         c_prev = tf.concat([c0[None], cells[:-1]], axis=0)
         dz_i, dz_f, _, dz_o = tf.split(dz3, 4, axis=-1)
-        d_peephole = tf.stack([
-            tf.reduce_sum(dz_i * c_prev, axis=[0, 1]),
-            tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
-            tf.reduce_sum(dz_o * cells, axis=[0, 1]),
-        ])
+        d_peephole = tf.stack(
+            [
+                tf.reduce_sum(dz_i * c_prev, axis=[0, 1]),
+                tf.reduce_sum(dz_f * c_prev, axis=[0, 1]),
+                tf.reduce_sum(dz_o * cells, axis=[0, 1]),
+            ]
+        )
     return _flat(dz3), dh0, dc0, d_peephole
 
 
@@ -274,26 +288,49 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
     @tf.function(jit_compile=JIT, autograph=False)
     def infer(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
         x_tm, m, p = unpack(x, mask, peephole_kernel)
-        states, c_last, _ = _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias, p,
-                                          save=False, keep_states=return_sequences)
+        states, c_last, _ = _lstm_forward(
+            x_tm,
+            m,
+            h0,
+            c0,
+            kernel,
+            recurrent_kernel,
+            bias,
+            p,
+            save=False,
+            keep_states=return_sequences,
+        )
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1], c_last
 
     @tf.function(jit_compile=JIT, autograph=False)
     def forward(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
         x_tm, m, p = unpack(x, mask, peephole_kernel)
-        states, c_last, saved = _lstm_forward(x_tm, m, h0, c0, kernel, recurrent_kernel, bias,
-                                              p, save=True)
+        states, c_last, saved = _lstm_forward(
+            x_tm, m, h0, c0, kernel, recurrent_kernel, bias, p, save=True
+        )
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
         return (y, states[-1], c_last, states, *saved)
 
     @tf.function(jit_compile=JIT, autograph=False)
-    def backward(dy, dh_last, dc_last, mask, c0, recurrent_kernel, peephole_kernel, states, p_,
-                 q, r, cells):
+    def backward(
+        dy, dh_last, dc_last, mask, c0, recurrent_kernel, peephole_kernel, states, p_, q, r, cells
+    ):
         m = _mask_tm(mask, go_backwards) if masked else None
-        d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
-                                tf.shape(states))
-        return _lstm_backward(d_states, dc_last, m, c0, recurrent_kernel,
-                              peephole_kernel if peephole else None, p_, q, r, cells)
+        d_states = _states_grad(
+            dy, dh_last, m, zero_output_for_mask, return_sequences, tf.shape(states)
+        )
+        return _lstm_backward(
+            d_states,
+            dc_last,
+            m,
+            c0,
+            recurrent_kernel,
+            peephole_kernel if peephole else None,
+            p_,
+            q,
+            r,
+            cells,
+        )
 
     return infer, forward, backward
 
@@ -321,15 +358,19 @@ def _gru_matmul_grads(d_xw, h_prev, extra, x, kernel, *, reset_after, go_backwar
     else:
         d_all = tf.matmul(_with_ones(x_flat, h_prev), d_xw, transpose_a=True)
         d_kernel, d_bias = d_all[:features], d_all[-1]
-        d_recurrent = tf.concat([
-            d_all[features:-1, : 2 * units],
-            tf.matmul(extra, d_xw[:, 2 * units :], transpose_a=True),
-        ], axis=1)
+        d_recurrent = tf.concat(
+            [
+                d_all[features:-1, : 2 * units],
+                tf.matmul(extra, d_xw[:, 2 * units :], transpose_a=True),
+            ],
+            axis=1,
+        )
     return _from_time_major(dx_tm, go_backwards), d_kernel, d_recurrent, d_bias
 
 
-def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save,
-                 keep_states=True):
+def _gru_forward(
+    x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, save, keep_states=True
+):
     """Runs the loop over time-major inputs in processing order.
 
     Per step two matmuls, ``x_t @ W`` and ``h_{t-1} @ U`` (a hoisted ``X @ W`` is slower under
@@ -391,8 +432,7 @@ def _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias, *, reset_after, sa
     return states, ([a.stack() for a in tas] if save else None)
 
 
-def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r, *,
-                  reset_after):
+def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r, *, reset_after):
     """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
 
     The loop keeps what is sequential, and what it computes anyway: dh, and d(h@U + b') for
@@ -422,8 +462,7 @@ def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z,
             a, e, bf = tf.split(p[t], 3, axis=-1)
             d_rh = tf.matmul(dh_gates * bf, u_h, transpose_b=True)
             d_zr = tf.concat([dh_gates * a, d_rh * e], axis=-1)
-            dh_prev = (dh_gates * z[t] + d_rh * r[t]
-                       + tf.matmul(d_zr, u_zr, transpose_b=True))
+            dh_prev = dh_gates * z[t] + d_rh * r[t] + tf.matmul(d_zr, u_zr, transpose_b=True)
             ta_drh = ta_drh.write(t, d_rh)
         if m is not None:
             dh_prev = tf.where(m[t], dh_prev, dh)
@@ -462,26 +501,47 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
     @tf.function(jit_compile=JIT, autograph=False)
     def infer(x, mask, h0, kernel, recurrent_kernel, bias):
         x_tm, m = unpack(x, mask)
-        states, _ = _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias,
-                                 reset_after=reset_after, save=False,
-                                 keep_states=return_sequences)
+        states, _ = _gru_forward(
+            x_tm,
+            m,
+            h0,
+            kernel,
+            recurrent_kernel,
+            bias,
+            reset_after=reset_after,
+            save=False,
+            keep_states=return_sequences,
+        )
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1]
 
     @tf.function(jit_compile=JIT, autograph=False)
     def forward(x, mask, h0, kernel, recurrent_kernel, bias):
         x_tm, m = unpack(x, mask)
-        states, saved = _gru_forward(x_tm, m, h0, kernel, recurrent_kernel, bias,
-                                     reset_after=reset_after, save=True)
+        states, saved = _gru_forward(
+            x_tm, m, h0, kernel, recurrent_kernel, bias, reset_after=reset_after, save=True
+        )
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
         return (y, states[-1], states, *saved)
 
     @tf.function(jit_compile=JIT, autograph=False)
     def backward(dy, dh_last, x, mask, h0, kernel, recurrent_kernel, states, p, z, r):
         x_tm, m = unpack(x, mask)
-        d_states = _states_grad(dy, dh_last, m, zero_output_for_mask, return_sequences,
-                                tf.shape(states))
-        return _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r,
-                             reset_after=reset_after)
+        d_states = _states_grad(
+            dy, dh_last, m, zero_output_for_mask, return_sequences, tf.shape(states)
+        )
+        return _gru_backward(
+            d_states,
+            x_tm,
+            m,
+            h0,
+            kernel,
+            recurrent_kernel,
+            states,
+            p,
+            z,
+            r,
+            reset_after=reset_after,
+        )
 
     return infer, forward, backward
 
@@ -558,14 +618,28 @@ def _split_batch(call, x, mask, states):
     else:
         n = tf.shape(x)[0]
         sizes = tf.stack([n - n // 2, n // 2])
-    parts = [(None, None) if t is None else tf.split(t, sizes, num=2, axis=0)
-             for t in (x, mask, *states)]
+    parts = [
+        (None, None) if t is None else tf.split(t, sizes, num=2, axis=0) for t in (x, mask, *states)
+    ]
     first, second = (call(*[p[i] for p in parts]) for i in range(2))
     return tuple(tf.concat([a, b], axis=0) for a, b in zip(first, second, strict=True))
 
 
-def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, *,
-         go_backwards=False, return_sequences=False, zero_output_for_mask=False, training=False):
+def lstm(
+    x,
+    h0,
+    c0,
+    mask,
+    kernel,
+    recurrent_kernel,
+    bias,
+    peephole_kernel=None,
+    *,
+    go_backwards=False,
+    return_sequences=False,
+    zero_output_for_mask=False,
+    training=False,
+):
     """LSTM over a whole sequence (``common.cells.LSTMCell`` arithmetic).
 
     Args:
@@ -578,19 +652,44 @@ def lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel=None, 
         (y, h_T, c_T): y float[batch, time, u] if return_sequences else float[batch, u].
         float32 (float64 for float64 inputs).
     """
-    options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
-                   zero_output_for_mask=bool(zero_output_for_mask))
+    options = dict(
+        go_backwards=bool(go_backwards),
+        return_sequences=bool(return_sequences),
+        zero_output_for_mask=bool(zero_output_for_mask),
+    )
 
     def run(x, mask, h0, c0):
-        return _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel,
-                     training=training, **options)
+        return _lstm(
+            x,
+            h0,
+            c0,
+            mask,
+            kernel,
+            recurrent_kernel,
+            bias,
+            peephole_kernel,
+            training=training,
+            **options,
+        )
 
-    return _time_buckets(lambda x, mask: _split_batch(run, x, mask, (h0, c0)), x, mask,
-                         **options)
+    return _time_buckets(lambda x, mask: _split_batch(run, x, mask, (h0, c0)), x, mask, **options)
 
 
-def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, go_backwards,
-          return_sequences, zero_output_for_mask, training):
+def _lstm(
+    x,
+    h0,
+    c0,
+    mask,
+    kernel,
+    recurrent_kernel,
+    bias,
+    peephole_kernel,
+    *,
+    go_backwards,
+    return_sequences,
+    zero_output_for_mask,
+    training,
+):
     units = recurrent_kernel.shape[0]
     has_peephole = peephole_kernel is not None
     if bias is None:
@@ -601,8 +700,11 @@ def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, g
         x, mask, (h0, c0, kernel, recurrent_kernel, bias, peephole_kernel)
     )
     infer, forward, backward = _lstm_kernels(
-        bool(go_backwards), bool(return_sequences), bool(zero_output_for_mask),
-        mask is not None, has_peephole,
+        bool(go_backwards),
+        bool(return_sequences),
+        bool(zero_output_for_mask),
+        mask is not None,
+        has_peephole,
     )
 
     @tf.custom_gradient
@@ -620,9 +722,14 @@ def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, g
             if not training:  # differentiated outside training: recompute the saved activations
                 saved[:] = forward(*args)[3:]
             dz, dh0, dc0, dp = backward(
-                _zeros_if_none(dy, y), _zeros_if_none(dh_last, h_last),
-                _zeros_if_none(dc_last, c_last), mask_arg, c0, recurrent_kernel,
-                peephole_kernel, *saved,
+                _zeros_if_none(dy, y),
+                _zeros_if_none(dh_last, h_last),
+                _zeros_if_none(dc_last, c_last),
+                mask_arg,
+                c0,
+                recurrent_kernel,
+                peephole_kernel,
+                *saved,
             )
             dx, dk, drk, db = _lstm_matmul_grads(dz, saved[0], h0, x, kernel, go_backwards)
             if dp is None:
@@ -634,8 +741,20 @@ def _lstm(x, h0, c0, mask, kernel, recurrent_kernel, bias, peephole_kernel, *, g
     return run(x, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel)
 
 
-def gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after=True, go_backwards=False,
-        return_sequences=False, zero_output_for_mask=False, training=False):
+def gru(
+    x,
+    h0,
+    mask,
+    kernel,
+    recurrent_kernel,
+    bias,
+    *,
+    reset_after=True,
+    go_backwards=False,
+    return_sequences=False,
+    zero_output_for_mask=False,
+    training=False,
+):
     """GRU over a whole sequence (``common.cells.GRUCell`` arithmetic).
 
     Args:
@@ -646,17 +765,42 @@ def gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after=True, go_bac
     Returns:
         (y, h_T): y float[batch, time, u] if return_sequences else float[batch, u].
     """
-    options = dict(go_backwards=bool(go_backwards), return_sequences=bool(return_sequences),
-                   zero_output_for_mask=bool(zero_output_for_mask))
+    options = dict(
+        go_backwards=bool(go_backwards),
+        return_sequences=bool(return_sequences),
+        zero_output_for_mask=bool(zero_output_for_mask),
+    )
+
     def run(x, mask, h0):
-        return _gru(x, h0, mask, kernel, recurrent_kernel, bias, reset_after=bool(reset_after),
-                    training=training, **options)
+        return _gru(
+            x,
+            h0,
+            mask,
+            kernel,
+            recurrent_kernel,
+            bias,
+            reset_after=bool(reset_after),
+            training=training,
+            **options,
+        )
 
     return _time_buckets(lambda x, mask: _split_batch(run, x, mask, (h0,)), x, mask, **options)
 
 
-def _gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after, go_backwards,
-         return_sequences, zero_output_for_mask, training):
+def _gru(
+    x,
+    h0,
+    mask,
+    kernel,
+    recurrent_kernel,
+    bias,
+    *,
+    reset_after,
+    go_backwards,
+    return_sequences,
+    zero_output_for_mask,
+    training,
+):
     units = recurrent_kernel.shape[0]
     if bias is None:
         bias = tf.zeros([2, 3 * units] if reset_after else [3 * units], x.dtype)
@@ -664,8 +808,11 @@ def _gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after, go_backwar
         x, mask, (h0, kernel, recurrent_kernel, bias)
     )
     infer, forward, backward = _gru_kernels(
-        bool(go_backwards), bool(return_sequences), bool(zero_output_for_mask),
-        mask is not None, bool(reset_after),
+        bool(go_backwards),
+        bool(return_sequences),
+        bool(zero_output_for_mask),
+        mask is not None,
+        bool(reset_after),
     )
 
     @tf.custom_gradient
@@ -681,12 +828,18 @@ def _gru(x, h0, mask, kernel, recurrent_kernel, bias, *, reset_after, go_backwar
             if not training:  # differentiated outside training: recompute the saved activations
                 saved[:] = forward(*args)[2:]
             d_xw, dh0, h_prev, extra = backward(
-                _zeros_if_none(dy, y), _zeros_if_none(dh_last, h_last), x, mask_arg, h0,
-                kernel, recurrent_kernel, *saved,
+                _zeros_if_none(dy, y),
+                _zeros_if_none(dh_last, h_last),
+                x,
+                mask_arg,
+                h0,
+                kernel,
+                recurrent_kernel,
+                *saved,
             )
-            dx, dk, drk, db = _gru_matmul_grads(d_xw, h_prev, extra, x, kernel,
-                                                reset_after=reset_after,
-                                                go_backwards=go_backwards)
+            dx, dk, drk, db = _gru_matmul_grads(
+                d_xw, h_prev, extra, x, kernel, reset_after=reset_after, go_backwards=go_backwards
+            )
             return dx, dh0, dk, drk, db
 
         return (y, h_last), grad

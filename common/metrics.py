@@ -12,8 +12,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def classification_report(y_true: Sequence[int], y_pred: Sequence[int],
-                          class_names: Sequence[str]) -> dict:
+def classification_report(
+    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
+) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
 
     `y_true` and `y_pred` are class indices into `class_names`; classes absent from
@@ -22,11 +23,13 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int],
     labels = list(range(len(class_names)))
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
+        y_true, y_pred, labels=labels, zero_division=0
+    )
     return {
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
-                                       zero_division=0)),
+        "macro_f1": float(
+            skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(class_names, precision, recall, f1, support, strict=True)
@@ -35,8 +38,9 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int],
     }
 
 
-def plot_confusion_matrix(matrix, class_names: Sequence[str], path: os.PathLike,
-                          title: str = "") -> Path:
+def plot_confusion_matrix(
+    matrix, class_names: Sequence[str], path: os.PathLike, title: str = ""
+) -> Path:
     """Write the confusion matrix (rows: true class, columns: predicted) as a PNG."""
     import matplotlib
 
@@ -49,7 +53,8 @@ def plot_confusion_matrix(matrix, class_names: Sequence[str], path: os.PathLike,
     size = max(4.0, 0.6 * len(class_names) + 2.5)
     fig, ax = plt.subplots(figsize=(size, size))
     skm.ConfusionMatrixDisplay(matrix, display_labels=list(class_names)).plot(
-        ax=ax, colorbar=False, xticks_rotation=45, values_format="d")
+        ax=ax, colorbar=False, xticks_rotation=45, values_format="d"
+    )
     ax.set_title(title)
     fig.tight_layout()
     path = Path(path)

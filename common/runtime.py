@@ -51,8 +51,10 @@ def _choose_strategy(name: str) -> tf.distribute.Strategy:
         name = "multi-worker"
     if name == "multi-worker":
         if not os.environ.get("TF_CONFIG"):
-            raise UserError("--strategy multi-worker needs the TF_CONFIG environment variable "
-                            "describing the cluster and this worker's task")
+            raise UserError(
+                "--strategy multi-worker needs the TF_CONFIG environment variable "
+                "describing the cluster and this worker's task"
+            )
         return _reduce_structures_one_by_one(tf.distribute.MultiWorkerMirroredStrategy())
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -172,8 +174,9 @@ def _jsonable(obj):
 def _command_line() -> str:
     """This process's command line as a user would retype it (`python -m recipes.x ...`)."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    program = (f"python -m {spec.name.removesuffix('.__main__')}" if spec and spec.name
-               else sys.argv[0])
+    program = (
+        f"python -m {spec.name.removesuffix('.__main__')}" if spec and spec.name else sys.argv[0]
+    )
     return " ".join([program, *map(shlex.quote, sys.argv[1:])])
 
 
@@ -184,8 +187,13 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, path: os.PathLike, config, argv: Sequence[str] | None = None,
-               strategy: tf.distribute.Strategy | None = None) -> RunDir:
+    def create(
+        cls,
+        path: os.PathLike,
+        config,
+        argv: Sequence[str] | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> RunDir:
         """Make the directory and record `config.json` and `argv.txt`.
 
         Non-chief workers of a multi-worker run write into a temporary directory.
@@ -195,7 +203,9 @@ class RunDir:
         run_dir = cls(path)
         run_dir.path.mkdir(parents=True, exist_ok=True)
         run_dir.write_json("config.json", config)
-        run_dir.write_text("argv.txt", (" ".join(argv) if argv is not None else _command_line()) + "\n")
+        run_dir.write_text(
+            "argv.txt", (" ".join(argv) if argv is not None else _command_line()) + "\n"
+        )
         return run_dir
 
     def file(self, name: str) -> Path:
@@ -209,7 +219,9 @@ class RunDir:
         return self.file(name)
 
     def write_json(self, name: str, obj) -> Path:
-        return self.write_text(name, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+        return self.write_text(
+            name, json.dumps(_jsonable(obj), indent=2, ensure_ascii=False) + "\n"
+        )
 
     def read_json(self, name: str):
         path = self.file(name)
@@ -256,8 +268,11 @@ class TimeBudget(keras.callbacks.Callback):
         if not self.stopped and time.monotonic() - self.start >= self.seconds:
             self.stopped = True
             self.model.stop_training = True
-            print(f"\nTime budget of {self.seconds / 60:g} min reached: stopping after this "
-                  "batch; the best model so far is kept.", flush=True)
+            print(
+                f"\nTime budget of {self.seconds / 60:g} min reached: stopping after this "
+                "batch; the best model so far is kept.",
+                flush=True,
+            )
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -290,10 +305,22 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 # ----------------------------------------------------------------------------- fit
 
 
-def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: int,
-        time_budget: float | None = None, monitor: str = "val_loss", mode: str = "auto",
-        patience: int | None = None, class_weight=None, callbacks: Sequence = (),
-        verbose="auto", steps_per_epoch: int | None = None) -> keras.Model:
+def fit(
+    model: keras.Model,
+    train_ds,
+    val_ds=None,
+    *,
+    run_dir: RunDir,
+    epochs: int,
+    time_budget: float | None = None,
+    monitor: str = "val_loss",
+    mode: str = "auto",
+    patience: int | None = None,
+    class_weight=None,
+    callbacks: Sequence = (),
+    verbose="auto",
+    steps_per_epoch: int | None = None,
+) -> keras.Model:
     """Train a compiled model with the project's callbacks; return the best model.
 
     Callbacks added: best-model checkpoint (`model.keras`), `BackupAndRestore`
@@ -303,7 +330,7 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
     history (resumed runs included) and the best model is reloaded.
     """
     if val_ds is None and monitor.startswith("val_"):
-        monitor = monitor[len("val_"):]
+        monitor = monitor[len("val_") :]
     backup = run_dir.file("backup")
     resuming = backup.is_dir() and any(backup.iterdir())
     if resuming:
@@ -322,17 +349,26 @@ def fit(model: keras.Model, train_ds, val_ds=None, *, run_dir: RunDir, epochs: i
         keras.callbacks.TerminateOnNaN(),
     ]
     if patience:
-        all_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
-                                                           patience=patience))
+        all_callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience)
+        )
     if time_budget:
         all_callbacks.append(TimeBudget(time_budget))
     all_callbacks.append(
-        keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True))
+        keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True)
+    )
 
     start = time.monotonic()
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=all_callbacks,
-              class_weight=class_weight, verbose=verbose, steps_per_epoch=steps_per_epoch,
-              shuffle=False)  # tf.data pipelines shuffle themselves
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=all_callbacks,
+        class_weight=class_weight,
+        verbose=verbose,
+        steps_per_epoch=steps_per_epoch,
+        shuffle=False,
+    )  # tf.data pipelines shuffle themselves
     print(f"Training took {time.monotonic() - start:.1f} s.", flush=True)
 
     if not run_dir.file("model.keras").is_file():  # no finite monitored value ever came
@@ -370,8 +406,9 @@ def plot_history(history_csv: os.PathLike, png: os.PathLike) -> Path | None:
     if not history.get("epoch"):
         return None
     epochs = [e + 1 for e in history["epoch"]]
-    names = [k for k in history if k != "epoch" and not k.startswith("val_")
-             and k != "learning_rate"]
+    names = [
+        k for k in history if k != "epoch" and not k.startswith("val_") and k != "learning_rate"
+    ]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         ax.plot(epochs, history[name], marker="o", label="train")

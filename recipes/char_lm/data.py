@@ -166,9 +166,7 @@ def window_arrays(ids: np.ndarray, seq_len: int, bos_id: int, pad_id: int):
     targets.reshape(-1)[:n] = ids
     weights = np.zeros((rows, seq_len), dtype=np.float32)
     weights.reshape(-1)[:n] = 1.0
-    inputs = np.concatenate(
-        [np.full((rows, 1), bos_id, dtype=np.int32), targets[:, :-1]], axis=1
-    )
+    inputs = np.concatenate([np.full((rows, 1), bos_id, dtype=np.int32), targets[:, :-1]], axis=1)
     return inputs, targets, weights
 
 
@@ -181,8 +179,13 @@ class Corpus:
     description: str
 
 
-def load_corpus(cfg, source: common_data.DataSource,
-                validation_source: common_data.DataSource | None, *, seed: int) -> Corpus:
+def load_corpus(
+    cfg,
+    source: common_data.DataSource,
+    validation_source: common_data.DataSource | None,
+    *,
+    seed: int,
+) -> Corpus:
     """Read the training text and choose the validation text.
 
     Validation text, in order of preference: `--validation-data`; the
@@ -205,10 +208,13 @@ def load_corpus(cfg, source: common_data.DataSource,
         val = read_source(source, split="validation")
         how = f"validation: the validation split of {source}"
     else:
-        text, val = split_text(text, fraction=cfg.val_fraction, block_chars=cfg.block_chars,
-                               seed=seed)
-        how = (f"validation: {cfg.val_fraction:.0%} of the text held out in blocks of about "
-               f"{cfg.block_chars} characters (seed {seed})")
+        text, val = split_text(
+            text, fraction=cfg.val_fraction, block_chars=cfg.block_chars, seed=seed
+        )
+        how = (
+            f"validation: {cfg.val_fraction:.0%} of the text held out in blocks of about "
+            f"{cfg.block_chars} characters (seed {seed})"
+        )
     return Corpus(text, val, f"training: {source}; {how}")
 
 
@@ -217,8 +223,9 @@ def build_tokenizer(cfg, text: str) -> Tokenizer:
     frequent words (specials included); tokens rarer than `min_freq` become `<unk>`."""
     if cfg.level == "char":
         return Tokenizer.build([text], level="char", min_freq=cfg.min_freq)
-    return Tokenizer.build(text.splitlines(), level="word", max_size=cfg.max_vocab,
-                           min_freq=cfg.min_freq)
+    return Tokenizer.build(
+        text.splitlines(), level="word", max_size=cfg.max_vocab, min_freq=cfg.min_freq
+    )
 
 
 def encode(tok: Tokenizer, text: str) -> np.ndarray:
@@ -250,7 +257,7 @@ def train_dataset(ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int):
 
     def window(r):
         start = tf.cast(tf.math.floormod(r, n_starts), tf.int32)
-        targets = ids_t[start:start + seq_len]
+        targets = ids_t[start : start + seq_len]
         inputs = tf.concat([[BOS_ID], targets[:-1]], axis=0)
         return inputs, targets
 

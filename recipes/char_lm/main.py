@@ -1,9 +1,9 @@
 """Command line of the character language model: train, sample, score, evaluate.
 
-    python -m recipes.char_lm train [--preset tiny|default|large] [--level char|word] ...
-    python -m recipes.char_lm sample --model-dir runs/char_lm --prime "ROMEO:" --length 300
-    python -m recipes.char_lm score --model-dir runs/char_lm --text "To be, or not to be"
-    python -m recipes.char_lm evaluate --model-dir runs/char_lm [--data SRC] [--json]
+python -m recipes.char_lm train [--preset tiny|default|large] [--level char|word] ...
+python -m recipes.char_lm sample --model-dir runs/char_lm --prime "ROMEO:" --length 300
+python -m recipes.char_lm score --model-dir runs/char_lm --text "To be, or not to be"
+python -m recipes.char_lm evaluate --model-dir runs/char_lm [--data SRC] [--json]
 """
 
 from __future__ import annotations
@@ -33,26 +33,53 @@ def cli():
 
 @cli.command()
 @common_cli.train_options(presets=config.PRESETS, default_output_dir=DEFAULT_DIR)
-@click.option("--level", type=click.Choice(["char", "word"]), default=None,
-              help="Token level; word = capped vocabulary with <unk> and <eos> "
-                   "[default: the preset's, char].")
-@click.option("--layers", type=click.IntRange(min=1), default=None,
-              help="Stacked recurrent layers [default: the preset's].")
-@click.option("--units", type=click.IntRange(min=1), default=None,
-              help="Units per recurrent layer [default: the preset's].")
-@click.option("--seq-len", type=click.IntRange(min=2), default=None,
-              help="Tokens per training window, the truncation of backpropagation "
-                   "through time [default: the preset's].")
-@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
-              help="Dropout between layers [default: the preset's].")
+@click.option(
+    "--level",
+    type=click.Choice(["char", "word"]),
+    default=None,
+    help="Token level; word = capped vocabulary with <unk> and <eos> "
+    "[default: the preset's, char].",
+)
+@click.option(
+    "--layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stacked recurrent layers [default: the preset's].",
+)
+@click.option(
+    "--units",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Units per recurrent layer [default: the preset's].",
+)
+@click.option(
+    "--seq-len",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Tokens per training window, the truncation of backpropagation "
+    "through time [default: the preset's].",
+)
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Dropout between layers [default: the preset's].",
+)
 def train(run, level, layers, units, seq_len, dropout):
     """Train on --data, keep the best model by validation loss, report bits per
     character on the held-out text and print a sample."""
     from recipes.char_lm import train as train_lib
 
     cfg = common_cli.apply_overrides(
-        config.PRESETS[run.preset], epochs=run.epochs, batch_size=run.batch_size, cell=run.cell,
-        level=level, layers=layers, units=units, seq_len=seq_len, dropout=dropout,
+        config.PRESETS[run.preset],
+        epochs=run.epochs,
+        batch_size=run.batch_size,
+        cell=run.cell,
+        level=level,
+        layers=layers,
+        units=units,
+        seq_len=seq_len,
+        dropout=dropout,
     )
     train_lib.train(cfg, run)
 
@@ -66,8 +93,10 @@ def _load_run(model_dir):
     values = run_dir.read_json("config.json")
     known = {f.name for f in dataclasses.fields(config.Config)}
     if not isinstance(values, dict) or set(values) - known:
-        raise UserError(f"{run_dir.file('config.json')}: not a char_lm run "
-                        f"(unknown fields: {sorted(set(values) - known)[:5]})")
+        raise UserError(
+            f"{run_dir.file('config.json')}: not a char_lm run "
+            f"(unknown fields: {sorted(set(values) - known)[:5]})"
+        )
     cfg = config.Config(**values)
     tok = Tokenizer.load(run_dir.file("tokenizer.json"))
     model = runtime.load_model(model_dir)
@@ -79,8 +108,9 @@ def _load_run(model_dir):
 def _at_least(minimum):
     def check(ctx, param, value):
         if value is not None and value < minimum:
-            raise UserError(f"--{param.name.replace('_', '-')} must be at least {minimum}. "
-                            f"Received: {value}")
+            raise UserError(
+                f"--{param.name.replace('_', '-')} must be at least {minimum}. Received: {value}"
+            )
         return value
 
     return check
@@ -88,16 +118,40 @@ def _at_least(minimum):
 
 @cli.command()
 @common_cli.model_dir_option(DEFAULT_DIR)
-@click.option("--prime", default="", help="Text to start from (every character must be in "
-              "the model's vocabulary); empty = start from <bos>.")
-@click.option("--length", type=int, default=500, callback=_at_least(1),
-              help="Tokens to generate per sample (word level stops earlier at <eos>).")
-@click.option("--temperature", type=float, default=0.8, callback=_at_least(0.0),
-              help="Softmax temperature; 0 = greedy (always the most likely token).")
-@click.option("--top-k", type=int, default=0, callback=_at_least(0),
-              help="Sample only among the K most likely tokens; 0 = all.")
-@click.option("--num-samples", type=int, default=1, callback=_at_least(1),
-              help="Independent samples, generated as one batch.")
+@click.option(
+    "--prime",
+    default="",
+    help="Text to start from (every character must be in "
+    "the model's vocabulary); empty = start from <bos>.",
+)
+@click.option(
+    "--length",
+    type=int,
+    default=500,
+    callback=_at_least(1),
+    help="Tokens to generate per sample (word level stops earlier at <eos>).",
+)
+@click.option(
+    "--temperature",
+    type=float,
+    default=0.8,
+    callback=_at_least(0.0),
+    help="Softmax temperature; 0 = greedy (always the most likely token).",
+)
+@click.option(
+    "--top-k",
+    type=int,
+    default=0,
+    callback=_at_least(0),
+    help="Sample only among the K most likely tokens; 0 = all.",
+)
+@click.option(
+    "--num-samples",
+    type=int,
+    default=1,
+    callback=_at_least(1),
+    help="Independent samples, generated as one batch.",
+)
 @click.option("--seed", type=int, default=42, help="Seed of the random draws.")
 def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
     """Generate text one token at a time, carrying the recurrent state."""
@@ -106,8 +160,14 @@ def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
     cfg, tok, model = _load_run(model_dir)
     prime_ids = sample_lib.encode_prime(tok, prime, cfg.level)
     sampler = sample_lib.Sampler(cfg, tok, model)
-    outputs, per_second = sampler.generate(prime_ids, length=length, temperature=temperature,
-                                           top_k=top_k, num_samples=num_samples, seed=seed)
+    outputs, per_second = sampler.generate(
+        prime_ids,
+        length=length,
+        temperature=temperature,
+        top_k=top_k,
+        num_samples=num_samples,
+        seed=seed,
+    )
     separator = "" if cfg.level == "char" or not prime else " "
     for i, ids in enumerate(outputs):
         if num_samples > 1:
@@ -120,8 +180,13 @@ def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
 @cli.command()
 @common_cli.model_dir_option(DEFAULT_DIR)
 @click.option("--text", default=None, help="Text to score.")
-@click.option("--file", "file_", type=click.Path(path_type=str), default=None,
-              help="UTF-8 text file to score (instead of --text).")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(path_type=str),
+    default=None,
+    help="UTF-8 text file to score (instead of --text).",
+)
 @common_cli.json_option
 def score(model_dir, text, file_, as_json):
     """Log-probability of a text: the sum of log P(next token | everything before),
@@ -142,22 +207,29 @@ def score(model_dir, text, file_, as_json):
     if len(ids) == 0:
         raise UserError("the text has no tokens to score")
     log_probs = score_lib.Scorer(cfg, model).token_log_probs(ids, BOS_ID)
-    result = score_lib.summarize(float(log_probs.sum()), len(ids), int((ids == UNK_ID).sum()),
-                                 cfg.level)
+    result = score_lib.summarize(
+        float(log_probs.sum()), len(ids), int((ids == UNK_ID).sum()), cfg.level
+    )
     if as_json:
         click.echo(json.dumps(result))
         return
     common_cli.print_table([{"metric": k, "value": v} for k, v in result.items()])
     if result["unk_tokens"]:
-        click.echo(f"{result['unk_tokens']} token(s) not in the vocabulary were scored as <unk>.",
-                   err=True)
+        click.echo(
+            f"{result['unk_tokens']} token(s) not in the vocabulary were scored as <unk>.", err=True
+        )
 
 
 @cli.command()
 @common_cli.model_dir_option(DEFAULT_DIR)
-@click.option("--data", "data_spec", default=None, metavar="SRC",
-              help="Text to evaluate (a file, a directory of .txt, or tfds:NAME[:SPLIT], "
-                   "test split by default); omitted = the run's own held-out text.")
+@click.option(
+    "--data",
+    "data_spec",
+    default=None,
+    metavar="SRC",
+    help="Text to evaluate (a file, a directory of .txt, or tfds:NAME[:SPLIT], "
+    "test split by default); omitted = the run's own held-out text.",
+)
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
     """Loss (nats/token), bits per character and perplexity on held-out text,
@@ -178,15 +250,17 @@ def evaluate(model_dir, data_spec, as_json):
         recorded = runtime.RunDir(model_dir).read_json("data.json")
         source = common_data.resolve(recorded["data"])
         validation = recorded["validation_data"]
-        validation_source = (common_data.resolve(validation, what="--validation-data")
-                             if validation else None)
+        validation_source = (
+            common_data.resolve(validation, what="--validation-data") if validation else None
+        )
         text = data.load_corpus(cfg, source, validation_source, seed=recorded["seed"]).validation
         what = "the run's held-out text"
     ids = data.encode(tok, text)
     if len(ids) == 0:
         raise UserError(f"{what}: no tokens to evaluate")
-    total = score_lib.windowed_log_prob(model, ids, seq_len=cfg.seq_len, bos_id=BOS_ID,
-                                        pad_id=PAD_ID, batch_size=cfg.batch_size)
+    total = score_lib.windowed_log_prob(
+        model, ids, seq_len=cfg.seq_len, bos_id=BOS_ID, pad_id=PAD_ID, batch_size=cfg.batch_size
+    )
     result = score_lib.summarize(total, len(ids), int((ids == UNK_ID).sum()), cfg.level)
     if as_json:
         click.echo(json.dumps(result))

@@ -44,8 +44,9 @@ def build_model(cfg, vocab_size: int) -> keras.Model:
     for i in range(cfg.layers):
         x = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, name=_rnn_name(i))(x)
         if cfg.dropout:
-            x = layers.Dropout(cfg.dropout, noise_shape=(None, 1, cfg.units),
-                               name=f"dropout_{i + 1}")(x)
+            x = layers.Dropout(
+                cfg.dropout, noise_shape=(None, 1, cfg.units), name=f"dropout_{i + 1}"
+            )(x)
     logits = layers.Dense(vocab_size, name="logits", dtype="float32")(x)
     return keras.Model(ids, logits, name=f"{cfg.level}_lm")
 
@@ -69,9 +70,10 @@ def build_step_model(cfg, trained: keras.Model) -> keras.Model:
     new_states = []
     copies = [embedding]
     for i in range(cfg.layers):
-        rnn = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, return_state=True,
-                              name=_rnn_name(i))
-        outputs = rnn(x, initial_state=state_inputs[i * n_states:(i + 1) * n_states])
+        rnn = recurrent_layer(
+            cfg.cell, cfg.units, return_sequences=True, return_state=True, name=_rnn_name(i)
+        )
+        outputs = rnn(x, initial_state=state_inputs[i * n_states : (i + 1) * n_states])
         x, states = outputs[0], list(outputs[1:])
         new_states.extend(states)
         copies.append(rnn)

@@ -87,8 +87,16 @@ class Sampler:
         draws = rng.random((len(probs), 1)) * cumulative[:, -1:]
         return np.minimum((cumulative <= draws).sum(axis=-1), probs.shape[-1] - 1)
 
-    def generate(self, prime_ids: list[int], *, length: int, temperature: float = 1.0,
-                 top_k: int = 0, num_samples: int = 1, seed: int = 0):
+    def generate(
+        self,
+        prime_ids: list[int],
+        *,
+        length: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        num_samples: int = 1,
+        seed: int = 0,
+    ):
         """`num_samples` continuations of `prime_ids`.
 
         Returns (one list of ids per sample, tokens per second of the one-token

@@ -85,8 +85,9 @@ class Scorer:
         return np.concatenate(out)[:n].astype(np.float64) if out else np.zeros(0)
 
 
-def windowed_log_prob(trained, ids: np.ndarray, *, seq_len: int, bos_id: int, pad_id: int,
-                      batch_size: int = 64) -> float:
+def windowed_log_prob(
+    trained, ids: np.ndarray, *, seq_len: int, bos_id: int, pad_id: int, batch_size: int = 64
+) -> float:
     """Total log-probability of `ids` cut into windows that each start from `<bos>`."""
     inputs, targets, weights = data.window_arrays(np.asarray(ids), seq_len, bos_id, pad_id)
 

@@ -27,19 +27,24 @@ from recipes.char_lm import score as score_lib
 def prepare(cfg, data_spec, validation_spec, seed):
     """Everything read and checked before anything is written: (corpus, tokenizer, ids)."""
     source = common_data.resolve(data_spec)
-    validation_source = (common_data.resolve(validation_spec, what="--validation-data")
-                         if validation_spec else None)
+    validation_source = (
+        common_data.resolve(validation_spec, what="--validation-data") if validation_spec else None
+    )
     corpus = data.load_corpus(cfg, source, validation_source, seed=seed)
     tok = data.build_tokenizer(cfg, corpus.train)
     train_ids = data.encode(tok, corpus.train)
     val_ids = data.encode(tok, corpus.validation)
     unit = "characters" if cfg.level == "char" else "tokens"
     if len(train_ids) < cfg.seq_len + cfg.batch_size:
-        raise UserError(f"{source}: {len(train_ids)} training {unit}, too few for windows of "
-                        f"--seq-len {cfg.seq_len} (need at least {cfg.seq_len + cfg.batch_size})")
+        raise UserError(
+            f"{source}: {len(train_ids)} training {unit}, too few for windows of "
+            f"--seq-len {cfg.seq_len} (need at least {cfg.seq_len + cfg.batch_size})"
+        )
     if len(val_ids) < cfg.seq_len:
-        raise UserError(f"validation text has {len(val_ids)} {unit}, fewer than --seq-len "
-                        f"{cfg.seq_len}; pass a longer --validation-data or a smaller --seq-len")
+        raise UserError(
+            f"validation text has {len(val_ids)} {unit}, fewer than --seq-len "
+            f"{cfg.seq_len}; pass a longer --validation-data or a smaller --seq-len"
+        )
     return corpus, tok, train_ids, val_ids
 
 
@@ -47,8 +52,11 @@ def train(cfg, run) -> dict:
     """Train `cfg` with the shared options `run` (a common.cli.TrainArgs); return the metrics."""
     corpus, tok, train_ids, val_ids = prepare(cfg, run.data, run.validation_data, run.seed)
     print(f"Data: {corpus.description}")
-    print(f"      {len(train_ids):,} training and {len(val_ids):,} validation {cfg.level} tokens, "
-          f"vocabulary {tok.vocab_size} (4 specials included)", flush=True)
+    print(
+        f"      {len(train_ids):,} training and {len(val_ids):,} validation {cfg.level} tokens, "
+        f"vocabulary {tok.vocab_size} (4 specials included)",
+        flush=True,
+    )
 
     strategy = runtime.setup(run)
     with strategy.scope():
@@ -61,20 +69,36 @@ def train(cfg, run) -> dict:
 
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     tok.save(run_dir.file("tokenizer.json"))
-    run_dir.write_json("data.json", {"data": run.data, "validation_data": run.validation_data,
-                                     "seed": run.seed, "description": corpus.description})
+    run_dir.write_json(
+        "data.json",
+        {
+            "data": run.data,
+            "validation_data": run.validation_data,
+            "seed": run.seed,
+            "description": corpus.description,
+        },
+    )
 
     steps = cfg.steps_per_epoch or max(1, len(train_ids) // (cfg.seq_len * cfg.batch_size))
-    train_ds = data.train_dataset(train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                                  seed=run.seed)
+    train_ds = data.train_dataset(
+        train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=run.seed
+    )
     val_ds = data.validation_dataset(val_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
     start = time.monotonic()
-    best = runtime.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=cfg.epochs,
-                       time_budget=run.time_budget or cfg.time_budget, steps_per_epoch=steps)
+    best = runtime.fit(
+        model,
+        train_ds,
+        val_ds,
+        run_dir=run_dir,
+        epochs=cfg.epochs,
+        time_budget=run.time_budget or cfg.time_budget,
+        steps_per_epoch=steps,
+    )
     train_seconds = time.monotonic() - start
 
-    total = score_lib.windowed_log_prob(best, val_ids, seq_len=cfg.seq_len, bos_id=BOS_ID,
-                                        pad_id=PAD_ID, batch_size=cfg.batch_size)
+    total = score_lib.windowed_log_prob(
+        best, val_ids, seq_len=cfg.seq_len, bos_id=BOS_ID, pad_id=PAD_ID, batch_size=cfg.batch_size
+    )
     metrics = score_lib.summarize(total, len(val_ids), int((val_ids == UNK_ID).sum()), cfg.level)
     history = runtime.read_history(run_dir.file("history.csv"))
     metrics.update(
@@ -87,29 +111,41 @@ def train(cfg, run) -> dict:
 
     sampler = sample_lib.Sampler(cfg, tok, best)
     outputs, per_second = sampler.generate(  # word level: one line per sample, so show five
-        [], length=cfg.sample_length, temperature=cfg.sample_temperature,
-        num_samples=1 if cfg.level == "char" else 5, seed=run.seed)
+        [],
+        length=cfg.sample_length,
+        temperature=cfg.sample_temperature,
+        num_samples=1 if cfg.level == "char" else 5,
+        seed=run.seed,
+    )
     text = "\n".join(tok.decode(ids) for ids in outputs)
     metrics["sample"] = text
     run_dir.write_json("metrics.json", metrics)
 
     bits_key = "bits_per_char" if cfg.level == "char" else "bits_per_word"
     print("\nBest model on the validation text (every token scored once):")
-    print_table([
-        {"metric": "loss (nats/token)", "value": metrics["loss"]},
-        {"metric": bits_key, "value": metrics[bits_key]},
-        {"metric": "perplexity", "value": metrics["perplexity"]},
-        {"metric": "validation tokens", "value": metrics["tokens"]},
-        {"metric": "epochs", "value": metrics["epochs"]},
-        {"metric": "training time (s)", "value": metrics["train_seconds"]},
-        {"metric": "parameters", "value": metrics["parameters"]},
-    ])
+    print_table(
+        [
+            {"metric": "loss (nats/token)", "value": metrics["loss"]},
+            {"metric": bits_key, "value": metrics[bits_key]},
+            {"metric": "perplexity", "value": metrics["perplexity"]},
+            {"metric": "validation tokens", "value": metrics["tokens"]},
+            {"metric": "epochs", "value": metrics["epochs"]},
+            {"metric": "training time (s)", "value": metrics["train_seconds"]},
+            {"metric": "parameters", "value": metrics["parameters"]},
+        ]
+    )
     speed = "" if math.isnan(per_second) else f", {per_second:.0f} tokens/s"
     what = f"{len(outputs)} samples of up to" if len(outputs) > 1 else "sample of"
-    print(f"\nA {what} {cfg.sample_length} tokens (temperature {cfg.sample_temperature}{speed}):\n"
-          + "-" * 40 + f"\n{text}\n" + "-" * 40)
-    print(f"Saved to {run_dir.path}. Next: python -m recipes.char_lm sample --model-dir "
-          f"{run_dir.path} --prime \"...\"")
+    print(
+        f"\nA {what} {cfg.sample_length} tokens (temperature {cfg.sample_temperature}{speed}):\n"
+        + "-" * 40
+        + f"\n{text}\n"
+        + "-" * 40
+    )
+    print(
+        f"Saved to {run_dir.path}. Next: python -m recipes.char_lm sample --model-dir "
+        f'{run_dir.path} --prime "..."'
+    )
     if not math.isfinite(metrics["loss"]):
         raise UserError("training diverged (non-finite validation loss); lower the learning rate")
     return metrics

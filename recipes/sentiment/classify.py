@@ -25,14 +25,21 @@ def load_run(model_dir: Path):
     run_dir = runtime.RunDir(model_dir)
     labels = run_dir.read_json(LABELS_FILE)
     class_names = labels.get("class_names") if isinstance(labels, dict) else None
-    if not (isinstance(class_names, list) and len(class_names) >= 2
-            and all(isinstance(c, str) for c in class_names)):
-        raise UserError(f"{run_dir.file(LABELS_FILE)}: expected {{\"class_names\": [two or more names]}}")
+    if not (
+        isinstance(class_names, list)
+        and len(class_names) >= 2
+        and all(isinstance(c, str) for c in class_names)
+    ):
+        raise UserError(
+            f'{run_dir.file(LABELS_FILE)}: expected {{"class_names": [two or more names]}}'
+        )
     model = runtime.load_model(model_dir)
     outputs = model.output_shape[-1]
     if outputs != len(class_names):
-        raise UserError(f"{model_dir}: model.keras has {outputs} outputs but {LABELS_FILE} names "
-                        f"{len(class_names)} classes; the directory mixes two runs")
+        raise UserError(
+            f"{model_dir}: model.keras has {outputs} outputs but {LABELS_FILE} names "
+            f"{len(class_names)} classes; the directory mixes two runs"
+        )
     return model, class_names
 
 
@@ -54,12 +61,21 @@ def predict_proba(model, texts, batch_size: int = PREDICT_BATCH) -> np.ndarray:
 def predictions(model, class_names, texts) -> list[dict]:
     """One dict per text: the text, the predicted label and every class's probability."""
     probs = predict_proba(model, texts)
-    return [{"text": text, "label": class_names[int(np.argmax(p))],
-             "probabilities": {name: round(float(v), 6) for name, v in zip(class_names, p, strict=True)}}
-            for text, p in zip(texts, probs, strict=True)]
+    return [
+        {
+            "text": text,
+            "label": class_names[int(np.argmax(p))],
+            "probabilities": {
+                name: round(float(v), 6) for name, v in zip(class_names, p, strict=True)
+            },
+        }
+        for text, p in zip(texts, probs, strict=True)
+    ]
 
 
-def evaluate(model, class_names, texts, y_true, *, png: Path | None = None, title: str = "") -> dict:
+def evaluate(
+    model, class_names, texts, y_true, *, png: Path | None = None, title: str = ""
+) -> dict:
     """accuracy, macro_f1, per-class precision/recall/F1, confusion matrix (+ PNG)."""
     y_pred = np.argmax(predict_proba(model, texts), axis=-1)
     report = metrics.classification_report(y_true, y_pred, class_names)
@@ -71,8 +87,10 @@ def evaluate(model, class_names, texts, y_true, *, png: Path | None = None, titl
 
 def confusion_rows(report: dict, class_names) -> list[dict]:
     """The confusion matrix as table rows (true class down, predicted class across)."""
-    return [{"true \\ predicted": name, **dict(zip(class_names, row, strict=True))}
-            for name, row in zip(class_names, report["confusion_matrix"], strict=True)]
+    return [
+        {"true \\ predicted": name, **dict(zip(class_names, row, strict=True))}
+        for name, row in zip(class_names, report["confusion_matrix"], strict=True)
+    ]
 
 
 def per_class_rows(report: dict) -> list[dict]:

@@ -21,7 +21,9 @@ class Config:
     vocab_size: int = 20_000  # counts the 4 special tokens
     min_freq: int = 2
     lowercase: bool = True
-    max_length: int = 48  # every text is cut or padded to this many tokens (fixed shapes: one XLA compile)
+    max_length: int = (
+        48  # every text is cut or padded to this many tokens (fixed shapes: one XLA compile)
+    )
     # Model
     cell: str = "gru"
     embedding_dim: int = 128
@@ -40,9 +42,13 @@ class Config:
 
     def __post_init__(self):
         if self.pooling not in ("mean", "last"):
-            raise ValueError(f"pooling must be 'mean' or 'last'. Received: pooling={self.pooling!r}")
+            raise ValueError(
+                f"pooling must be 'mean' or 'last'. Received: pooling={self.pooling!r}"
+            )
         if self.num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1. Received: num_layers={self.num_layers}")
+            raise ValueError(
+                f"num_layers must be at least 1. Received: num_layers={self.num_layers}"
+            )
 
 
 PRESETS = {

@@ -55,8 +55,9 @@ class Examples:
         return len(self.texts)
 
     def subset(self, indices) -> Examples:
-        return Examples(*(tuple(column[i] for i in indices) for column in
-                          (self.texts, self.labels, self.where)))
+        return Examples(
+            *(tuple(column[i] for i in indices) for column in (self.texts, self.labels, self.where))
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,30 +81,50 @@ class Splits:
 # ----------------------------------------------------------------------------- reading
 
 
-def load(source: DataSource, *, text_column: str, label_column: str, what: str = "--data",
-         min_classes: int = 2) -> Corpus:
+def load(
+    source: DataSource,
+    *,
+    text_column: str,
+    label_column: str,
+    what: str = "--data",
+    min_classes: int = 2,
+) -> Corpus:
     """Read a resolved source into memory, checking every example."""
     if source.kind == "default":
         path = package_file(DEFAULT_DIST, DEFAULT_FILE)
-        train = read_table(path, text_column=DEFAULT_TEXT_COLUMN,
-                           label_column=DEFAULT_LABEL_COLUMN, encoding="latin-1")
-        corpus = Corpus(train, None, sorted_labels(train.labels),
-                        f"{len(train)} labelled tweets from {DEFAULT_DIST} ({path.name})")
+        train = read_table(
+            path,
+            text_column=DEFAULT_TEXT_COLUMN,
+            label_column=DEFAULT_LABEL_COLUMN,
+            encoding="latin-1",
+        )
+        corpus = Corpus(
+            train,
+            None,
+            sorted_labels(train.labels),
+            f"{len(train)} labelled tweets from {DEFAULT_DIST} ({path.name})",
+        )
     elif source.kind == "tfds":
         corpus = _load_tfds(source)
     elif source.path.is_dir():
         corpus = _load_directory(source.path)
     else:
         train = read_table(source.path, text_column=text_column, label_column=label_column)
-        corpus = Corpus(train, None, sorted_labels(train.labels), f"{len(train)} examples from {source.path}")
+        corpus = Corpus(
+            train, None, sorted_labels(train.labels), f"{len(train)} examples from {source.path}"
+        )
     if len(corpus.class_names) < min_classes:
         found = ", ".join(repr(c) for c in corpus.class_names)
-        raise UserError(f"{what} {source}: a classifier needs at least 2 classes, found "
-                        f"{len(corpus.class_names)}: {found}")
+        raise UserError(
+            f"{what} {source}: a classifier needs at least 2 classes, found "
+            f"{len(corpus.class_names)}: {found}"
+        )
     return corpus
 
 
-def read_table(path: Path, *, text_column: str, label_column: str, encoding: str = "utf-8") -> Examples:
+def read_table(
+    path: Path, *, text_column: str, label_column: str, encoding: str = "utf-8"
+) -> Examples:
     """A CSV (comma) or TSV (`.tsv`/`.tab`: tab) file with a header row."""
     text = read_text(path, encoding=encoding)
     if text.startswith("\ufeff"):
@@ -115,8 +136,9 @@ def read_table(path: Path, *, text_column: str, label_column: str, encoding: str
         columns = {}
         for option, name in (("--text-column", text_column), ("--label-column", label_column)):
             if name not in header:
-                raise UserError(f"{path}:1: no column {name!r} for {option} "
-                                f"(columns: {', '.join(header)})")
+                raise UserError(
+                    f"{path}:1: no column {name!r} for {option} (columns: {', '.join(header)})"
+                )
             columns[option] = header.index(name)
         need = max(columns.values()) + 1
         texts, labels, where = [], [], []
@@ -128,7 +150,10 @@ def read_table(path: Path, *, text_column: str, label_column: str, encoding: str
                 continue  # blank line
             if len(row) < need:
                 raise UserError(f"{here}: expected at least {need} columns, got {len(row)}")
-            body, label = row[columns["--text-column"]].strip(), row[columns["--label-column"]].strip()
+            body, label = (
+                row[columns["--text-column"]].strip(),
+                row[columns["--label-column"]].strip(),
+            )
             if not body:
                 raise UserError(f"{here}: empty text in column {text_column!r}")
             if not label:
@@ -137,7 +162,9 @@ def read_table(path: Path, *, text_column: str, label_column: str, encoding: str
             labels.append(label)
             where.append(here)
     except csv.Error as err:
-        raise UserError(f"{path}:{reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {err}") from None
+        raise UserError(
+            f"{path}:{reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'}: {err}"
+        ) from None
     if not texts:
         raise UserError(f"{path}: no examples after the header line")
     return Examples(tuple(texts), tuple(labels), tuple(where))
@@ -145,9 +172,14 @@ def read_table(path: Path, *, text_column: str, label_column: str, encoding: str
 
 def class_dirs(root: Path) -> list[Path]:
     """The class sub-directories of `root` (see the module docstring for the rule)."""
-    return [d for d in sorted(root.iterdir())
-            if d.is_dir() and not d.name.startswith(".") and d.name not in UNLABELLED_DIRS
-            and any(p.is_file() for p in d.rglob("*.txt"))]
+    return [
+        d
+        for d in sorted(root.iterdir())
+        if d.is_dir()
+        and not d.name.startswith(".")
+        and d.name not in UNLABELLED_DIRS
+        and any(p.is_file() for p in d.rglob("*.txt"))
+    ]
 
 
 def _read_class_dirs(root: Path, classes: list[Path]) -> Examples:
@@ -165,8 +197,10 @@ def _load_directory(root: Path) -> Corpus:
     train_root = root / "train" if (root / "train").is_dir() else root
     classes = class_dirs(train_root)
     if not classes:
-        raise UserError(f"{train_root}: no class sub-directories with .txt files "
-                        "(expected DIR/<class>/*.txt, or DIR/train/<class>/*.txt)")
+        raise UserError(
+            f"{train_root}: no class sub-directories with .txt files "
+            "(expected DIR/<class>/*.txt, or DIR/train/<class>/*.txt)"
+        )
     class_names = tuple(d.name for d in classes)
     train = _read_class_dirs(train_root, classes)
     test = None
@@ -174,12 +208,18 @@ def _load_directory(root: Path) -> Corpus:
         test_classes = class_dirs(root / "test")
         extra = [d.name for d in test_classes if d.name not in class_names]
         if extra:
-            raise UserError(f"{root / 'test'}: class {extra[0]!r} is not among the training classes "
-                            f"({', '.join(class_names)})")
+            raise UserError(
+                f"{root / 'test'}: class {extra[0]!r} is not among the training classes "
+                f"({', '.join(class_names)})"
+            )
         test = _read_class_dirs(root / "test", test_classes) if test_classes else None
-    return Corpus(train, test, class_names,
-                  f"{len(train)} files in {len(class_names)} class folders of {train_root}"
-                  + (f", {len(test)} test files" if test else ""))
+    return Corpus(
+        train,
+        test,
+        class_names,
+        f"{len(train)} files in {len(class_names)} class folders of {train_root}"
+        + (f", {len(test)} test files" if test else ""),
+    )
 
 
 def _tfds_examples(source: DataSource, split: str):
@@ -192,10 +232,14 @@ def _tfds_examples(source: DataSource, split: str):
         text_key, label_key = keys
     else:
         text_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Text)), None)
-        label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
+        label_key = next(
+            (k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None
+        )
     if not (text_key in features and isinstance(features[label_key], tfds.features.ClassLabel)):
-        raise UserError(f"tfds:{source.name} has no text feature with a ClassLabel "
-                        f"(features: {', '.join(features.keys())})")
+        raise UserError(
+            f"tfds:{source.name} has no text feature with a ClassLabel "
+            f"(features: {', '.join(features.keys())})"
+        )
     names = tuple(features[label_key].names)
     texts, labels, where = [], [], []
     chosen = source.split or split
@@ -216,8 +260,13 @@ def _load_tfds(source: DataSource) -> Corpus:
     test = None
     if source.split is None and "test" in info.splits:
         test, _, _ = _tfds_examples(source, "test")
-    return Corpus(train, test, names, f"{len(train)} examples from {source}"
-                  + (f", {len(test)} from its test split" if test else ""))
+    return Corpus(
+        train,
+        test,
+        names,
+        f"{len(train)} examples from {source}"
+        + (f", {len(test)} from its test split" if test else ""),
+    )
 
 
 def sorted_labels(labels) -> tuple[str, ...]:
@@ -235,8 +284,10 @@ def label_ids(examples: Examples, class_names, *, what: str) -> np.ndarray:
     ids = np.empty(len(examples), dtype=np.int32)
     for n, (label, where) in enumerate(zip(examples.labels, examples.where, strict=True)):
         if label not in index:
-            raise UserError(f"{what} {where}: unknown label {label!r} "
-                            f"(the classes are: {', '.join(class_names)})")
+            raise UserError(
+                f"{what} {where}: unknown label {label!r} "
+                f"(the classes are: {', '.join(class_names)})"
+            )
         ids[n] = index[label]
     return ids
 
@@ -268,8 +319,15 @@ def _holdout(examples: Examples, fraction: float, seed: int) -> tuple[Examples, 
     return examples.subset(keep), examples.subset(held)
 
 
-def make_splits(corpus: Corpus, validation: Corpus | None, *, test_fraction: float,
-                validation_fraction: float, max_examples: int | None, seed: int) -> Splits:
+def make_splits(
+    corpus: Corpus,
+    validation: Corpus | None,
+    *,
+    test_fraction: float,
+    validation_fraction: float,
+    max_examples: int | None,
+    seed: int,
+) -> Splits:
     """Train / validation / test, seeded and documented.
 
     Exact duplicate texts are kept once (`deduplicate`), then
@@ -299,7 +357,9 @@ def make_splits(corpus: Corpus, validation: Corpus | None, *, test_fraction: flo
 # ----------------------------------------------------------------------------- tf.data
 
 
-def to_dataset(examples: Examples, labels: np.ndarray, *, batch_size: int, shuffle: bool, seed: int):
+def to_dataset(
+    examples: Examples, labels: np.ndarray, *, batch_size: int, shuffle: bool, seed: int
+):
     """A batched `tf.data.Dataset` of (string[batch], int32[batch]); tokenized in the model.
 
     The shuffled training set drops its last partial batch (a different one each

@@ -28,8 +28,10 @@ class WordVectors:
 
     def __init__(self, tokenizer: Tokenizer, matrix: np.ndarray, source: str = "the model"):
         if matrix.shape[0] != tokenizer.vocab_size:
-            raise UserError(f"{source}: the embedding has {matrix.shape[0]} rows but the tokenizer "
-                            f"has {tokenizer.vocab_size} tokens; the directory mixes two runs")
+            raise UserError(
+                f"{source}: the embedding has {matrix.shape[0]} rows but the tokenizer "
+                f"has {tokenizer.vocab_size} tokens; the directory mixes two runs"
+            )
         self.tokenizer = tokenizer
         self.source = source
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -46,13 +48,17 @@ class WordVectors:
         """The vocabulary id of one word; out-of-vocabulary words raise `UserError`."""
         tokens = self.tokenizer.tokens(word.strip())
         if len(tokens) != 1:
-            raise UserError(f"{word!r} is not one word for this tokenizer (it splits into {tokens})")
+            raise UserError(
+                f"{word!r} is not one word for this tokenizer (it splits into {tokens})"
+            )
         token = tokens[0]
         ident = self.tokenizer.encode(token)[0]
         if ident < NUM_SPECIALS:
-            raise UserError(f"{word!r} is not in the vocabulary of {self.source} "
-                            f"({self.tokenizer.vocab_size - NUM_SPECIALS} words, learned from the "
-                            "training data); try a more frequent word")
+            raise UserError(
+                f"{word!r} is not in the vocabulary of {self.source} "
+                f"({self.tokenizer.vocab_size - NUM_SPECIALS} words, learned from the "
+                "training data); try a more frequent word"
+            )
         return ident
 
     def nearest(self, vector: np.ndarray, k: int, exclude=()) -> list[tuple[str, float]]:

@@ -1,10 +1,10 @@
 """Command line of the sentiment recipe (the only module with click decorators).
 
-    python -m recipes.sentiment train    [--data SRC] [--preset tiny|default|imdb] ...
-    python -m recipes.sentiment evaluate --model-dir DIR [--data SRC] [--json]
-    python -m recipes.sentiment predict  --model-dir DIR --text "..." [--file F] [--json]
-    python -m recipes.sentiment similar  --model-dir DIR WORD
-    python -m recipes.sentiment analogy  --model-dir DIR A B C
+python -m recipes.sentiment train    [--data SRC] [--preset tiny|default|imdb] ...
+python -m recipes.sentiment evaluate --model-dir DIR [--data SRC] [--json]
+python -m recipes.sentiment predict  --model-dir DIR --text "..." [--file F] [--json]
+python -m recipes.sentiment similar  --model-dir DIR WORD
+python -m recipes.sentiment analogy  --model-dir DIR A B C
 """
 
 from __future__ import annotations
@@ -28,14 +28,24 @@ from recipes.sentiment.config import PRESETS
 DEFAULT_DIR = "runs/sentiment"
 
 text_column_option = click.option(
-    "--text-column", default="text", show_default=True,
-    help="CSV/TSV: the header name of the text column.")
+    "--text-column",
+    default="text",
+    show_default=True,
+    help="CSV/TSV: the header name of the text column.",
+)
 label_column_option = click.option(
-    "--label-column", default="label", show_default=True,
-    help="CSV/TSV: the header name of the label column.")
+    "--label-column",
+    default="label",
+    show_default=True,
+    help="CSV/TSV: the header name of the label column.",
+)
 top_k_option = click.option(
-    "--top-k", type=click.IntRange(min=1), default=10, show_default=True,
-    help="How many words to list.")
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many words to list.",
+)
 
 
 @click.group(context_settings={"show_default": True})
@@ -56,16 +66,21 @@ def train(run, text_column, label_column):
     """
     from recipes.sentiment import train as train_lib
 
-    cfg = apply_overrides(PRESETS[run.preset], epochs=run.epochs, batch_size=run.batch_size,
-                          cell=run.cell)
+    cfg = apply_overrides(
+        PRESETS[run.preset], epochs=run.epochs, batch_size=run.batch_size, cell=run.cell
+    )
     train_lib.train(cfg, run, text_column=text_column, label_column=label_column)
 
 
 @cli.command()
 @model_dir_option(DEFAULT_DIR)
-@click.option("--data", default=None, metavar="SRC",
-              help="Labelled data to evaluate on (same forms as train --data); omitted = the "
-                   "training run's held-out test split.")
+@click.option(
+    "--data",
+    default=None,
+    metavar="SRC",
+    help="Labelled data to evaluate on (same forms as train --data); omitted = the "
+    "training run's held-out test split.",
+)
 @text_column_option
 @label_column_option
 @json_option
@@ -84,32 +99,54 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
         try:
             cfg = Config(**run_dir.read_json("config.json"))
         except (TypeError, ValueError) as err:
-            raise UserError(f"{run_dir.file('config.json')}: not a sentiment run config ({err})") from None
+            raise UserError(
+                f"{run_dir.file('config.json')}: not a sentiment run config ({err})"
+            ) from None
         source = common_data.resolve(recorded["data"])
-        corpus = data_lib.load(source, text_column=recorded["text_column"],
-                               label_column=recorded["label_column"])
+        corpus = data_lib.load(
+            source, text_column=recorded["text_column"], label_column=recorded["label_column"]
+        )
         examples = data_lib.make_splits(
-            corpus, None, test_fraction=cfg.test_fraction, validation_fraction=cfg.validation_fraction,
-            max_examples=cfg.max_examples, seed=recorded["seed"]).test
+            corpus,
+            None,
+            test_fraction=cfg.test_fraction,
+            validation_fraction=cfg.validation_fraction,
+            max_examples=cfg.max_examples,
+            seed=recorded["seed"],
+        ).test
         what = f"the test split of {source}"
     else:
         source = common_data.resolve(data)
-        corpus = data_lib.load(source, text_column=text_column, label_column=label_column,
-                               min_classes=1)
+        corpus = data_lib.load(
+            source, text_column=text_column, label_column=label_column, min_classes=1
+        )
         examples = corpus.test or corpus.train
         what = f"{source}" + (" (its test part)" if corpus.test else "")
     model, names = classify.load_run(model_dir)
     y_true = data_lib.label_ids(examples, names, what="--data")
-    report = classify.evaluate(model, names, examples.texts, y_true,
-                               png=run_dir.file(classify.CONFUSION_PNG),
-                               title=f"sentiment, {len(examples)} texts")
-    report = {"data": what, **report, "confusion_matrix_png": str(run_dir.file(classify.CONFUSION_PNG))}
+    report = classify.evaluate(
+        model,
+        names,
+        examples.texts,
+        y_true,
+        png=run_dir.file(classify.CONFUSION_PNG),
+        title=f"sentiment, {len(examples)} texts",
+    )
+    report = {
+        "data": what,
+        **report,
+        "confusion_matrix_png": str(run_dir.file(classify.CONFUSION_PNG)),
+    }
     if as_json:
         click.echo(json.dumps(report))
         return
     click.echo(f"Evaluated on {what}: {report['examples']} texts")
-    print_table([{"metric": "accuracy", "value": report["accuracy"]},
-                 {"metric": "macro_f1", "value": report["macro_f1"]}])
+    print_table(
+        [
+            {"metric": "accuracy", "value": report["accuracy"]},
+            {"metric": "macro_f1", "value": report["macro_f1"]},
+        ]
+    )
     click.echo()
     print_table(classify.per_class_rows(report))
     click.echo("\nConfusion matrix (rows: true, columns: predicted):")
@@ -119,9 +156,16 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
 
 @cli.command()
 @model_dir_option(DEFAULT_DIR)
-@click.option("--text", "texts", multiple=True, metavar="TEXT", help="A text to classify (repeatable).")
-@click.option("--file", "file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="A UTF-8 file with one text per line (blank lines skipped).")
+@click.option(
+    "--text", "texts", multiple=True, metavar="TEXT", help="A text to classify (repeatable)."
+)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A UTF-8 file with one text per line (blank lines skipped).",
+)
 @json_option
 def predict(model_dir, texts, file, as_json):
     """Label raw texts and show every class's probability."""
@@ -140,7 +184,9 @@ def predict(model_dir, texts, file, as_json):
     if as_json:
         click.echo(json.dumps({"class_names": names, "predictions": rows}))
         return
-    print_table([{"text": _clip(r["text"]), "label": r["label"], **r["probabilities"]} for r in rows])
+    print_table(
+        [{"text": _clip(r["text"]), "label": r["label"], **r["probabilities"]} for r in rows]
+    )
 
 
 @cli.command()
@@ -173,8 +219,11 @@ def analogy(model_dir, a, b, c, top_k, as_json):
 
 def _show_words(neighbours, as_json, query):
     if as_json:
-        click.echo(json.dumps({**query, "nearest": [{"word": w, "cosine": round(s, 6)}
-                                                    for w, s in neighbours]}))
+        click.echo(
+            json.dumps(
+                {**query, "nearest": [{"word": w, "cosine": round(s, 6)} for w, s in neighbours]}
+            )
+        )
         return
     print_table([{"word": w, "cosine": s} for w, s in neighbours])
 

@@ -29,13 +29,18 @@ def build_model(cfg, *, tokenizer, num_classes: int, cell: str) -> keras.Model:
     """A compiled-ready `keras.Model` taking `string[batch]`; `cell` is the resolved cell name."""
     text = keras.Input(shape=(), dtype="string", name="text")
     ids = tokenizer.keras_layer(sequence_length=cfg.max_length)(text)
-    x = keras.layers.Embedding(tokenizer.vocab_size, cfg.embedding_dim, mask_zero=True,
-                               name=EMBEDDING_LAYER)(ids)
+    x = keras.layers.Embedding(
+        tokenizer.vocab_size, cfg.embedding_dim, mask_zero=True, name=EMBEDDING_LAYER
+    )(ids)
     x = keras.layers.Dropout(cfg.dropout, name="embedding_dropout")(x)
     for n in range(cfg.num_layers):
         last = n == cfg.num_layers - 1
-        layer = recurrent_layer(cell, cfg.units, return_sequences=not (last and cfg.pooling == "last"),
-                                name=f"{cell.replace('-', '_')}_{n}")
+        layer = recurrent_layer(
+            cell,
+            cfg.units,
+            return_sequences=not (last and cfg.pooling == "last"),
+            name=f"{cell.replace('-', '_')}_{n}",
+        )
         x = keras.layers.Bidirectional(layer, merge_mode="concat", name=f"bidirectional_{n}")(x)
     if cfg.pooling == "mean":
         x = keras.layers.GlobalAveragePooling1D(name="mean_over_time")(x)  # honours the mask

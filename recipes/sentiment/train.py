@@ -50,19 +50,37 @@ def _spec(source) -> str | None:
 def prepare(cfg, run, *, text_column: str, label_column: str):
     """Resolve and read every source, split, encode labels: everything that can fail on input."""
     source = common_data.resolve(run.data, what="--data")
-    val_source = (common_data.resolve(run.validation_data, what="--validation-data")
-                  if run.validation_data else None)
+    val_source = (
+        common_data.resolve(run.validation_data, what="--validation-data")
+        if run.validation_data
+        else None
+    )
     corpus = data.load(source, text_column=text_column, label_column=label_column)
-    val_corpus = (data.load(val_source, text_column=text_column, label_column=label_column,
-                            what="--validation-data", min_classes=1) if val_source else None)
-    splits = data.make_splits(corpus, val_corpus, test_fraction=cfg.test_fraction,
-                              validation_fraction=cfg.validation_fraction,
-                              max_examples=cfg.max_examples, seed=run.seed)
+    val_corpus = (
+        data.load(
+            val_source,
+            text_column=text_column,
+            label_column=label_column,
+            what="--validation-data",
+            min_classes=1,
+        )
+        if val_source
+        else None
+    )
+    splits = data.make_splits(
+        corpus,
+        val_corpus,
+        test_fraction=cfg.test_fraction,
+        validation_fraction=cfg.validation_fraction,
+        max_examples=cfg.max_examples,
+        seed=run.seed,
+    )
     names = splits.class_names
     labels = {
         "train": data.label_ids(splits.train, names, what="--data"),
-        "validation": data.label_ids(splits.validation, names,
-                                     what="--validation-data" if val_source else "--data"),
+        "validation": data.label_ids(
+            splits.validation, names, what="--validation-data" if val_source else "--data"
+        ),
         "test": data.label_ids(splits.test, names, what="--data"),
     }
     return source, val_source, corpus, splits, labels
@@ -70,54 +88,97 @@ def prepare(cfg, run, *, text_column: str, label_column: str):
 
 def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     """Train `cfg` (a resolved `Config`) as `run` (a `common.cli.TrainArgs`) asks; return the test metrics."""
-    source, val_source, corpus, splits, labels = prepare(cfg, run, text_column=text_column,
-                                                         label_column=label_column)
+    source, val_source, corpus, splits, labels = prepare(
+        cfg, run, text_column=text_column, label_column=label_column
+    )
     names = list(splits.class_names)
-    tokenizer = Tokenizer.build(splits.train.texts, level="word", max_size=cfg.vocab_size,
-                                min_freq=cfg.min_freq, lowercase=cfg.lowercase)
+    tokenizer = Tokenizer.build(
+        splits.train.texts,
+        level="word",
+        max_size=cfg.vocab_size,
+        min_freq=cfg.min_freq,
+        lowercase=cfg.lowercase,
+    )
     print(f"Data: {corpus.description}", flush=True)
-    print(f"Classes: {', '.join(names)} | train {len(splits.train)}, validation "
-          f"{len(splits.validation)}, test {len(splits.test)} | vocabulary {tokenizer.vocab_size} "
-          f"words | cell: {cfg.cell}", flush=True)
+    print(
+        f"Classes: {', '.join(names)} | train {len(splits.train)}, validation "
+        f"{len(splits.validation)}, test {len(splits.test)} | vocabulary {tokenizer.vocab_size} "
+        f"words | cell: {cfg.cell}",
+        flush=True,
+    )
 
     strategy = runtime.setup(run)
     with strategy.scope():
         model = build_model(cfg, tokenizer=tokenizer, num_classes=len(names), cell=cfg.cell)
-        model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     run_dir.write_json(classify.LABELS_FILE, {"class_names": names})
     tokenizer.save(run_dir.file(TOKENIZER_FILE))
-    run_dir.write_json(DATA_FILE, {
-        "data": _spec(source), "validation_data": run.validation_data and _spec(val_source),
-        "seed": run.seed,
-        "text_column": text_column, "label_column": label_column, "description": corpus.description,
-        "sizes": {"train": len(splits.train), "validation": len(splits.validation),
-                  "test": len(splits.test)},
-    })
+    run_dir.write_json(
+        DATA_FILE,
+        {
+            "data": _spec(source),
+            "validation_data": run.validation_data and _spec(val_source),
+            "seed": run.seed,
+            "text_column": text_column,
+            "label_column": label_column,
+            "description": corpus.description,
+            "sizes": {
+                "train": len(splits.train),
+                "validation": len(splits.validation),
+                "test": len(splits.test),
+            },
+        },
+    )
     model.summary(print_fn=lambda line, **_: print(line), line_length=100)
 
     weights = class_weights(labels["train"], len(names)) if cfg.class_weights else None
     if weights:
         print("Class weights: " + ", ".join(f"{n} {weights[i]:.2f}" for i, n in enumerate(names)))
-    train_ds = data.to_dataset(splits.train, labels["train"], batch_size=cfg.batch_size,
-                               shuffle=True, seed=run.seed)
+    train_ds = data.to_dataset(
+        splits.train, labels["train"], batch_size=cfg.batch_size, shuffle=True, seed=run.seed
+    )
     # Validation batches have the prediction batch size, so evaluation reuses their kernels.
-    val_ds = data.to_dataset(splits.validation, labels["validation"], batch_size=classify.PREDICT_BATCH,
-                             shuffle=False, seed=run.seed)
-    best = runtime.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=cfg.epochs,
-                       time_budget=run.time_budget or cfg.time_budget, patience=cfg.patience,
-                       class_weight=weights)
+    val_ds = data.to_dataset(
+        splits.validation,
+        labels["validation"],
+        batch_size=classify.PREDICT_BATCH,
+        shuffle=False,
+        seed=run.seed,
+    )
+    best = runtime.fit(
+        model,
+        train_ds,
+        val_ds,
+        run_dir=run_dir,
+        epochs=cfg.epochs,
+        time_budget=run.time_budget or cfg.time_budget,
+        patience=cfg.patience,
+        class_weight=weights,
+    )
 
-    report = classify.evaluate(best, names, splits.test.texts, labels["test"],
-                               png=run_dir.file(classify.CONFUSION_PNG),
-                               title=f"sentiment, test split ({len(splits.test)} texts)")
+    report = classify.evaluate(
+        best,
+        names,
+        splits.test.texts,
+        labels["test"],
+        png=run_dir.file(classify.CONFUSION_PNG),
+        title=f"sentiment, test split ({len(splits.test)} texts)",
+    )
     result = {"split": "test", "data": str(source), **report}
     run_dir.write_json(METRICS_FILE, result)
 
     print(f"\nHeld-out test split ({len(splits.test)} texts), best model by validation loss:")
-    print_table([{"metric": "accuracy", "value": report["accuracy"]},
-                 {"metric": "macro_f1", "value": report["macro_f1"]}])
+    print_table(
+        [
+            {"metric": "accuracy", "value": report["accuracy"]},
+            {"metric": "macro_f1", "value": report["macro_f1"]},
+        ]
+    )
     print()
     print_table(classify.per_class_rows(report))
     print("\nConfusion matrix (rows: true, columns: predicted):")
@@ -125,6 +186,8 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     print("\nExample predictions:")
     rows = classify.predictions(best, names, list(EXAMPLES))
     print_table([{"text": r["text"], "label": r["label"], **r["probabilities"]} for r in rows])
-    print(f"\nWrote {run_dir.path}: model.keras, {classify.LABELS_FILE}, {TOKENIZER_FILE}, "
-          f"{METRICS_FILE}, {classify.CONFUSION_PNG}, training.png, history.csv")
+    print(
+        f"\nWrote {run_dir.path}: model.keras, {classify.LABELS_FILE}, {TOKENIZER_FILE}, "
+        f"{METRICS_FILE}, {classify.CONFUSION_PNG}, training.png, history.csv"
+    )
     return result

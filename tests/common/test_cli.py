@@ -31,8 +31,9 @@ def group():
 @click.option("--learning-rate", type=float, default=None, help="Step size.")
 def train(run, learning_rate):
     cfg = cli.apply_overrides(PRESETS[run.preset], epochs=run.epochs, learning_rate=learning_rate)
-    click.echo(json.dumps({"run": dataclasses.asdict(run), "cfg": dataclasses.asdict(cfg)},
-                          default=str))
+    click.echo(
+        json.dumps({"run": dataclasses.asdict(run), "cfg": dataclasses.asdict(cfg)}, default=str)
+    )
 
 
 @group.command()
@@ -43,8 +44,22 @@ def evaluate(model_dir, as_json):
 
 
 def test_train_receives_one_train_args_and_its_own_options():
-    result = CliRunner().invoke(group, ["train", "--preset", "tiny", "--learning-rate", "0.5",
-                                        "--cell", "gru", "--time-budget", "2.5", "--seed", "7"])
+    result = CliRunner().invoke(
+        group,
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--learning-rate",
+            "0.5",
+            "--cell",
+            "gru",
+            "--time-budget",
+            "2.5",
+            "--seed",
+            "7",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["run"]["preset"] == "tiny" and out["run"]["cell"] == "gru"
@@ -54,13 +69,16 @@ def test_train_receives_one_train_args_and_its_own_options():
     assert set(out["run"]) == {f.name for f in dataclasses.fields(cli.TrainArgs)}
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "must be positive"),
-    (["--batch-size", "-2"], "must be positive"),
-    (["--preset", "huge"], "'huge' is not one of"),
-    (["--cell", "transformer"], "'transformer' is not one of"),
-    (["--strategy", "tpu"], "'tpu' is not one of"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs", "0"], "must be positive"),
+        (["--batch-size", "-2"], "must be positive"),
+        (["--preset", "huge"], "'huge' is not one of"),
+        (["--cell", "transformer"], "'transformer' is not one of"),
+        (["--strategy", "tpu"], "'tpu' is not one of"),
+    ],
+)
 def test_bad_option_values_exit_non_zero(args, message):
     result = CliRunner().invoke(group, ["train", *args])
     assert result.exit_code == 2
@@ -70,8 +88,13 @@ def test_bad_option_values_exit_non_zero(args, message):
 def test_help_shows_defaults():
     result = CliRunner().invoke(group, ["train", "--help"])
     assert result.exit_code == 0
-    for text in ("--time-budget MINUTES", "[default: runs/toy]", "[default: 42]",
-                 "lstm|gru|minimal-gru|simple", "auto|default|mirrored|multi-worker"):
+    for text in (
+        "--time-budget MINUTES",
+        "[default: runs/toy]",
+        "[default: 42]",
+        "lstm|gru|minimal-gru|simple",
+        "auto|default|mirrored|multi-worker",
+    ):
         assert text in result.output
 
 

@@ -15,18 +15,27 @@ def test_resolve_default_path_and_tfds(tmp_path):
     assert data.resolve("") == data.DataSource("default")
     assert data.resolve(tmp_path) == data.DataSource("path", path=tmp_path)
     source = data.resolve("tfds:ted_hrlr_translate/pt_to_en:validation")
-    assert (source.kind, source.name, source.split) == ("tfds", "ted_hrlr_translate/pt_to_en",
-                                                         "validation")
+    assert (source.kind, source.name, source.split) == (
+        "tfds",
+        "ted_hrlr_translate/pt_to_en",
+        "validation",
+    )
     assert str(source) == "tfds:ted_hrlr_translate/pt_to_en:validation"
     assert data.resolve("tfds:imdb_reviews").split is None
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no/such/file.txt", "no such file or directory: no/such/file.txt"),
-    ("tfds:no_such_dataset_xyz", "unknown TFDS data set tfds:no_such_dataset_xyz"),
-    ("tfds:imdb_reviews/no_such_config", "unknown TFDS data set tfds:imdb_reviews/no_such_config"),
-    ("tfds:", "expected tfds:NAME"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no/such/file.txt", "no such file or directory: no/such/file.txt"),
+        ("tfds:no_such_dataset_xyz", "unknown TFDS data set tfds:no_such_dataset_xyz"),
+        (
+            "tfds:imdb_reviews/no_such_config",
+            "unknown TFDS data set tfds:imdb_reviews/no_such_config",
+        ),
+        ("tfds:", "expected tfds:NAME"),
+    ],
+)
 def test_resolve_errors_are_one_line(spec, message):
     with pytest.raises(UserError) as info:
         data.resolve(spec, what="--data")

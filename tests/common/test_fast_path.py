@@ -34,8 +34,9 @@ def make_batch(seed=0):
 def randomize(layer, seed=1):
     """Random weights of a useful scale (zero peepholes or biases would test nothing)."""
     rng = np.random.default_rng(seed)
-    layer.set_weights([0.4 * rng.standard_normal(w.shape).astype("float32")
-                       for w in layer.get_weights()])
+    layer.set_weights(
+        [0.4 * rng.standard_normal(w.shape).astype("float32") for w in layer.get_weights()]
+    )
 
 
 def initial_states(kind, seed=2):
@@ -57,8 +58,10 @@ def outputs_and_grads(layer, x, mask=None, states=None, training=True):
             kwargs["initial_state"] = states
         out = layer(x, **kwargs)
         out = list(out) if isinstance(out, (list, tuple)) else [out]
-        weights = [tf.constant(np.random.default_rng(i).standard_normal(o.shape), o.dtype)
-                   for i, o in enumerate(out)]
+        weights = [
+            tf.constant(np.random.default_rng(i).standard_normal(o.shape), o.dtype)
+            for i, o in enumerate(out)
+        ]
         loss = sum(tf.reduce_sum(o * w) for o, w in zip(out, weights, strict=True))
     sources = [x, *(states or []), *layer.trainable_weights]
     grads = tape.gradient(loss, sources)
@@ -67,29 +70,63 @@ def outputs_and_grads(layer, x, mask=None, states=None, training=True):
 
 def max_diff(a, b):
     assert len(a) == len(b)
-    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b, strict=True))
+    return max(
+        float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b, strict=True)
+    )
 
 
 # (id, kind, layer options, masked, with initial state, Keras built-in exists)
 CASES = [
     ("lstm-sequences", "lstm", dict(return_sequences=True, return_state=True), False, False),
     ("lstm-last-masked", "lstm", dict(), True, False),
-    ("lstm-backwards-masked-zero-output", "lstm",
-     dict(return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=True),
-     True, False),
-    ("lstm-initial-state-masked", "lstm", dict(return_sequences=True, return_state=True), True,
-     True),
-    ("lstm-peephole-masked", "lstm", dict(return_sequences=True, return_state=True, peephole=True),
-     True, True),
+    (
+        "lstm-backwards-masked-zero-output",
+        "lstm",
+        dict(
+            return_sequences=True, return_state=True, go_backwards=True, zero_output_for_mask=True
+        ),
+        True,
+        False,
+    ),
+    (
+        "lstm-initial-state-masked",
+        "lstm",
+        dict(return_sequences=True, return_state=True),
+        True,
+        True,
+    ),
+    (
+        "lstm-peephole-masked",
+        "lstm",
+        dict(return_sequences=True, return_state=True, peephole=True),
+        True,
+        True,
+    ),
     ("lstm-peephole-backwards", "lstm", dict(go_backwards=True, peephole=True), False, False),
-    ("gru-after-masked-initial-state", "gru", dict(return_sequences=True, return_state=True),
-     True, True),
+    (
+        "gru-after-masked-initial-state",
+        "gru",
+        dict(return_sequences=True, return_state=True),
+        True,
+        True,
+    ),
     ("gru-after-backwards", "gru", dict(go_backwards=True, return_state=True), False, False),
-    ("gru-before-masked", "gru",
-     dict(reset_after=False, return_sequences=True, return_state=True), True, False),
-    ("gru-before-backwards-initial-state", "gru",
-     dict(reset_after=False, go_backwards=True, return_sequences=True, zero_output_for_mask=True),
-     True, True),
+    (
+        "gru-before-masked",
+        "gru",
+        dict(reset_after=False, return_sequences=True, return_state=True),
+        True,
+        False,
+    ),
+    (
+        "gru-before-backwards-initial-state",
+        "gru",
+        dict(
+            reset_after=False, go_backwards=True, return_sequences=True, zero_output_for_mask=True
+        ),
+        True,
+        True,
+    ),
 ]
 
 
@@ -175,6 +212,7 @@ def test_unknown_batch_size_is_split_at_run_time(monkeypatch, kind):
                 y = layer(x, training=True)
                 loss = tf.reduce_sum(y * tf.sin(y))
             return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+
         return fn
 
     fast_fn, generic_fn = traced(fast), traced(generic)
@@ -201,9 +239,13 @@ def test_unknown_time_length_is_padded_to_buckets():
     x, mask = make_batch()
     layer = build("gru", "fast", dict(return_sequences=True, go_backwards=True))
     eager, _ = outputs_and_grads(layer, x, mask)
-    fn = tf.function(lambda x, m: layer(x, mask=m),
-                     input_signature=[tf.TensorSpec([None, None, FEATURES]),
-                                      tf.TensorSpec([None, None], tf.bool)])
+    fn = tf.function(
+        lambda x, m: layer(x, mask=m),
+        input_signature=[
+            tf.TensorSpec([None, None, FEATURES]),
+            tf.TensorSpec([None, None], tf.bool),
+        ],
+    )
     traced = fn(x, mask).numpy()
     assert TIME % fast_tf.TIME_BUCKET != 0  # the padding really happens
     assert max_diff([traced], eager) <= ATOL
@@ -219,13 +261,16 @@ def test_implementation_choice():
         GRU(4, implementation="cudnn")
 
 
-@pytest.mark.parametrize("kind, options, expected", [
-    ("lstm", dict(), "cudnn"),
-    ("lstm", dict(peephole=True), "generic"),
-    ("gru", dict(), "cudnn"),
-    ("gru", dict(reset_after=False), "generic"),
-    ("gru", dict(use_bias=False), "generic"),
-])
+@pytest.mark.parametrize(
+    "kind, options, expected",
+    [
+        ("lstm", dict(), "cudnn"),
+        ("lstm", dict(peephole=True), "generic"),
+        ("gru", dict(), "cudnn"),
+        ("gru", dict(reset_after=False), "generic"),
+        ("gru", dict(use_bias=False), "generic"),
+    ],
+)
 def test_gpu_delegates_to_keras_cudnn_path(monkeypatch, kind, options, expected):
     """With a GPU, standard configurations run keras.layers.LSTM/GRU on this layer's variables.
 

@@ -40,13 +40,16 @@ def token_batch(seed=0):
 
 def randomize(model, seed=1):
     rng = np.random.default_rng(seed)
-    model.set_weights([0.4 * rng.standard_normal(w.shape).astype("float32")
-                       for w in model.get_weights()])
+    model.set_weights(
+        [0.4 * rng.standard_normal(w.shape).astype("float32") for w in model.get_weights()]
+    )
 
 
 def max_diff(a, b):
     assert len(a) == len(b)
-    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b, strict=True))
+    return max(
+        float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(a, b, strict=True)
+    )
 
 
 def as_json(config):
@@ -72,8 +75,9 @@ def outputs_and_weight_grads(model, ids):
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_masked_bidirectional_stacked_model_matches_keras(name):
-    ours_class, builtin_class = (LSTM, keras.layers.LSTM) if name == "lstm" else (
-        GRU, keras.layers.GRU)
+    ours_class, builtin_class = (
+        (LSTM, keras.layers.LSTM) if name == "lstm" else (GRU, keras.layers.GRU)
+    )
     ours = tagger(lambda **kw: ours_class(UNITS, **kw))
     builtin = tagger(lambda **kw: builtin_class(UNITS, **kw))
     randomize(builtin)
@@ -90,8 +94,9 @@ def test_masked_bidirectional_stacked_model_matches_keras(name):
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_return_state_initial_state_go_backwards_match_keras(name):
-    ours_class, builtin_class = (LSTM, keras.layers.LSTM) if name == "lstm" else (
-        GRU, keras.layers.GRU)
+    ours_class, builtin_class = (
+        (LSTM, keras.layers.LSTM) if name == "lstm" else (GRU, keras.layers.GRU)
+    )
     options = dict(return_sequences=True, return_state=True, go_backwards=True)
     ours, builtin = ours_class(UNITS, **options), builtin_class(UNITS, **options)
     rng = np.random.default_rng(4)
@@ -110,21 +115,25 @@ def test_return_state_initial_state_go_backwards_match_keras(name):
 
 
 def test_weight_layout_is_interchangeable_with_keras():
-    for ours, builtin in [(LSTM(UNITS), keras.layers.LSTM(UNITS)),
-                          (GRU(UNITS), keras.layers.GRU(UNITS)),
-                          (GRU(UNITS, reset_after=False), keras.layers.GRU(UNITS, reset_after=False))]:
+    for ours, builtin in [
+        (LSTM(UNITS), keras.layers.LSTM(UNITS)),
+        (GRU(UNITS), keras.layers.GRU(UNITS)),
+        (GRU(UNITS, reset_after=False), keras.layers.GRU(UNITS, reset_after=False)),
+    ]:
         ours.build((None, None, 3))
         builtin.build((None, None, 3))
         assert [w.shape for w in ours.weights] == [w.shape for w in builtin.weights]
         assert [w.path.split("/")[-2:] for w in ours.weights] == [
-            w.path.split("/")[-2:] for w in builtin.weights]
+            w.path.split("/")[-2:] for w in builtin.weights
+        ]
 
 
 def test_keras_save_load_round_trip_without_custom_objects(tmp_path):
     ids = keras.Input((TIME,), dtype="int32")
     h = keras.layers.Embedding(VOCAB, 3, mask_zero=True)(ids)
-    h = keras.layers.Bidirectional(LSTM(UNITS, return_sequences=True, peephole=True,
-                                        dropout=0.1))(h)
+    h = keras.layers.Bidirectional(LSTM(UNITS, return_sequences=True, peephole=True, dropout=0.1))(
+        h
+    )
     h = keras.layers.Bidirectional(GRU(UNITS, return_sequences=True, reset_after=False))(h)
     h = recurrent_layer("minimal-gru", UNITS, return_sequences=True, dropout=0.2)(h)
     h = GRU(UNITS, implementation="generic")(h)
@@ -142,15 +151,36 @@ def test_keras_save_load_round_trip_without_custom_objects(tmp_path):
     assert loaded.layers[5].implementation == "generic"
 
 
-@pytest.mark.parametrize("make", [
-    lambda: LSTM(3, return_sequences=True, return_state=True, go_backwards=True, stateful=False,
-                 dropout=0.25, peephole=True, implementation="generic", unit_forget_bias=False,
-                 kernel_regularizer="l2", recurrent_initializer="glorot_uniform", seed=7,
-                 name="my_lstm"),
-    lambda: GRU(3, reset_after=False, use_bias=False, implementation="fast",
-                zero_output_for_mask=True, bias_constraint="non_neg", dtype="float64"),
-    lambda: CellRNN(SimpleRNNCell(3, activation="relu"), dropout=0.5, return_sequences=True),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LSTM(
+            3,
+            return_sequences=True,
+            return_state=True,
+            go_backwards=True,
+            stateful=False,
+            dropout=0.25,
+            peephole=True,
+            implementation="generic",
+            unit_forget_bias=False,
+            kernel_regularizer="l2",
+            recurrent_initializer="glorot_uniform",
+            seed=7,
+            name="my_lstm",
+        ),
+        lambda: GRU(
+            3,
+            reset_after=False,
+            use_bias=False,
+            implementation="fast",
+            zero_output_for_mask=True,
+            bias_constraint="non_neg",
+            dtype="float64",
+        ),
+        lambda: CellRNN(SimpleRNNCell(3, activation="relu"), dropout=0.5, return_sequences=True),
+    ],
+)
 def test_config_round_trip(make):
     layer = make()
     config = layer.get_config()
@@ -192,8 +222,15 @@ def test_input_dropout_is_constant_over_time_and_only_in_training():
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_recurrent_layer_for_every_cell_name(cell):
-    layer = recurrent_layer(cell, UNITS, return_sequences=True, return_state=True,
-                            go_backwards=True, dropout=0.1, name=f"rnn_{cell.replace('-', '_')}")
+    layer = recurrent_layer(
+        cell,
+        UNITS,
+        return_sequences=True,
+        return_state=True,
+        go_backwards=True,
+        dropout=0.1,
+        name=f"rnn_{cell.replace('-', '_')}",
+    )
     expected_type = {"lstm": LSTM, "gru": GRU, "minimal-gru": CellRNN, "simple": CellRNN}[cell]
     assert type(layer) is expected_type and isinstance(layer, keras.layers.RNN)
     assert layer.go_backwards and layer.dropout == 0.1
@@ -273,13 +310,19 @@ def test_generic_path_on_jax_backend():
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode == 3:
         pytest.skip(f"JAX backend unavailable: {proc.stdout.strip()}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["lstm"] <= ATOL and result["gru"] <= ATOL, result
     assert result["minimal-gru-shape"] == [3, 6]
     assert "TensorFlow backend" in result["fast-error"]

@@ -29,10 +29,18 @@ def _data(n=128, seed=0):
 
 def _model(seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"),
-                              keras.layers.Dense(2, activation="softmax")])
-    model.compile(optimizer=runtime.optimizer(0.05, clipnorm=1.0),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=runtime.optimizer(0.05, clipnorm=1.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -93,8 +101,7 @@ def test_fit_resumes_after_an_interruption(tmp_path, capsys):
     run_dir = runtime.RunDir.create(tmp_path, {"a": 1})
     ds = _data()
     with pytest.raises(KeyboardInterrupt):
-        runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=4, verbose=0,
-                    callbacks=[_StopAt(2)])
+        runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=4, verbose=0, callbacks=[_StopAt(2)])
     assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0]
     assert (tmp_path / "backup").is_dir()
     fresh = _model(seed=123)  # different initial weights: restored from the backup
@@ -107,8 +114,7 @@ def test_fit_resumes_after_an_interruption(tmp_path, capsys):
 def test_time_budget_stops_cleanly_and_still_saves(tmp_path):
     run_dir = runtime.RunDir.create(tmp_path, {})
     ds = _data(n=512)
-    best = runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=50, verbose=0,
-                       time_budget=1e-6)
+    best = runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=50, verbose=0, time_budget=1e-6)
     history = runtime.read_history(tmp_path / "history.csv")
     assert len(history["epoch"]) == 1  # stopped inside the first epoch
     assert (tmp_path / "model.keras").is_file()
@@ -156,13 +162,18 @@ _MIRRORED = textwrap.dedent("""
 
 
 def _env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "",
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CUDA_VISIBLE_DEVICES": "",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 def test_mirrored_strategy_over_two_logical_cpus():
-    out = subprocess.run([sys.executable, "-c", _MIRRORED], env=_env(), capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _MIRRORED], env=_env(), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "REPLICAS 2" in out.stdout
 
@@ -203,11 +214,21 @@ def test_two_multi_worker_processes_complete_a_fit(tmp_path):
     procs = []
     try:
         for index in range(2):
-            env = {**_env(), "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}})}
-            procs.append(subprocess.Popen(
-                [sys.executable, "-c", _WORKER, str(tmp_path / "run")], env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            env = {
+                **_env(),
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                ),
+            }
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _WORKER, str(tmp_path / "run")],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         results = [p.communicate(timeout=180) for p in procs]
     finally:
         for p in procs:
@@ -218,7 +239,9 @@ def test_two_multi_worker_processes_complete_a_fit(tmp_path):
         assert p.returncode == 0, err[-2000:]
     assert "DONE True" in results[0][0] and "DONE False" in results[1][0]
     # Synchronous data parallelism: both workers end with the same weights.
-    weights = [[line for line in out.splitlines() if line.startswith("WEIGHTS")] for out, _ in results]
+    weights = [
+        [line for line in out.splitlines() if line.startswith("WEIGHTS")] for out, _ in results
+    ]
     assert weights[0] and weights[0] == weights[1]
     # Only the chief wrote into the shared run directory.
     assert (tmp_path / "run" / "model.keras").is_file()

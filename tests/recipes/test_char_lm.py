@@ -173,7 +173,7 @@ def test_temperature_near_zero_is_greedy(char_sampler):
     ids = [BOS_ID, *prime, *greedy[0]]
     logits = model(np.array([ids]), training=False).numpy()[0]
     logits[:, sampler.banned] = -np.inf
-    assert np.argmax(logits, axis=-1)[len(prime):-1].tolist() == greedy[0]
+    assert np.argmax(logits, axis=-1)[len(prime) : -1].tolist() == greedy[0]
 
 
 def test_incremental_steps_give_the_full_prefix_probabilities(char_sampler):

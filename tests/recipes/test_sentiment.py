@@ -19,20 +19,29 @@ def write(path, text, encoding="utf-8"):
 
 
 def load(path, **columns):
-    return data.load(resolve(str(path)), text_column=columns.get("text", "text"),
-                     label_column=columns.get("label", "label"))
+    return data.load(
+        resolve(str(path)),
+        text_column=columns.get("text", "text"),
+        label_column=columns.get("label", "label"),
+    )
 
 
 def test_csv_fields_may_hold_quoted_commas_quotes_and_newlines(tmp_path):
-    csv_file = write(tmp_path / "reviews.csv", (
-        'id,label,text\r\n'
-        '1,pos,"Great phone, great price"\r\n'
-        '2,neg,"Two lines:\nfirst, then ""second"""\r\n'
-        '3,pos,plain text\r\n'
-    ))
+    csv_file = write(
+        tmp_path / "reviews.csv",
+        (
+            "id,label,text\r\n"
+            '1,pos,"Great phone, great price"\r\n'
+            '2,neg,"Two lines:\nfirst, then ""second"""\r\n'
+            "3,pos,plain text\r\n"
+        ),
+    )
     corpus = load(csv_file)
-    assert corpus.train.texts == ("Great phone, great price", 'Two lines:\nfirst, then "second"',
-                                  "plain text")
+    assert corpus.train.texts == (
+        "Great phone, great price",
+        'Two lines:\nfirst, then "second"',
+        "plain text",
+    )
     assert corpus.train.labels == ("pos", "neg", "pos")
     assert corpus.class_names == ("neg", "pos")
     # Record 3 starts on physical line 5, after the quoted newline: errors name that line.
@@ -41,9 +50,17 @@ def test_csv_fields_may_hold_quoted_commas_quotes_and_newlines(tmp_path):
 
 def test_tsv_with_other_column_names_and_numeric_labels_in_numeric_order(tmp_path):
     rows = "".join(f"{stars}\tthis is {stars} stars\n" for stars in (10, 2, 1, 2, 10))
-    corpus = load(write(tmp_path / "stars.tsv", "stars\treview\n" + rows), text="review", label="stars")
+    corpus = load(
+        write(tmp_path / "stars.tsv", "stars\treview\n" + rows), text="review", label="stars"
+    )
     assert corpus.class_names == ("1", "2", "10")  # not the string order 1, 10, 2
-    assert data.label_ids(corpus.train, corpus.class_names, what="--data").tolist() == [2, 1, 0, 1, 2]
+    assert data.label_ids(corpus.train, corpus.class_names, what="--data").tolist() == [
+        2,
+        1,
+        0,
+        1,
+        2,
+    ]
 
 
 def test_aclimdb_layout_ignores_unsup_and_root_files_and_uses_test(tmp_path):
@@ -67,13 +84,15 @@ def test_splits_are_seeded_disjoint_and_keep_one_copy_of_repeated_texts(tmp_path
     rows = [f"neg,text number {i}\n" for i in range(40)] + ["pos,the same retweet\n"] * 30
     rows += [f"pos,other text {i}\n" for i in range(30)]
     corpus = load(write(tmp_path / "d.csv", "label,text\n" + "".join(rows)))
-    splits = data.make_splits(corpus, None, test_fraction=0.2, validation_fraction=0.25,
-                              max_examples=None, seed=3)
+    splits = data.make_splits(
+        corpus, None, test_fraction=0.2, validation_fraction=0.25, max_examples=None, seed=3
+    )
     parts = [set(splits.train.texts), set(splits.validation.texts), set(splits.test.texts)]
     assert sum(map(len, parts)) == 71  # 100 rows, 30 copies of one text kept once
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    again = data.make_splits(corpus, None, test_fraction=0.2, validation_fraction=0.25,
-                             max_examples=None, seed=3)
+    again = data.make_splits(
+        corpus, None, test_fraction=0.2, validation_fraction=0.25, max_examples=None, seed=3
+    )
     assert again == splits
 
 
@@ -102,29 +121,65 @@ def one_line_error(result):
     return lines[0]
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("label,body\npos,fine\n", "no column 'text' for --text-column (columns: label, body)"),
-    ("label,text\npos,fine\nneg,  \n", "d.csv:3: empty text in column 'text'"),
-    ("label,text\npos,fine\npos,good\npos,great\n", "at least 2 classes, found 1: 'pos'"),
-    ("label,text\npos,fine\nneg\n", "d.csv:3: expected at least 2 columns, got 1"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("label,body\npos,fine\n", "no column 'text' for --text-column (columns: label, body)"),
+        ("label,text\npos,fine\nneg,  \n", "d.csv:3: empty text in column 'text'"),
+        ("label,text\npos,fine\npos,good\npos,great\n", "at least 2 classes, found 1: 'pos'"),
+        ("label,text\npos,fine\nneg\n", "d.csv:3: expected at least 2 columns, got 1"),
+    ],
+)
 def test_bad_training_data_gives_one_line_and_writes_nothing(tmp_path, content, expected):
     out = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["train", "--data", str(write(tmp_path / "d.csv", content)),
-                                      "--preset", "tiny", "--output-dir", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(write(tmp_path / "d.csv", content)),
+            "--preset",
+            "tiny",
+            "--output-dir",
+            str(out),
+        ],
+    )
     assert expected in one_line_error(result)
     assert not out.exists()
 
 
 def test_unknown_label_column_option_and_unknown_validation_label(tmp_path):
     train_csv = write(tmp_path / "t.csv", "y,text\na,x\nb,y\na,z\nb,w\n")
-    result = CliRunner().invoke(cli, ["train", "--data", str(train_csv), "--label-column", "stars",
-                                      "--output-dir", str(tmp_path / "run")])
-    assert "t.csv:1: no column 'stars' for --label-column (columns: y, text)" in one_line_error(result)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(train_csv),
+            "--label-column",
+            "stars",
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert "t.csv:1: no column 'stars' for --label-column (columns: y, text)" in one_line_error(
+        result
+    )
     val_csv = write(tmp_path / "v.csv", "y,text\na,x\nc,y\n")
-    result = CliRunner().invoke(cli, ["train", "--data", str(train_csv), "--label-column", "y",
-                                      "--validation-data", str(val_csv),
-                                      "--output-dir", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(train_csv),
+            "--label-column",
+            "y",
+            "--validation-data",
+            str(val_csv),
+            "--output-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     assert "v.csv:3: unknown label 'c' (the classes are: a, b)" in one_line_error(result)
     assert not (tmp_path / "run").exists()
 
@@ -132,7 +187,9 @@ def test_unknown_label_column_option_and_unknown_validation_label(tmp_path):
 def test_undecodable_csv_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"label,text\npos,fine\nneg,caf\xe9\n")
-    result = CliRunner().invoke(cli, ["train", "--data", str(bad), "--output-dir", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        cli, ["train", "--data", str(bad), "--output-dir", str(tmp_path / "r")]
+    )
     assert "bad.csv:3: not valid utf-8" in one_line_error(result)
 
 
@@ -150,9 +207,18 @@ def trained(tmp_path_factory):
 
 def test_train_writes_the_run_and_learns(trained):
     out, output = trained
-    for name in ("config.json", "argv.txt", "history.csv", "model.keras", "labels.json",
-                 "tokenizer.json", "data.json", "metrics.json", "training.png",
-                 "confusion_matrix.png"):
+    for name in (
+        "config.json",
+        "argv.txt",
+        "history.csv",
+        "model.keras",
+        "labels.json",
+        "tokenizer.json",
+        "data.json",
+        "metrics.json",
+        "training.png",
+        "confusion_matrix.png",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "backup").exists()
     metrics = json.loads((out / "metrics.json").read_text())
@@ -165,10 +231,12 @@ def test_train_writes_the_run_and_learns(trained):
 def test_reloaded_model_takes_raw_strings_and_keeps_the_label_mapping(trained):
     out, _ = trained
     assert json.loads((out / "labels.json").read_text()) == {
-        "class_names": ["negative", "neutral", "positive"]}
+        "class_names": ["negative", "neutral", "positive"]
+    }
     texts = ["Worst flight ever, they lost my bag", "so happy with my new phone!!"]
-    result = CliRunner().invoke(cli, ["predict", "--model-dir", str(out), "--json",
-                                      "--text", texts[0], "--text", texts[1]])
+    result = CliRunner().invoke(
+        cli, ["predict", "--model-dir", str(out), "--json", "--text", texts[0], "--text", texts[1]]
+    )
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["class_names"] == ["negative", "neutral", "positive"]
@@ -194,23 +262,38 @@ def test_predict_from_file_and_evaluate_on_a_csv(trained, tmp_path):
     result = CliRunner().invoke(cli, ["predict", "--model-dir", str(out), "--file", str(lines)])
     assert result.exit_code == 0, result.output
     assert "I love it" in result.output and "terrible service" in result.output
-    labelled = write(tmp_path / "eval.csv", "sentiment,tweet\npositive,I love it\n"
-                                            'negative,"terrible, terrible service"\n')
-    args = ["evaluate", "--model-dir", str(out), "--data", str(labelled), "--text-column", "tweet",
-            "--label-column", "sentiment", "--json"]
+    labelled = write(
+        tmp_path / "eval.csv",
+        'sentiment,tweet\npositive,I love it\nnegative,"terrible, terrible service"\n',
+    )
+    args = [
+        "evaluate",
+        "--model-dir",
+        str(out),
+        "--data",
+        str(labelled),
+        "--text-column",
+        "tweet",
+        "--label-column",
+        "sentiment",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["examples"] == 2
     bad = write(tmp_path / "bad.csv", "sentiment,tweet\nmeh,I love it\n")
     result = CliRunner().invoke(cli, args[:4] + [str(bad)] + args[5:])
     assert "bad.csv:2: unknown label 'meh'" in one_line_error(result)
-    assert "give --text" in one_line_error(CliRunner().invoke(cli, ["predict", "--model-dir", str(out)]))
+    assert "give --text" in one_line_error(
+        CliRunner().invoke(cli, ["predict", "--model-dir", str(out)])
+    )
 
 
 def test_similar_and_analogy_in_the_trained_embedding(trained):
     out, _ = trained
-    result = CliRunner().invoke(cli, ["similar", "--model-dir", str(out), "Flight", "--top-k", "5",
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["similar", "--model-dir", str(out), "Flight", "--top-k", "5", "--json"]
+    )
     assert result.exit_code == 0, result.output
     nearest = json.loads(result.output)["nearest"]
     assert len(nearest) == 5 and "flight" not in [n["word"] for n in nearest]
@@ -222,6 +305,7 @@ def test_similar_and_analogy_in_the_trained_embedding(trained):
 
 
 def test_missing_model_dir_is_a_user_error(tmp_path):
-    result = CliRunner().invoke(cli, ["predict", "--model-dir", str(tmp_path / "nope"), "--text", "x"])
+    result = CliRunner().invoke(
+        cli, ["predict", "--model-dir", str(tmp_path / "nope"), "--text", "x"]
+    )
     assert "no such directory" in one_line_error(result)
-
