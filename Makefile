@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-RECIPES := char-lm sentiment ner translation activity
+RECIPES := char-lm sentiment ner translation activity video
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
 .PHONY: help venv test recipes bench lint $(RECIPE_TARGETS)

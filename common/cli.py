@@ -1,11 +1,16 @@
 """Click options shared by every recipe, so a recipe's `main.py` declares only its own.
 
-@cli.command()
-@train_options(presets=config.PRESETS, default_output_dir="runs/char_lm")
-@click.option("--seq-len", type=int, default=None, help="...")
-def train(run: TrainArgs, seq_len):
-    cfg = apply_overrides(config.PRESETS[run.preset], epochs=run.epochs, seq_len=seq_len)
-    train_lib.train(cfg, run)
+    @click.group(context_settings=cli.CONTEXT_SETTINGS)
+    def group(): ...
+
+    @group.command()
+    @cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
+    @click.option("--seq-len", type=int, default=None, help="...")
+    def train(run: TrainArgs, seq_len):
+        cfg = cli.apply_overrides(config.PRESETS[run.preset], run, seq_len=seq_len)
+        train_lib.train(cfg, run)
+
+Every recipe's `__main__.py` is `from recipes.<name>.main import main; main()`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ import click
 
 from common.errors import UserError
 
+# The --cell choices (common.layers.make_cell and recurrent_layer build them); defined
+# here so that a CLI's --help needs no TensorFlow.
 CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
+# Every recipe's click group: defaults shown in --help, and -h as well as --help.
+CONTEXT_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"]}
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
 
@@ -175,8 +184,18 @@ json_option = click.option(
 )
 
 
-def apply_overrides(config, **values):
-    """A copy of the frozen dataclass `config` with the non-None `values` replaced."""
+# The `train` options that override the config field of the same name.
+_CONFIG_OVERRIDES = ("epochs", "batch_size", "time_budget", "cell")
+
+
+def apply_overrides(config, run: TrainArgs | None = None, **values):
+    """A copy of the frozen dataclass `config` with the non-None `values` replaced.
+
+    With `run`, the shared `train` options epochs, batch size, time budget and cell
+    are applied as well: every recipe's `Config` has those fields.
+    """
+    if run is not None:
+        values = {**{name: getattr(run, name) for name in _CONFIG_OVERRIDES}, **values}
     return dataclasses.replace(config, **{k: v for k, v in values.items() if v is not None})
 
 

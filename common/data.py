@@ -184,3 +184,71 @@ def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     order = np.random.default_rng(seed).permutation(n)
     n_val = min(max(1, round(n * fraction)), n - 1)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def class_directories(
+    root: os.PathLike,
+    suffixes: tuple[str, ...],
+    *,
+    skip: tuple[str, ...] = (),
+    min_classes: int = 2,
+    what: str = "--data",
+) -> dict[str, list[Path]]:
+    """A class-per-directory tree: {class name: its files} in sorted order.
+
+    A class is a visible sub-directory of `root` (not named in `skip`) holding at
+    least one visible file with one of `suffixes` (lower-cased) anywhere below it.
+    Fewer than `min_classes` classes raise `UserError`.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{what} {root}: expected a directory with one sub-directory per class")
+    classes = {}
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        if directory.name.startswith(".") or directory.name in skip:
+            continue
+        files = sorted(
+            p
+            for p in directory.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in suffixes
+            and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+        )
+        if files:
+            classes[directory.name] = files
+    if len(classes) < min_classes:
+        raise UserError(
+            f"{what} {root}: expected one sub-directory of {'/'.join(suffixes)} files per class "
+            f"(at least {min_classes}), found {len(classes)}"
+        )
+    return classes
+
+
+def balanced_class_weight(labels: np.ndarray) -> dict[int, float]:
+    """Keras `class_weight` that makes every class present in `labels` weigh the same.
+
+    scikit-learn's "balanced" weights, n / (classes present * count), for int labels.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels)
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {int(k): float(w) for k, w in zip(present, weights, strict=True)}
+
+
+def fill_last_batch(n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices and weights that make `n` rows whole batches of `batch_size`.
+
+    Returns (index int64[m], weight float32[m]), m = n rounded up to a multiple of
+    `batch_size`: rows 0..n-1 with weight 1, then copies of rows 0, 1, ... with
+    weight 0. Gathering every array of a data set with `index` gives batches of
+    one shape, so a compiled step (XLA, the fast path) compiles once; pass `weight`
+    as the sample weight (or drop the rows after `n`) so the copies count nowhere.
+    """
+    if n < 0 or batch_size < 1:
+        raise ValueError(f"need n >= 0 and batch_size >= 1. Received: n={n}, {batch_size=}")
+    m = -(-n // batch_size) * batch_size
+    index = np.arange(m, dtype=np.int64) % max(n, 1)
+    weight = (np.arange(m) < n).astype(np.float32)
+    return index, weight

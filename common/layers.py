@@ -30,10 +30,10 @@ from __future__ import annotations
 import keras
 
 from common import cells as cells_lib
+from common.cli import CELL_NAMES
 
 __all__ = ["LSTM", "GRU", "CellRNN", "recurrent_layer", "CELL_NAMES", "IMPLEMENTATIONS"]
 
-CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
 IMPLEMENTATIONS = ("auto", "generic", "fast")
 _FAST_DTYPES = ("float16", "bfloat16", "float32", "float64")
 

@@ -7,31 +7,38 @@ Every recipe trains through this module rather than its own loop:
         model = build_model(cfg, vocab_size)
         model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm), loss=...)
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
+    run_dir.write_text(data.HELDOUT_FILE, ...)   # the held-out examples, in the input format
     best = runtime.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=cfg.epochs,
-                       time_budget=run.time_budget)
+                       time_budget=cfg.time_budget)
 
-A run directory holds (DESIGN.md section 6):
+The run-directory contract, the same in every recipe:
 
-    config.json   argv.txt   history.csv   model.keras (best by validation)
-    metrics.json  training.png   logs/ (TensorBoard)   backup/ (only while a run is unfinished)
+    config.json      the recipe's `Config`, read back strictly by `RunDir.read_config(Config)`
+    argv.txt         the command line, as a user would retype it
+    heldout.<ext>    the exact held-out examples `train` reports on, in the recipe's own
+                     input format; `evaluate` without --data reads this and nothing else
+    model.keras      the best model by validation; `load_model(run_dir)` loads it
+    history.csv   metrics.json   training.png   logs/ (TensorBoard)
+    backup/          only while a run is unfinished
 
-Every file is written atomically (a temporary name, then `os.replace`), so an
-interrupted run never leaves a half-written model or JSON behind. Re-running the
-same command into the same directory resumes from the last finished epoch.
+Every file is written atomically (a temporary name, fsync, then `os.replace`), so
+an interrupted run never leaves a half-written model or JSON behind. Re-running
+the same command into the same directory resumes from the last finished epoch.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib
 import json
 import os
-import random
 import shlex
 import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,8 +117,6 @@ def setup(run) -> tf.distribute.Strategy:
     """
     strategy = _choose_strategy(run.strategy)
     keras.utils.set_random_seed(run.seed)  # Python, NumPy and the backend
-    random.seed(run.seed)
-    np.random.seed(run.seed)
     if run.deterministic:
         tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_logical_devices("GPU")
@@ -141,18 +146,40 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: Path, write, suffix: str = ".tmp") -> None:
-    """Call `write(tmp_path)` on a temporary name beside `path`, then rename it to `path`."""
+def atomic_write(path: os.PathLike, write, suffix: str = ".tmp") -> Path:
+    """Call `write(tmp_path)` on a temporary name beside `path`, then rename it to `path`.
+
+    The file is flushed to disk (fsync) before the rename and the directory after it,
+    so at every instant `path` is either the old complete file or the new one.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not every platform opens directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _jsonable(obj):
@@ -212,11 +239,7 @@ class RunDir:
         return self.path / name
 
     def write_text(self, name: str, text: str) -> Path:
-        def write(tmp):
-            Path(tmp).write_text(text, encoding="utf-8")
-
-        atomic_write(self.file(name), write)
-        return self.file(name)
+        return atomic_write(self.file(name), lambda tmp: Path(tmp).write_text(text, "utf-8"))
 
     def write_json(self, name: str, obj) -> Path:
         return self.write_text(
@@ -232,21 +255,105 @@ class RunDir:
         except json.JSONDecodeError as err:
             raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
 
+    def read_dataclass(self, name: str, cls):
+        """The frozen dataclass `cls` from the JSON object in `name`, strictly.
+
+        An unknown or missing field is a one-line `UserError` naming the file and the
+        field (a run from another recipe or an older version of it: retrain). JSON
+        lists become tuples, since configs are frozen.
+        """
+        path = self.file(name)
+        values = self.read_json(name)
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: expected a JSON object, got {type(values).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise UserError(
+                f"{path}: unknown field {unknown[0]!r} for {cls.__module__}.{cls.__name__} "
+                "(written by another recipe or an older version: retrain)"
+            )
+        missing = sorted(set(fields) - set(values))
+        if missing:
+            raise UserError(
+                f"{path}: missing field {missing[0]!r} of {cls.__module__}.{cls.__name__} "
+                "(written by an older version: retrain)"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{path}: {err}") from None
+
+    def read_config(self, cls):
+        """The run's `config.json` as the recipe's `Config` (see `read_dataclass`)."""
+        return self.read_dataclass("config.json", cls)
+
+    def heldout(self, name: str) -> Path:
+        """The held-out examples `train` wrote (`name`, e.g. heldout.txt); missing: UserError."""
+        path = self.file(name)
+        if not path.exists():
+            raise UserError(
+                f"{path}: missing; this run predates held-out files in run directories "
+                "(retrain it, or pass --data)"
+            )
+        return path
+
     def save_model(self, model: keras.Model, name: str = "model.keras") -> Path:
-        atomic_write(self.file(name), model.save, suffix=".keras")  # Keras wants the suffix
-        return self.file(name)
+        return atomic_write(self.file(name), model.save, suffix=".keras")  # Keras wants it
+
+
+def _register_layers_of(path: Path) -> None:
+    """Import the module of every registered layer `path` names (`package>Name`), so that
+    loading never depends on what the caller happened to import. The convention: a layer
+    is registered under the package of the module that defines it (`common` for the
+    library, e.g. `recipes.ner.model` for a recipe's own layers). Other names are never
+    imported, whatever the file says."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return  # keras.saving.load_model reports what is wrong with the file
+
+    packages = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            name = node.get("registered_name")
+            if isinstance(name, str) and ">" in name:
+                packages.add(name.split(">", 1)[0])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    for package in sorted(packages):
+        if package == "common" or package.startswith("recipes."):  # the project's own only
+            try:
+                importlib.import_module(package)
+            except ImportError:
+                pass  # keras names the unknown layer
 
 
 def load_model(model_dir: os.PathLike, name: str = "model.keras") -> keras.Model:
-    """Load a saved model from a run directory; failures become one-line `UserError`s."""
+    """Load a saved model from a run directory; failures become one-line `UserError`s.
+
+    Every layer the model names is registered first (see `_register_layers_of`).
+    """
     path = Path(model_dir) / name
     if not path.is_file():
         raise UserError(f"{path}: missing (train a model into {model_dir} first)")
+    _register_layers_of(path)
     try:
         return keras.saving.load_model(path)
     except Exception as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot load this model ({message[:300]})") from None
+        raise UserError(
+            f"{path}: cannot load this model ({message[:300]}); if it was trained by an "
+            "older version, retrain it"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -375,7 +482,7 @@ def fit(
         run_dir.save_model(model)
     shutil.rmtree(backup, ignore_errors=True)
     plot_history(run_dir.file("history.csv"), run_dir.file("training.png"))
-    return keras.saving.load_model(run_dir.file("model.keras"))
+    return load_model(run_dir.path)
 
 
 def read_history(path: os.PathLike) -> dict[str, list[float]]:
