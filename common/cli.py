@@ -194,9 +194,11 @@ def apply_overrides(config, run: TrainArgs | None = None, **values):
     With `run`, the shared `train` options epochs, batch size, time budget and cell
     are applied as well: every recipe's `Config` has those fields.
     """
+    values = {k: v for k, v in values.items() if v is not None}
     if run is not None:
-        values = {**{name: getattr(run, name) for name in _CONFIG_OVERRIDES}, **values}
-    return dataclasses.replace(config, **{k: v for k, v in values.items() if v is not None})
+        shared = {name: getattr(run, name) for name in _CONFIG_OVERRIDES}
+        values = {**{k: v for k, v in shared.items() if v is not None}, **values}
+    return dataclasses.replace(config, **values)
 
 
 def _width(text: str) -> int:

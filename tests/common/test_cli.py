@@ -127,6 +127,27 @@ def test_apply_overrides_keeps_the_original():
         cli.apply_overrides(base, no_such_field=1)
 
 
+def test_apply_overrides_with_the_shared_train_options():
+    @dataclasses.dataclass(frozen=True)
+    class Full:
+        epochs: int = 3
+        batch_size: int = 32
+        time_budget: float | None = 4.0
+        cell: str = "lstm"
+        units: int = 8
+
+    run = cli.TrainArgs(epochs=5, time_budget=1.5)
+    cfg = cli.apply_overrides(Full(), run, units=16, epochs=None)
+    assert (cfg.epochs, cfg.batch_size, cfg.time_budget, cfg.cell, cfg.units) == (
+        5,
+        32,
+        1.5,
+        "lstm",
+        16,
+    )
+    assert cli.apply_overrides(Full(), cli.TrainArgs(), units=None) == Full()
+
+
 def test_print_table(capsys):
     cli.print_table([{"class": "pos", "f1": 0.5}, {"class": "negative", "f1": 0.25}])
     lines = capsys.readouterr().out.splitlines()

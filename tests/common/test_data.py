@@ -111,3 +111,35 @@ def test_data_source_is_frozen():
     source = data.DataSource("path", path=Path("x"))
     with pytest.raises(AttributeError):
         source.kind = "tfds"
+
+
+def test_class_directories(tmp_path):
+    for name in ("b", "a", ".hidden", "unsup"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "x.TXT").write_text("1")
+    (tmp_path / "a" / "y.csv").write_text("1")
+    (tmp_path / "a" / ".z.txt").write_text("1")
+    (tmp_path / "empty").mkdir()
+    classes = data.class_directories(tmp_path, (".txt",), skip=("unsup",))
+    assert list(classes) == ["a", "b"]
+    assert classes["a"] == [tmp_path / "a" / "sub" / "x.TXT"]
+    with pytest.raises(UserError, match="at least 3"):
+        data.class_directories(tmp_path, (".txt",), skip=("unsup",), min_classes=3)
+    with pytest.raises(UserError, match="expected a directory"):
+        data.class_directories(tmp_path / "a" / "y.csv", (".txt",))
+
+
+def test_balanced_class_weight_equalises_the_classes():
+    labels = np.array([0, 0, 0, 2])
+    weights = data.balanced_class_weight(labels)
+    assert weights == {0: 4 / 6, 2: 2.0}
+    assert sum(weights[k] * np.sum(labels == k) for k in weights) == pytest.approx(len(labels))
+
+
+@pytest.mark.parametrize("n, batch_size", [(0, 4), (1, 4), (4, 4), (5, 4), (9, 3)])
+def test_fill_last_batch(n, batch_size):
+    index, weight = data.fill_last_batch(n, batch_size)
+    assert len(index) % batch_size == 0 and len(index) - n < batch_size
+    assert list(index[:n]) == list(range(n)) and weight[:n].tolist() == [1.0] * n
+    assert weight[n:].tolist() == [0.0] * (len(index) - n)
+    assert all(0 <= i < max(n, 1) for i in index)

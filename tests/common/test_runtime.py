@@ -132,6 +132,74 @@ def test_run_dir_json_round_trip_and_errors(tmp_path):
         run_dir.read_json("absent.json")
 
 
+def test_read_config_is_strict(tmp_path):
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        units: int = 8
+        sizes: tuple[int, ...] = (1, 2)
+
+    run_dir = runtime.RunDir(tmp_path)
+    run_dir.write_json("config.json", Config(units=4))
+    assert run_dir.read_config(Config) == Config(units=4)  # lists come back as tuples
+    run_dir.write_json("config.json", {"units": 4, "sizes": [1], "batch": 3})
+    with pytest.raises(UserError, match=r"config\.json: unknown field 'batch'") as info:
+        run_dir.read_config(Config)
+    assert "\n" not in info.value.message
+    run_dir.write_json("config.json", {"units": 4})
+    with pytest.raises(UserError, match=r"config\.json: missing field 'sizes'.*retrain"):
+        run_dir.read_config(Config)
+    run_dir.write_json("config.json", [1, 2])
+    with pytest.raises(UserError, match="expected a JSON object"):
+        run_dir.read_config(Config)
+
+
+def test_heldout_names_the_missing_file(tmp_path):
+    run_dir = runtime.RunDir(tmp_path)
+    with pytest.raises(UserError, match=r"heldout\.txt: missing.*retrain"):
+        run_dir.heldout("heldout.txt")
+    run_dir.write_text("heldout.txt", "text")
+    assert run_dir.heldout("heldout.txt").read_text() == "text"
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = runtime.atomic_write(tmp_path / "a.txt", lambda tmp: Path(tmp).write_text("old"))
+
+    def fail(tmp):
+        Path(tmp).write_text("half")
+        raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError):
+        runtime.atomic_write(path, fail)
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_load_model_registers_the_layers_it_names(tmp_path):
+    from common.layers import LSTM
+
+    model = keras.Sequential([keras.Input((3, 2)), LSTM(4)])
+    runtime.RunDir(tmp_path).save_model(model)
+    # A process that imports only common.runtime: load_model imports what the file names.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; import common.runtime as r; "
+            "print(type(r.load_model(sys.argv[1]).layers[-1]).__name__)",
+            str(tmp_path),
+        ],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "LSTM"
+
+
 def test_load_model_errors_are_one_line(tmp_path):
     with pytest.raises(UserError, match="missing"):
         runtime.load_model(tmp_path)
