@@ -15,7 +15,7 @@ class Config:
     """Everything that defines a run besides the shared `train` options."""
 
     level: str = "char"  # "char" or "word" tokens
-    cell: str = "lstm"  # one of common.layers.CELL_NAMES
+    cell: str = "lstm"  # one of common.cli.CELL_NAMES
     layers: int = 2  # stacked recurrent layers
     units: int = 256  # units per recurrent layer
     embedding_dim: int = 64
@@ -26,9 +26,10 @@ class Config:
     steps_per_epoch: int | None = None  # batches of random windows per epoch; None = one pass
     learning_rate: float = 2e-3
     clipnorm: float = 5.0  # gradient clipping by global norm
-    val_fraction: float = 0.05  # held-out share of the text, in blocks of `block_chars`
+    validation_fraction: float = 0.05  # held-out share of the text, in blocks of `block_chars`
     block_chars: int = 4096  # validation blocks are cut at paragraph breaks near this size
-    max_chars: int | None = None  # use only the first N characters of the corpus
+    # Unit: characters. Use only the first N characters of the training text (None = all).
+    max_examples: int | None = None
     max_vocab: int = 10_000  # word level: vocabulary cap, specials included
     min_freq: int = 1  # rarer tokens become <unk>
     time_budget: float | None = None  # minutes; --time-budget overrides it
@@ -48,8 +49,8 @@ PRESETS: dict[str, Config] = {
         epochs=2,
         steps_per_epoch=8,
         learning_rate=1e-2,
-        max_chars=40_000,
-        val_fraction=0.1,
+        max_examples=40_000,
+        validation_fraction=0.1,
         block_chars=1024,
         sample_length=60,
     ),
@@ -65,8 +66,8 @@ PRESETS: dict[str, Config] = {
         epochs=8,
         steps_per_epoch=100,
         learning_rate=5e-3,
-        max_chars=1_100_000,
-        val_fraction=0.1,
+        max_examples=1_100_000,
+        validation_fraction=0.1,
         time_budget=4.25,
     ),
     # The larger corpus: all 38 plays (4.8 M characters), the default model trained
@@ -81,6 +82,6 @@ PRESETS: dict[str, Config] = {
         epochs=30,
         steps_per_epoch=100,
         learning_rate=5e-3,
-        val_fraction=0.05,
+        validation_fraction=0.05,
     ),
 }

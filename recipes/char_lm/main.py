@@ -1,6 +1,6 @@
 """Command line of the character language model: train, sample, score, evaluate.
 
-python -m recipes.char_lm train [--preset tiny|default|large] [--level char|word] ...
+python -m recipes.char_lm train [--preset tiny|default|full] [--level char|word] ...
 python -m recipes.char_lm sample --model-dir runs/char_lm --prime "ROMEO:" --length 300
 python -m recipes.char_lm score --model-dir runs/char_lm --text "To be, or not to be"
 python -m recipes.char_lm evaluate --model-dir runs/char_lm [--data SRC] [--json]
@@ -8,9 +8,7 @@ python -m recipes.char_lm evaluate --model-dir runs/char_lm [--data SRC] [--json
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import sys
 
 import click
 
@@ -18,10 +16,10 @@ from common import cli as common_cli
 from common.errors import UserError
 from recipes.char_lm import config
 
-DEFAULT_DIR = "runs/char_lm"
+OUTPUT_DIR = "runs/char_lm"
 
 
-@click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """Character (or word) language model with stacked recurrent layers.
 
@@ -32,7 +30,7 @@ def cli():
 
 
 @cli.command()
-@common_cli.train_options(presets=config.PRESETS, default_output_dir=DEFAULT_DIR)
+@common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
     "--level",
     type=click.Choice(["char", "word"]),
@@ -72,9 +70,7 @@ def train(run, level, layers, units, seq_len, dropout):
 
     cfg = common_cli.apply_overrides(
         config.PRESETS[run.preset],
-        epochs=run.epochs,
-        batch_size=run.batch_size,
-        cell=run.cell,
+        run,
         level=level,
         layers=layers,
         units=units,
@@ -90,14 +86,7 @@ def _load_run(model_dir):
     from common.tokenization import Tokenizer
 
     run_dir = runtime.RunDir(model_dir)
-    values = run_dir.read_json("config.json")
-    known = {f.name for f in dataclasses.fields(config.Config)}
-    if not isinstance(values, dict) or set(values) - known:
-        raise UserError(
-            f"{run_dir.file('config.json')}: not a char_lm run "
-            f"(unknown fields: {sorted(set(values) - known)[:5]})"
-        )
-    cfg = config.Config(**values)
+    cfg = run_dir.read_config(config.Config)
     tok = Tokenizer.load(run_dir.file("tokenizer.json"))
     model = runtime.load_model(model_dir)
     if model.get_layer("embedding").input_dim != tok.vocab_size:
@@ -117,7 +106,7 @@ def _at_least(minimum):
 
 
 @cli.command()
-@common_cli.model_dir_option(DEFAULT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--prime",
     default="",
@@ -178,7 +167,7 @@ def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
 
 
 @cli.command()
-@common_cli.model_dir_option(DEFAULT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option("--text", default=None, help="Text to score.")
 @click.option(
     "--file",
@@ -221,14 +210,14 @@ def score(model_dir, text, file_, as_json):
 
 
 @cli.command()
-@common_cli.model_dir_option(DEFAULT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--data",
     "data_spec",
     default=None,
     metavar="SRC",
     help="Text to evaluate (a file, a directory of .txt, or tfds:NAME[:SPLIT], "
-    "test split by default); omitted = the run's own held-out text.",
+    "test split by default); omitted = the run's held-out text (heldout.txt).",
 )
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
@@ -240,21 +229,12 @@ def evaluate(model_dir, data_spec, as_json):
     from recipes.char_lm import data
     from recipes.char_lm import score as score_lib
 
-    if data_spec:
-        source = common_data.resolve(data_spec)
+    # Without --data: the validation text `train` wrote, read exactly like --data FILE.
+    heldout = None if data_spec else runtime.RunDir(model_dir).heldout(data.HELDOUT_FILE)
+    source = common_data.resolve(data_spec or str(heldout))
     cfg, tok, model = _load_run(model_dir)
-    if data_spec:
-        text = data.read_source(source, split="test")
-        what = str(source)
-    else:
-        recorded = runtime.RunDir(model_dir).read_json("data.json")
-        source = common_data.resolve(recorded["data"])
-        validation = recorded["validation_data"]
-        validation_source = (
-            common_data.resolve(validation, what="--validation-data") if validation else None
-        )
-        text = data.load_corpus(cfg, source, validation_source, seed=recorded["seed"]).validation
-        what = "the run's held-out text"
+    text = data.read_source(source, split="test")
+    what = str(source) if data_spec else f"the run's held-out text ({source})"
     ids = data.encode(tok, text)
     if len(ids) == 0:
         raise UserError(f"{what}: no tokens to evaluate")
@@ -271,7 +251,3 @@ def evaluate(model_dir, data_spec, as_json):
 
 def main():
     common_cli.main(cli, prog_name="python -m recipes.char_lm")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -64,12 +64,6 @@ class Sampler:
 
         self._run = run
 
-    def next_token_logits(self, prefix_ids: list[int]) -> np.ndarray:
-        """Logits for the token after `<bos> + prefix_ids` (one call over the prefix)."""
-        inputs = np.array([[self.tok.token_to_id(BOS), *prefix_ids]], dtype=np.int32)
-        logits, _ = self._run(inputs, model_lib.zero_states(self.cfg, 1))
-        return logits.numpy()[0]
-
     def choose(self, logits: np.ndarray, rng, temperature: float, top_k: int) -> np.ndarray:
         """One token id per row of `logits` [batch, vocab] under the sampling rules."""
         logits = logits.astype(np.float64)

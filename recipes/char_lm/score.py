@@ -22,6 +22,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from common import data as common_data
 from recipes.char_lm import data
 from recipes.char_lm import model as model_lib
 
@@ -29,7 +30,7 @@ CHUNK = 512  # tokens per step-model call while scoring one long sequence
 
 
 def summarize(total_log_prob: float, tokens: int, unk_tokens: int, level: str) -> dict:
-    """Metrics from a total log-probability in nats (DESIGN.md section 6 names).
+    """Metrics from a total log-probability in nats, under the project's metric names.
 
     `loss` is nats per token, `perplexity` = exp(loss); at character level
     `bits_per_char` = loss / ln 2, at word level the same number is
@@ -95,12 +96,11 @@ def windowed_log_prob(
     def run(x, y):
         return _picked_log_probs(trained(x, training=False), y)
 
-    rows = -(-len(inputs) // batch_size) * batch_size  # fill the last batch with weight 0
-    extra = rows - len(inputs)
-    inputs, targets = (np.pad(a, ((0, extra), (0, 0))) for a in (inputs, targets))
-    weights = np.pad(weights, ((0, extra), (0, 0)))
+    # Whole batches only (one compilation): the rows filling the last batch weigh 0.
+    index, keep = common_data.fill_last_batch(len(inputs), batch_size)
+    inputs, targets, weights = inputs[index], targets[index], weights[index] * keep[:, None]
     total = 0.0
-    for start in range(0, rows, batch_size):
+    for start in range(0, len(index), batch_size):
         piece = slice(start, start + batch_size)
         picked = run(inputs[piece], targets[piece]).numpy()
         total += float(np.sum(picked.astype(np.float64) * weights[piece]))

@@ -1,9 +1,10 @@
 """`train`: read and check the data, fit through `common.runtime`, evaluate the
 best model on the held-out text, and show a sample.
 
-Run directory (DESIGN.md section 6): config.json, argv.txt, data.json (the data
-sources and seed, so `evaluate` can rebuild the held-out text), tokenizer.json,
-history.csv, model.keras (best by val_loss), metrics.json, training.png, logs/.
+Run directory (the contract of `common.runtime`): config.json, argv.txt,
+heldout.txt (`data.HELDOUT_FILE`: the validation text exactly as scored, which
+`evaluate` reads back), tokenizer.json, history.csv, model.keras (best by
+val_loss), metrics.json, training.png, logs/.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 
+import click
 import keras
 
 from common import data as common_data
@@ -51,11 +53,10 @@ def prepare(cfg, data_spec, validation_spec, seed):
 def train(cfg, run) -> dict:
     """Train `cfg` with the shared options `run` (a common.cli.TrainArgs); return the metrics."""
     corpus, tok, train_ids, val_ids = prepare(cfg, run.data, run.validation_data, run.seed)
-    print(f"Data: {corpus.description}")
-    print(
+    click.echo(f"Data: {corpus.description}")
+    click.echo(
         f"      {len(train_ids):,} training and {len(val_ids):,} validation {cfg.level} tokens, "
         f"vocabulary {tok.vocab_size} (4 specials included)",
-        flush=True,
     )
 
     strategy = runtime.setup(run)
@@ -65,19 +66,11 @@ def train(cfg, run) -> dict:
             optimizer=runtime.optimizer(cfg.learning_rate, clipnorm=cfg.clipnorm),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-    model.summary(print_fn=lambda line, **_: print(line))
+    model.summary(print_fn=lambda line, **_: click.echo(line))
 
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     tok.save(run_dir.file("tokenizer.json"))
-    run_dir.write_json(
-        "data.json",
-        {
-            "data": run.data,
-            "validation_data": run.validation_data,
-            "seed": run.seed,
-            "description": corpus.description,
-        },
-    )
+    run_dir.write_text(data.HELDOUT_FILE, corpus.validation)
 
     steps = cfg.steps_per_epoch or max(1, len(train_ids) // (cfg.seq_len * cfg.batch_size))
     train_ds = data.train_dataset(
@@ -91,7 +84,7 @@ def train(cfg, run) -> dict:
         val_ds,
         run_dir=run_dir,
         epochs=cfg.epochs,
-        time_budget=run.time_budget or cfg.time_budget,
+        time_budget=cfg.time_budget,
         steps_per_epoch=steps,
     )
     train_seconds = time.monotonic() - start
@@ -122,7 +115,7 @@ def train(cfg, run) -> dict:
     run_dir.write_json("metrics.json", metrics)
 
     bits_key = "bits_per_char" if cfg.level == "char" else "bits_per_word"
-    print("\nBest model on the validation text (every token scored once):")
+    click.echo("\nBest model on the validation text (every token scored once):")
     print_table(
         [
             {"metric": "loss (nats/token)", "value": metrics["loss"]},
@@ -136,13 +129,13 @@ def train(cfg, run) -> dict:
     )
     speed = "" if math.isnan(per_second) else f", {per_second:.0f} tokens/s"
     what = f"{len(outputs)} samples of up to" if len(outputs) > 1 else "sample of"
-    print(
+    click.echo(
         f"\nA {what} {cfg.sample_length} tokens (temperature {cfg.sample_temperature}{speed}):\n"
         + "-" * 40
         + f"\n{text}\n"
         + "-" * 40
     )
-    print(
+    click.echo(
         f"Saved to {run_dir.path}. Next: python -m recipes.char_lm sample --model-dir "
         f'{run_dir.path} --prime "..."'
     )

@@ -5,6 +5,7 @@ word level, one-line errors for bad input)."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -108,7 +109,7 @@ def test_train_writes_the_run_and_learns(char_run):
     for name in (
         "config.json",
         "argv.txt",
-        "data.json",
+        data.HELDOUT_FILE,
         "history.csv",
         "model.keras",
         "tokenizer.json",
@@ -143,8 +144,40 @@ def test_sample_score_and_evaluate_from_the_saved_directory(char_run):
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads(evaluated.stdout)  # exactly one JSON object on stdout
     saved = json.loads((out / "metrics.json").read_text())
-    assert metrics["loss"] == pytest.approx(saved["loss"], rel=1e-5)
     assert {"loss", "bits_per_char", "perplexity"} <= set(metrics)
+    assert metrics == {k: saved[k] for k in metrics}  # the same held-out text, the same numbers
+
+
+def test_heldout_file_is_the_validation_text_exactly(char_run):
+    out, _ = char_run
+    cfg, tok, _ = _load_run(out)
+    corpus = data.load_corpus(cfg, resolve(None), None, seed=42)  # what `train` held out
+    read_back = data.read_source(resolve(str(out / data.HELDOUT_FILE)))
+    assert read_back == corpus.validation
+    assert data.encode(tok, read_back).tolist() == data.encode(tok, corpus.validation).tolist()
+
+
+def test_evaluate_needs_only_the_run_directory(word_run):
+    """Trained on a --data file that is then deleted: evaluate reads heldout.txt alone."""
+    out, _ = word_run
+    (out.parent / "plays.txt").unlink()
+    evaluated = invoke("evaluate", "--model-dir", out, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads(evaluated.stdout)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert "bits_per_word" in metrics
+    assert metrics == {k: saved[k] for k in metrics}
+
+
+def test_old_run_directories_are_refused_with_a_retrain_message(char_run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(char_run[0], old)
+    values = json.loads((old / "config.json").read_text())
+    values["max_chars"] = values.pop("max_examples")
+    (old / "config.json").write_text(json.dumps(values))
+    one_line_error(invoke("sample", "--model-dir", old), "config.json", "'max_chars'", "retrain")
+    (old / data.HELDOUT_FILE).unlink()
+    one_line_error(invoke("evaluate", "--model-dir", old), data.HELDOUT_FILE, "retrain")
 
 
 @pytest.fixture(scope="module")
