@@ -1,4 +1,3 @@
-from common.cli import main
-from recipes.translation.main import cli
+from recipes.translation.main import main
 
-main(cli, prog_name="python -m recipes.translation")
+main()

@@ -47,16 +47,16 @@ DATE_LOCALES = (
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    # Data. `num_examples` and `date_locales` only shape the default data set.
-    num_examples: int = 40_000
+    # Data. `max_examples` (dates drawn) and `date_locales` only shape the default data set.
+    max_examples: int = 40_000
     date_locales: tuple[str, ...] = DATE_LOCALES
     validation_fraction: float = 0.05
     source_level: str = "char"
     target_level: str = "char"
     lowercase: bool = False
     # Vocabulary caps (counting the 4 specials) and minimum token frequency.
-    source_vocab_size: int | None = None
-    target_vocab_size: int | None = None
+    max_source_vocab: int | None = None
+    max_target_vocab: int | None = None
     min_freq: int = 1
     # Longest sequences in tokens: training pairs above them are dropped,
     # longer inputs to `translate` are truncated with a warning.
@@ -73,7 +73,7 @@ class Config:
     attention: str = "bahdanau"
     embedding_dim: int = 32
     encoder_units: int = 64
-    encoder_layers: int = 1
+    layers: int = 1  # of the bidirectional encoder
     decoder_units: int = 128
     dropout: float = 0.0
     # Training.
@@ -107,7 +107,7 @@ class Config:
 
 PRESETS: dict[str, Config] = {
     "tiny": Config(
-        num_examples=400,
+        max_examples=400,
         date_locales=("en_US", "fr_FR"),
         validation_fraction=0.1,
         max_source_length=32,
@@ -127,8 +127,8 @@ PRESETS: dict[str, Config] = {
         source_level="word",
         target_level="word",
         lowercase=True,
-        source_vocab_size=6000,
-        target_vocab_size=6000,
+        max_source_vocab=6000,
+        max_target_vocab=6000,
         min_freq=2,
         max_source_length=30,
         max_target_length=30,

@@ -32,6 +32,10 @@ from common.errors import UserError
 
 Pair = tuple[str, str]
 
+# The held-out pairs `train` reports on, written into the run directory as TSV (the
+# format --data reads); `evaluate` without --data reads this file.
+HELDOUT_FILE = "heldout.tsv"
+
 # Dates from 1950-01-01 to 2049-12-31: a two-digit year ("17") then names one year only.
 FIRST_DATE = datetime.date(1950, 1, 1)
 LAST_DATE = datetime.date(2049, 12, 31)
@@ -48,6 +52,20 @@ class Corpus:
     train: list[Pair]
     validation: list[Pair]
     description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """Where a run's pairs came from: the run directory's `data.json`."""
+
+    data: str | None
+    validation_data: str | None
+    seed: int
+    description: str
+    source_lang: str | None  # the TFDS features read (None for the dates and TSV files)
+    target_lang: str | None
+    train_pairs: int
+    validation_pairs: int
 
 
 # ----------------------------------------------------------------------------- dates
@@ -220,7 +238,7 @@ def load_pairs(
 ) -> list[Pair]:
     """The pairs of one resolved source (default, TSV path or TFDS)."""
     if source.kind == "default":
-        return date_pairs(cfg.num_examples, cfg.date_locales, seed)[0]
+        return date_pairs(cfg.max_examples, cfg.date_locales, seed)[0]
     if source.kind == "path":
         if source.path.is_dir():
             raise UserError(
@@ -257,7 +275,7 @@ def load_corpus(
             "a TSV file's columns are source then target"
         )
     if train_source.kind == "default" and val_source.kind == "default":
-        pairs, dropped = date_pairs(cfg.num_examples, cfg.date_locales, seed)
+        pairs, dropped = date_pairs(cfg.max_examples, cfg.date_locales, seed)
         description = (
             f"{len(pairs)} dates written in {len(date_patterns(cfg.date_locales))} "
             f"CLDR patterns of {len(cfg.date_locales)} locales "
@@ -334,11 +352,12 @@ def make_dataset(
     sources, target_in = list(sources), [[bos, *t] for t in targets]
     target_out = [[*t, eos] for t in targets]
     batch_size = min(batch_size, len(sources))
-    if not training and len(sources) % batch_size:
-        filler = batch_size - len(sources) % batch_size
-        sources += [[0]] * filler
-        target_in += [[0]] * filler
-        target_out += [[0]] * filler
+    if not training:  # whole batches; the filling (weight 0) rows are empty: ignored
+        index, weight = common_data.fill_last_batch(len(sources), batch_size)
+        sources, target_in, target_out = (
+            [rows[i] if w else [0] for i, w in zip(index, weight, strict=True)]
+            for rows in (sources, target_in, target_out)
+        )
     dataset = tf.data.Dataset.from_tensor_slices(
         (_ragged(sources), _ragged(target_in), _ragged(target_out))
     )

@@ -11,9 +11,18 @@ from pathlib import Path
 
 import click
 
-from common.cli import apply_overrides, json_option, model_dir_option, print_table, train_options
+from common import cli as common_cli
+from common.cli import (
+    CONTEXT_SETTINGS,
+    apply_overrides,
+    json_option,
+    model_dir_option,
+    print_table,
+    train_options,
+)
 from common.errors import UserError
 from recipes.translation import config
+from recipes.translation import data as data_lib
 
 OUTPUT_DIR = "runs/translation"
 
@@ -32,7 +41,7 @@ def _level(ctx, param, value):
     return tuple(parts)
 
 
-@click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def cli():
     """Encoder-decoder translation with attention (bidirectional recurrent encoder,
     attentional recurrent decoder, greedy and beam search, sacrebleu BLEU).
@@ -71,9 +80,7 @@ def train(run, level, attention, source_lang, target_lang):
     levels = dict(zip(("source_level", "target_level"), level or (None, None), strict=True))
     cfg = apply_overrides(
         config.PRESETS[run.preset],
-        cell=run.cell,
-        epochs=run.epochs,
-        batch_size=run.batch_size,
+        run,
         attention=attention,
         source_lang=source_lang,
         target_lang=target_lang,
@@ -182,7 +189,7 @@ def translate(model_dir, texts, file, beam_size, length_penalty, plot_attention,
     default=None,
     metavar="SRC",
     help="Pairs to score: a TSV file or tfds:NAME[/CONFIG][:SPLIT] "
-    "[default: the run's held-out validation.tsv].",
+    f"[default: the run's held-out pairs, {data_lib.HELDOUT_FILE}].",
 )
 @click.option(
     "--beam-size",
@@ -200,22 +207,21 @@ def translate(model_dir, texts, file, beam_size, length_penalty, plot_attention,
 def evaluate(model_dir, data, beam_size, length_penalty, as_json):
     """BLEU and chrF (sacrebleu, corpus level) and exact match on held-out pairs."""
     from common import data as common_data
-    from recipes.translation import data as data_lib
+    from common.runtime import RunDir
     from recipes.translation import train as train_lib
     from recipes.translation import translate as translate_lib
 
+    if data is None:  # the held-out pairs the run reported on
+        data = str(RunDir(model_dir).heldout(data_lib.HELDOUT_FILE))
     source = common_data.resolve(data, what="--data")
     loaded = train_lib.load_run(model_dir)
-    if source.kind == "default":
-        pairs = data_lib.read_tsv(Path(model_dir) / "validation.tsv")
-        what = f"{model_dir}/validation.tsv"
-    else:
-        languages = (None, None)
-        if source.kind == "tfds":  # the run's languages, else the set's supervised keys
-            run_languages = (loaded.data.get("source_lang"), loaded.data.get("target_lang"))
-            languages = data_lib.tfds_languages(source, *run_languages)
-        pairs = data_lib.load_pairs(source, loaded.cfg, seed=0, split="test", languages=languages)
-        what = str(source)
+    languages = (None, None)
+    if source.kind == "tfds":  # the run's languages, else the set's supervised keys
+        languages = data_lib.tfds_languages(
+            source, loaded.data.source_lang, loaded.data.target_lang
+        )
+    pairs = data_lib.load_pairs(source, loaded.cfg, seed=0, split="test", languages=languages)
+    what = str(source)
     pairs = train_lib.references(pairs, loaded.translator.target_tokenizer)
     metrics, _ = translate_lib.evaluate_pairs(
         loaded.translator,
@@ -231,3 +237,7 @@ def evaluate(model_dir, data, beam_size, length_penalty, as_json):
             [{k: metrics[k] for k in ("bleu", "chrf", "exact_match", "examples", "beam_size")}]
         )
         click.echo(f"{metrics['bleu_signature']} on {what}")
+
+
+def main() -> None:
+    common_cli.main(cli, prog_name="python -m recipes.translation")

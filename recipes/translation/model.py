@@ -36,10 +36,12 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from common.layers import CELL_NAMES, make_cell, recurrent_layer
+from common.cli import CELL_NAMES
+from common.layers import make_cell, recurrent_layer
+from recipes.translation.config import ATTENTIONS
 
 
-@keras.saving.register_keras_serializable(package="translation")
+@keras.saving.register_keras_serializable(package="recipes.translation.model")
 class Seq2Seq(keras.Model):
     """Bidirectional recurrent encoder, attentional recurrent decoder.
 
@@ -63,8 +65,8 @@ class Seq2Seq(keras.Model):
         super().__init__(**kwargs)
         if cell not in CELL_NAMES:
             raise ValueError(f"cell must be one of {CELL_NAMES}. Received: cell={cell!r}")
-        if attention not in ("bahdanau", "luong", "none"):
-            raise ValueError(f"attention must be bahdanau, luong or none. Received: {attention!r}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}. Received: {attention!r}")
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         self.cell_name = cell
@@ -220,7 +222,7 @@ class Seq2Seq(keras.Model):
         }
 
 
-@keras.saving.register_keras_serializable(package="translation")
+@keras.saving.register_keras_serializable(package="recipes.translation.model")
 class MaskedAccuracy(keras.metrics.Mean):
     """Token accuracy over the real target tokens (label 0, the padding, is ignored)."""
 
@@ -252,7 +254,7 @@ def build_model(cfg, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
         attention=cfg.attention,
         embedding_dim=cfg.embedding_dim,
         encoder_units=cfg.encoder_units,
-        encoder_layers=cfg.encoder_layers,
+        encoder_layers=cfg.layers,
         decoder_units=cfg.decoder_units,
         dropout=cfg.dropout,
         name="seq2seq",

@@ -10,8 +10,9 @@
    match), write `metrics.json`, print a summary table, sample translations and draw
    `attention.png`.
 
-Run directory: config.json, argv.txt, data.json, source_tokenizer.json,
-target_tokenizer.json, validation.tsv (the held-out pairs, so `evaluate` needs no data),
+Run directory (the contract of `common.runtime`): config.json, argv.txt, data.json
+(`data.DataInfo`), source_tokenizer.json, target_tokenizer.json, heldout.tsv (the
+held-out pairs `metrics.json` reports on, as TSV: `evaluate` without --data reads it),
 history.csv, model.keras, metrics.json, training.png, attention.png, logs/.
 """
 
@@ -50,10 +51,9 @@ class DecodeMonitor(keras.callbacks.Callback):
         if self.translator is None:
             self.translator = self.translator_factory(self.model)
         metrics, _ = translate_lib.evaluate_pairs(self.translator, self.pairs, beam_size=1)
-        print(
+        click.echo(
             f"epoch {epoch + 1}: greedy on {len(self.pairs)} held-out pairs: "
-            f"exact match {metrics['exact_match']:.3f}, BLEU {metrics['bleu']:.2f}",
-            flush=True,
+            f"exact match {metrics['exact_match']:.3f}, BLEU {metrics['bleu']:.2f}"
         )
 
 
@@ -62,14 +62,14 @@ def build_tokenizers(cfg: Config, pairs) -> tuple[Tokenizer, Tokenizer]:
     source = Tokenizer.build(
         (s for s, _ in pairs),
         level=cfg.source_level,
-        max_size=cfg.source_vocab_size,
+        max_size=cfg.max_source_vocab,
         min_freq=cfg.min_freq,
         lowercase=cfg.lowercase,
     )
     target = Tokenizer.build(
         (t for _, t in pairs),
         level=cfg.target_level,
-        max_size=cfg.target_vocab_size,
+        max_size=cfg.max_target_vocab,
         min_freq=cfg.min_freq,
         lowercase=cfg.lowercase,
     )
@@ -116,8 +116,8 @@ def train(cfg: Config, run) -> dict:
         )
     if not val_src:
         raise UserError("no validation pair fits the length limits; pass --validation-data")
-    print(f"Data: {corpus.description}.")
-    print(
+    click.echo(f"Data: {corpus.description}.")
+    click.echo(
         f"Vocabularies: source {source_tok.vocab_size} {cfg.source_level}s, target "
         f"{target_tok.vocab_size} {cfg.target_level}s. Training on {len(train_src)} pairs "
         f"({dropped} longer than the limits dropped), validation loss on {len(val_src)}."
@@ -127,7 +127,7 @@ def train(cfg: Config, run) -> dict:
     with strategy.scope():
         model = model_lib.build_model(cfg, source_tok.vocab_size, target_tok.vocab_size)
         model_lib.compile_model(model, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
-    print(
+    click.echo(
         f"Model: {cfg.cell} encoder-decoder, attention={cfg.attention}, "
         f"{model.count_params():,} parameters."
     )
@@ -135,24 +135,23 @@ def train(cfg: Config, run) -> dict:
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     source_tok.save(run_dir.file("source_tokenizer.json"))
     target_tok.save(run_dir.file("target_tokenizer.json"))
-    run_dir.write_text("validation.tsv", data_lib.tsv_text(corpus.validation))
+    run_dir.write_text(data_lib.HELDOUT_FILE, data_lib.tsv_text(corpus.validation))
     run_dir.write_json(
         "data.json",
-        {
-            "data": run.data,
-            "validation_data": run.validation_data,
-            "seed": run.seed,
-            "description": corpus.description,
-            "source_lang": languages[0],
-            "target_lang": languages[1],
-            "train_pairs": len(train_src),
-            "validation_pairs": len(corpus.validation),
-        },
+        data_lib.DataInfo(
+            data=run.data,
+            validation_data=run.validation_data,
+            seed=run.seed,
+            description=corpus.description,
+            source_lang=languages[0],
+            target_lang=languages[1],
+            train_pairs=len(train_src),
+            validation_pairs=len(corpus.validation),
+        ),
     )
 
-    batch_size = run.batch_size or cfg.batch_size
     make = dict(
-        batch_size=batch_size,
+        batch_size=cfg.batch_size,
         bos=BOS_ID,
         eos=EOS_ID,
         seed=run.seed,
@@ -170,8 +169,8 @@ def train(cfg: Config, run) -> dict:
         train_ds,
         val_ds,
         run_dir=run_dir,
-        epochs=run.epochs or cfg.epochs,
-        time_budget=run.time_budget or cfg.time_budget,
+        epochs=cfg.epochs,
+        time_budget=cfg.time_budget,
         patience=cfg.patience,
         callbacks=[monitor],
     )
@@ -254,20 +253,14 @@ class Run:
 
     cfg: Config
     translator: translate_lib.Translator
-    data: dict
+    data: data_lib.DataInfo
     path: Path
 
 
 def load_run(model_dir: Path) -> Run:
     """Config, tokenizers and best model of a finished run; problems raise UserError."""
     run_dir = runtime.RunDir(model_dir)
-    raw = run_dir.read_json("config.json")
-    try:
-        cfg = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-    except (TypeError, ValueError) as err:
-        raise UserError(
-            f"{run_dir.file('config.json')}: not a translation run config ({err})"
-        ) from None
+    cfg = run_dir.read_config(Config)
     source_tok = Tokenizer.load(run_dir.file("source_tokenizer.json"))
     target_tok = Tokenizer.load(run_dir.file("target_tokenizer.json"))
     model = runtime.load_model(model_dir)
@@ -280,7 +273,7 @@ def load_run(model_dir: Path) -> Run:
         target_tok.vocab_size,
     ):
         raise UserError(f"{model_dir}: the tokenizers do not match model.keras (vocabulary sizes)")
-    data = run_dir.read_json("data.json")
+    data = run_dir.read_dataclass("data.json", data_lib.DataInfo)
     return Run(cfg, make_translator(model, source_tok, target_tok, cfg), data, Path(model_dir))
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.data import fill_last_batch
 from common.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
 BANNED = (PAD_ID, BOS_ID, UNK_ID)
@@ -144,10 +145,11 @@ class Translator:
         """Encode a batch; every array repeated `lanes` times per sentence (as numpy)."""
         n = len(sources)
         width = -(-max(len(s) for s in sources) // self.source_bucket) * self.source_bucket
-        batch = np.zeros((max(n, self.batch_size), width), np.int32)
-        batch[n:, 0] = UNK_ID  # filler rows, dropped below
-        for i, s in enumerate(sources):
-            batch[i, : len(s)] = s
+        # One encoder shape: the batch filled with copies of its rows, dropped below.
+        index, _ = fill_last_batch(n, self.batch_size)
+        batch = np.zeros((len(index), width), np.int32)
+        for row, i in enumerate(index):
+            batch[row, : len(sources[i])] = sources[i]
         encoded = self._encode(batch)
         rep = lambda x: np.repeat(np.asarray(x)[:n], lanes, axis=0)  # noqa: E731
         return (
