@@ -1,4 +1,3 @@
-from common.cli import main
-from recipes.ner.main import cli
+from recipes.ner.main import main
 
-main(cli, prog_name="python -m recipes.ner")
+main()

@@ -69,6 +69,22 @@ def to_iob2(tags: Sequence[str]) -> list[str]:
     return out
 
 
+def to_iob1(tags: Sequence[str]) -> list[str]:
+    """Rewrite IOB2 tags as IOB1: `B-X` only where an entity directly follows one of type X.
+
+    The inverse of `to_iob2` on valid IOB2 tags: `to_iob2(to_iob1(tags)) == tags`.
+    """
+    out, previous = [], OUTSIDE
+    for tag in tags:
+        prefix, kind = split_tag(tag)
+        if prefix == "B" and split_tag(previous)[1] != kind:
+            out.append("I-" + kind)
+        else:
+            out.append(tag)
+        previous = tag
+    return out
+
+
 def transition_rules(tag_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Allowed IOB2 transitions for constrained decoding.
 

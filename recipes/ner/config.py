@@ -10,7 +10,7 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
-class NerConfig:
+class Config:
     # Training loop
     epochs: int = 40
     batch_size: int = 32
@@ -20,7 +20,7 @@ class NerConfig:
     time_budget: float | None = 4.0  # minutes of training at most; --time-budget overrides it
     validation_fraction: float = 0.15  # split off --data for choosing the best epoch ...
     test_fraction: float = 0.15  # ... and for the reported numbers (see train.py)
-    max_sentences: int | None = None  # use only the first N sentences of --data (tests)
+    max_examples: int | None = None  # use only the first N sentences of --data (tests)
     # Vocabularies
     word_min_freq: int = 2  # rarer words map to <unk>; the character CNN still sees them
     max_word_chars: int = 20  # longer words are cut for the character CNN only
@@ -37,12 +37,12 @@ class NerConfig:
     word_dropout: float = 0.05  # training only: words replaced by <unk> with this probability
 
 
-PRESETS: dict[str, NerConfig] = {
+PRESETS: dict[str, Config] = {
     # For the tests: a few seconds end to end.
-    "tiny": NerConfig(
+    "tiny": Config(
         epochs=2,
         time_budget=None,
-        max_sentences=200,
+        max_examples=200,
         length_multiple=48,  # one shape: fewer XLA compilations in the tests
         batch_size=16,
         patience=None,
@@ -53,9 +53,9 @@ PRESETS: dict[str, NerConfig] = {
         dropout=0.1,
     ),
     # `make recipe-ner`: the best result found within about 5 minutes on 2 CPU cores.
-    "default": NerConfig(),
+    "default": Config(),
     # More capacity for CoNLL-2003-sized corpora (a GPU or patience helps).
-    "large": NerConfig(
+    "large": Config(
         epochs=50,
         word_embedding_dim=200,
         char_filters=100,

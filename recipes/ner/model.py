@@ -25,7 +25,7 @@ from keras import layers, ops
 from common.layers import recurrent_layer
 
 
-@keras.saving.register_keras_serializable(package="recipes.ner")
+@keras.saving.register_keras_serializable(package="recipes.ner.model")
 class WordAndChars(layers.Layer):
     """Pool each word's character features and append them to its word vector.
 
@@ -65,7 +65,7 @@ class WordAndChars(layers.Layer):
 
 
 def build_model(cfg, *, num_words: int, num_chars: int, num_tags: int) -> keras.Model:
-    """The uncompiled tagger for `cfg` (a `NerConfig`) and the vocabulary sizes."""
+    """The uncompiled tagger for `cfg` (a `Config`) and the vocabulary sizes."""
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     chars = keras.Input(shape=(None, None), dtype="int32", name="chars")
 
@@ -113,7 +113,7 @@ def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
     return model
 
 
-@keras.saving.register_keras_serializable(package="recipes.ner")
+@keras.saving.register_keras_serializable(package="recipes.ner.model")
 class EntityF1(keras.metrics.Metric):
     """Entity-level F1 of the per-token argmax, in the graph, so `fit` can monitor `val_entity_f1`.
 

@@ -15,12 +15,12 @@ Three sets of sentences:
 
 The seeded parts are `validation_fraction` and `test_fraction` of the sentences
 (15 % each in the presets), chosen with `common.data.split_holdout(n, fraction,
---seed)`, so the same command always holds out the same sentences; `data.json`
-records how to rebuild them (`evaluate` without `--data` does).
+--seed)`, so the same command always holds out the same sentences.
 
-Run directory (DESIGN.md section 6): config.json, argv.txt, data.json,
-words.json, chars.json, tags.json, history.csv, model.keras, metrics.json,
-training.png, logs/.
+Run directory: the files of `common.runtime`'s contract, with the reported
+sentences (test, else validation) in `heldout.conll` (CoNLL, the input's tag
+scheme; `evaluate` without `--data` reads it), plus the vocabularies
+`words.json`, `chars.json` and `tags.json`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import click
+
 from common import data as common_data
 from common import runtime
 from common.cli import print_table
-from common.errors import UserError
 from recipes.ner import data, tag
 from recipes.ner.model import build_model, compile_model
 
@@ -44,7 +45,11 @@ class Splits:
     train: data.Corpus
     validation: data.Corpus
     test: data.Corpus | None
-    description: dict  # data.json: how to rebuild the held-out sentences
+
+    @property
+    def reported(self) -> data.Corpus:
+        """The sentences the run reports on: test, else validation."""
+        return self.test or self.validation
 
 
 def _tfds_split(source, candidates) -> str | None:
@@ -52,10 +57,10 @@ def _tfds_split(source, candidates) -> str | None:
     return next((s for s in candidates if s in splits), None)
 
 
-def _first(corpus: data.Corpus, max_sentences: int | None) -> data.Corpus:
-    if not max_sentences or len(corpus) <= max_sentences:
+def _first(corpus: data.Corpus, max_examples: int | None) -> data.Corpus:
+    if not max_examples or len(corpus) <= max_examples:
         return corpus
-    return corpus.subset(range(max_sentences), f"{corpus.origin}, first {max_sentences} sentences")
+    return corpus.subset(range(max_examples), f"{corpus.origin}, first {max_examples} sentences")
 
 
 def _three_way(corpus: data.Corpus, fractions: list, seed: int):
@@ -82,57 +87,23 @@ def _load_splits(run, cfg) -> Splits:
     for s in (source, val_source):
         if s is not None and s.kind == "tfds":
             data.check_tfds(s)
-    corpus = _first(data.load(source, split="train"), cfg.max_sentences)
-    description = {
-        "data": run.data,
-        "validation_data": run.validation_data,
-        "seed": run.seed,
-        "max_sentences": cfg.max_sentences,
-    }
+    corpus = _first(data.load(source, split="train"), cfg.max_examples)
     test = None
     if val_source is not None:
         train, validation = corpus, data.load(val_source, split=_val_split(val_source))
-        description["held_out"] = "validation_data"
     elif source.kind == "tfds" and not source.split and _tfds_split(source, TFDS_VALIDATION_SPLITS):
         train = corpus
         validation = data.load(source, split=_tfds_split(source, TFDS_VALIDATION_SPLITS))
         if _tfds_split(source, ("test",)):
             test = data.load(source, split="test")
-        description["held_out"] = "tfds_splits"
     else:
         fractions = [cfg.validation_fraction, cfg.test_fraction]
         train, validation, test = _three_way(corpus, fractions, run.seed)
-        description.update(held_out="seeded", fractions=fractions)
-    description.update(
-        origin=corpus.origin,
-        scheme=corpus.scheme,
-        sentences={
-            "train": len(train),
-            "validation": len(validation),
-            "test": len(test) if test else 0,
-        },
-    )
-    return Splits(train, validation, test, description)
+    return Splits(train, validation, test)
 
 
 def _val_split(source) -> str:
     return _tfds_split(source, TFDS_VALIDATION_SPLITS) or "test"
-
-
-def heldout_corpus(description: dict) -> data.Corpus:
-    """The sentences a finished run reported on (test, else validation), from its data.json."""
-    kind = description.get("held_out")
-    if kind == "validation_data":
-        source = common_data.resolve(description["validation_data"], what="validation data")
-        return data.load(source, split=_val_split(source))
-    source = common_data.resolve(description.get("data"), what="training data of the run")
-    if kind == "tfds_splits":
-        split = "test" if _tfds_split(source, ("test",)) else _val_split(source)
-        return data.load(source, split=split)
-    if kind == "seeded":
-        corpus = _first(data.load(source, split="train"), description.get("max_sentences"))
-        return _three_way(corpus, description["fractions"], description["seed"])[2]
-    raise UserError(f"data.json: unknown held-out kind {kind!r}; pass --data")
 
 
 def print_report(metrics: dict) -> None:
@@ -156,14 +127,14 @@ def print_report(metrics: dict) -> None:
         }
     )
     print_table(rows)
-    print(
+    click.echo(
         f"token accuracy {metrics['token_accuracy']:.4f} | F1 without the transition repair "
         f"{metrics['f1_argmax']:.4f} | {metrics['sentences']} sentences, {metrics['tokens']} tokens"
     )
 
 
 def train(cfg, run) -> dict:
-    """Train `cfg` (a NerConfig) with the shared options `run` (common.cli.TrainArgs)."""
+    """Train `cfg` (a `Config`) with the shared options `run` (common.cli.TrainArgs)."""
     splits = _load_splits(run, cfg)
     vocab = data.Vocab.build(
         splits.train, word_min_freq=cfg.word_min_freq, max_word_chars=cfg.max_word_chars
@@ -171,17 +142,18 @@ def train(cfg, run) -> dict:
     for part in (splits.validation, splits.test):
         if part is not None:
             vocab.encode_tags(part)  # an entity type unseen in training -> UserError, now
+    heldout_text = data.format_conll(splits.reported)  # unwritable tokens -> UserError, now
 
     strategy = runtime.setup(run)
     held_out = f"validation {len(splits.validation)}" + (
         f", test {len(splits.test)}" if splits.test else ""
     )
-    print(
-        f"Data: {splits.description['origin']} ({splits.train.scheme} tags"
+    click.echo(
+        f"Data: {splits.train.origin} ({splits.train.scheme} tags"
         f"{', converted to IOB2' if splits.train.scheme != 'IOB2' else ''}) | "
         f"sentences: train {len(splits.train)} ({splits.train.num_tokens} tokens), {held_out}"
     )
-    print(
+    click.echo(
         f"Vocabulary: {vocab.words.vocab_size} words, {vocab.chars.vocab_size} characters, "
         f"{len(vocab.tags)} tags ({len(vocab.tags) // 2} entity types)"
     )
@@ -196,7 +168,7 @@ def train(cfg, run) -> dict:
 
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     vocab.save(run_dir)
-    run_dir.write_json("data.json", splits.description)
+    run_dir.write_text(data.HELDOUT_FILE, heldout_text)
 
     def dataset(corpus, training=False):
         words, chars = vocab.encode(corpus.tokens)
@@ -218,7 +190,7 @@ def train(cfg, run) -> dict:
         dataset(splits.validation),
         run_dir=run_dir,
         epochs=cfg.epochs,
-        time_budget=run.time_budget or cfg.time_budget,
+        time_budget=cfg.time_budget,
         monitor="val_entity_f1",
         mode="max",
         patience=cfg.patience,
@@ -230,7 +202,7 @@ def train(cfg, run) -> dict:
     reported, name = (
         (tagger.evaluate(splits.test), "test") if splits.test else (validation, "validation")
     )
-    corpus = splits.test or splits.validation
+    corpus = splits.reported
     run_dir.write_json(
         "metrics.json",
         {
@@ -240,19 +212,19 @@ def train(cfg, run) -> dict:
             "validation": {k: validation[k] for k in ("precision", "recall", "f1")},
         },
     )
-    print(
+    click.echo(
         f"\nBest epoch's model (by validation entity F1) on the {name} sentences "
         f"({corpus.origin}); entity level, conlleval semantics:"
     )
     print_report(reported)
     if splits.test:
-        print(
+        click.echo(
             f"(validation: precision {validation['precision']:.4f} recall "
             f"{validation['recall']:.4f} F1 {validation['f1']:.4f})"
         )
 
     tokens = tag.tokenize(DEMO_TEXT)
-    print(f"\nTagging {DEMO_TEXT!r}:")
-    print(tag.format_sentence(tokens, tagger.tag([tokens])[0]))
-    print(f"\nSaved to {run_dir.path}/ (model.keras, metrics.json, training.png, ...)")
+    click.echo(f"\nTagging {DEMO_TEXT!r}:")
+    click.echo(tag.format_sentence(tokens, tagger.tag([tokens])[0]))
+    click.echo(f"\nSaved to {run_dir.path}/ (model.keras, metrics.json, {data.HELDOUT_FILE}, ...)")
     return reported
