@@ -1,7 +1,9 @@
-"""char_lm: data cleaning and splits, the CLI end to end on the tiny preset, and
-the sampling and scoring rules the issue asks for (seeded sampling, greedy limit,
-incremental = full prefix, score = sum of step log-probabilities, no <unk> at
-word level, one-line errors for bad input)."""
+"""char_lm: data cleaning and splits, the CLI end to end on the tiny preset (the
+run directory's heldout.txt read back by `evaluate` into exactly the numbers of
+metrics.json, even once the --data file is gone), and the sampling and scoring
+rules the issue asks for (seeded sampling, greedy limit, incremental = full
+prefix, score = sum of step log-probabilities, no <unk> at word level, one-line
+errors for bad input and old run directories)."""
 
 import json
 import math
