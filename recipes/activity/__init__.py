@@ -1,1 +1,1 @@
-"""Activity recognition from inertial-sensor recordings and from video clips (see README.md)."""
+"""Activity recognition from inertial-sensor recordings (see README.md)."""

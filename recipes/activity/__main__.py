@@ -1,4 +1,3 @@
-from common.cli import main
-from recipes.activity.main import cli
+from recipes.activity.main import main
 
-main(cli, prog_name="python -m recipes.activity")
+main()

@@ -10,7 +10,8 @@ over recordings before any window is cut:
     recording 1  |-------------------|                -> windows k+1..m
 
 Directory format (`--data DIR`): one sub-directory per class, one recording
-per file, one sample per line, channels separated by whitespace or commas.
+per file (`.txt`, `.csv`, `.tsv` or `.dat`), one sample per line, channels
+separated by whitespace or commas.
 Blank lines and lines starting with `#` are skipped; a first line with no
 number in it is a header (channel names). Every recording must have the same
 number of channels and at least `window` samples.
@@ -21,12 +22,21 @@ wz at 50 Hz, 7 shoulder exercises, 10 subjects). It is stored as a NumPy
 pickle, so it is read with `allow_pickle=True`: trusted package data from the
 pinned `seglearn==1.2.5` wheel, the only file this recipe ever unpickles.
 User files are parsed as text.
+
+`train` writes the validation recordings it reports on into the run directory
+in this same format (`heldout/<class>/<n>-<name>.txt`, every value written so
+that it reads back bit for bit); `evaluate` without --data reads them back
+through `load`, like any other directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +46,10 @@ from common.errors import UserError
 
 DEFAULT_DESCRIPTION = "seglearn watch_dataset (smartwatch shoulder exercises, 50 Hz)"
 _WATCH_FILE = ("seglearn", "seglearn/data/watch_dataset.npy")
+# The recording files of a class directory.
+RECORDING_SUFFIXES = (".txt", ".csv", ".tsv", ".dat")
+# The validation recordings of a run, a class-per-directory tree inside the run directory.
+HELDOUT_FILE = "heldout"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,37 +159,6 @@ def read_recording(path: Path) -> tuple[np.ndarray, int, tuple[str, ...] | None]
     return parse_recording(common_data.read_text(path), str(path))
 
 
-def _visible(name: str) -> bool:
-    return not name.startswith(".")
-
-
-def class_directories(root: Path, what: str = "--data") -> list[Path]:
-    """The class sub-directories of `root`, sorted by name (at least two)."""
-    if not root.is_dir():
-        raise UserError(f"{what} {root}: expected a directory with one sub-directory per class")
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p.name))
-    if len(dirs) < 2:
-        raise UserError(
-            f"{what} {root}: expected one sub-directory per class (at least two), found {len(dirs)}"
-        )
-    return dirs
-
-
-def class_files(class_dir: Path, suffixes: tuple[str, ...] | None = None) -> list[Path]:
-    """The visible files under one class directory, sorted; none -> UserError."""
-    files = sorted(
-        p
-        for p in class_dir.rglob("*")
-        if p.is_file()
-        and all(_visible(part) for part in p.relative_to(class_dir).parts)
-        and (suffixes is None or p.suffix.lower() in suffixes)
-    )
-    if not files:
-        kind = f" ({', '.join(suffixes)})" if suffixes else ""
-        raise UserError(f"{class_dir}: no recording files{kind} in this class directory")
-    return files
-
-
 def _class_index(name: str, class_names: tuple[str, ...] | None, where: Path) -> int | None:
     if class_names is None:
         return None
@@ -195,15 +178,15 @@ def load_directory(
     one of them and the labels use the model's indices; otherwise the classes
     are the sorted sub-directory names.
     """
-    dirs = class_directories(root, what)
-    names = class_names or tuple(d.name for d in dirs)
+    classes = common_data.class_directories(root, RECORDING_SUFFIXES, what=what)
+    names = class_names or tuple(classes)
     recordings: list[Recording] = []
     channel_names = None
     first: Recording | None = None
-    for position, class_dir in enumerate(dirs):
-        index = _class_index(class_dir.name, class_names, class_dir)
+    for position, (name, files) in enumerate(classes.items()):
+        index = _class_index(name, class_names, Path(root) / name)
         label = position if index is None else index
-        for path in class_files(class_dir):
+        for path in files:
             values, last_line, header = read_recording(path)
             recording = Recording(values, label, str(path), last_line)
             if first is None:
@@ -246,10 +229,53 @@ def load(source, *, class_names: tuple[str, ...] | None = None, what: str = "--d
         return data
     if source.kind == "tfds":
         raise UserError(
-            f"{what} {source}: TensorFlow Datasets sources are read with --modality video; "
-            "bring sensor recordings as a directory (see recipes/activity/README.md)"
+            f"{what} {source}: no TensorFlow Datasets source holds sensor recordings in this "
+            "format; bring them as a directory (see recipes/activity/README.md)"
         )
     return load_directory(source.path, class_names=class_names, what=what)
+
+
+def format_recording(values: np.ndarray, header: tuple[str, ...] | None = None) -> str:
+    """One recording file's text: an optional header line, then one sample per line.
+
+    Each float32 value is written as the shortest decimal that reads back as the
+    same float32, so `parse_recording(format_recording(v))` gives `v` bit for bit.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    lines = [" ".join(header)] if header else []
+    lines += [" ".join(str(v) for v in row) for row in values]
+    return "\n".join(lines) + "\n"
+
+
+def write_heldout(run_dir, data: SensorData) -> Path:
+    """Write `data` into the run directory as `HELDOUT_FILE/<class>/<n>-<name>.txt`.
+
+    The tree is written beside the run directory's old one and swapped in, every
+    file atomically, so `evaluate` never sees a mixture of two runs' recordings.
+    """
+    from common.runtime import atomic_write
+
+    target = run_dir.file(HELDOUT_FILE)
+    staging = Path(tempfile.mkdtemp(prefix=f".{HELDOUT_FILE}.", dir=run_dir.path))
+    try:
+        for n, recording in enumerate(data.recordings):
+            stem = Path(recording.source).name
+            if Path(stem).suffix.lower() in RECORDING_SUFFIXES:
+                stem = Path(stem).stem
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+            name = Path(data.class_names[recording.label]) / f"{n:04d}-{stem}.txt"
+            text = format_recording(recording.values, data.channel_names)
+            atomic_write(staging / name, lambda tmp, t=text: Path(tmp).write_text(t, "utf-8"))
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{HELDOUT_FILE}.old.", dir=run_dir.path))
+            os.replace(target, old / HELDOUT_FILE)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 # --------------------------------------------------------------------------- windows
@@ -348,3 +374,22 @@ def split(data: SensorData, fraction: float, seed: int) -> tuple[SensorData, Sen
     """Seeded split by recording, stratified by class (windows are cut afterwards)."""
     train_idx, val_idx = stratified_holdout(data.labels, fraction, seed)
     return data.subset(train_idx), data.subset(val_idx)
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int):
+    """A `tf.data` pipeline of (x as float32, y) batches.
+
+    Training batches (`shuffle`) are reshuffled every epoch and all of one size
+    (the remainder differs every epoch), so the step compiles once; validation
+    batches keep every example, in order. The video recipe batches its clips
+    here too.
+    """
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=shuffle and len(x) >= 2 * batch_size)
+    if x.dtype != np.float32:
+        dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,6 +1,6 @@
 """Command line of the activity recipe: train, evaluate, predict.
 
-python -m recipes.activity train [--modality sensor|video] [--window N] [--stride N] ...
+python -m recipes.activity train [--window N] [--stride N] [--data DIR] ...
 python -m recipes.activity evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.activity predict --model-dir DIR --input FILE [--json]
 """
@@ -12,29 +12,29 @@ from pathlib import Path
 
 import click
 
-from common.cli import apply_overrides, json_option, model_dir_option, print_table, train_options
+from common import cli as common_cli
+from common.cli import (
+    CONTEXT_SETTINGS,
+    apply_overrides,
+    json_option,
+    model_dir_option,
+    print_table,
+    train_options,
+)
 from recipes.activity import config
 
-DEFAULT_OUTPUT_DIR = "runs/activity"
+OUTPUT_DIR = "runs/activity"
 _DEFAULT = config.PRESETS["default"]
-VIDEO_OUTPUT_DIR = "runs/activity-video"
 
 
-@click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def cli():
     """Activity recognition from inertial-sensor recordings (sliding windows,
-    recurrent classifier, majority vote per recording) and from video clips."""
+    recurrent classifier, majority vote per recording)."""
 
 
 @cli.command()
-@train_options(presets=config.PRESETS, default_output_dir=DEFAULT_OUTPUT_DIR)
-@click.option(
-    "--modality",
-    type=click.Choice(config.MODALITIES),
-    default="sensor",
-    show_default=True,
-    help=f"sensor recordings, or video clips (default output dir {VIDEO_OUTPUT_DIR}).",
-)
+@train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
     "--window",
     type=click.IntRange(min=1),
@@ -47,51 +47,27 @@ def cli():
     default=None,
     help=f"Samples between window starts [default: the preset's; {_DEFAULT.stride} in default].",
 )
-@click.option(
-    "--video-model",
-    type=click.Choice(config.VIDEO_MODELS),
-    default=None,
-    help="cnn-rnn: per-frame CNN then a recurrent layer; convlstm: ConvLSTM2D "
-    f"[default: the preset's; {_DEFAULT.video_model} in default].",
-)
-def train(run, modality, window, stride, video_model):
-    """Train on sensor windows (or video clips), evaluate the best model, show predictions."""
-    import dataclasses
-
+def train(run, window, stride):
+    """Train on sensor windows, evaluate the best model, show predictions."""
     from recipes.activity import train as train_lib
 
-    ctx = click.get_current_context()
-    if (
-        modality == "video"
-        and ctx.get_parameter_source("output_dir") == click.core.ParameterSource.DEFAULT
-    ):
-        run = dataclasses.replace(run, output_dir=Path(VIDEO_OUTPUT_DIR))
-    cfg = apply_overrides(
-        config.PRESETS[run.preset],
-        modality=modality,
-        window=window,
-        stride=stride,
-        video_model=video_model,
-        cell=run.cell,
-        epochs=run.epochs,
-        batch_size=run.batch_size,
-    )
+    cfg = apply_overrides(config.PRESETS[run.preset], run, window=window, stride=stride)
     train_lib.train(cfg, run)
 
 
 @cli.command()
-@model_dir_option(DEFAULT_OUTPUT_DIR)
+@model_dir_option(OUTPUT_DIR)
 @click.option(
     "--data",
     "data_spec",
     default=None,
     metavar="SRC",
-    help="Data to evaluate on: omit for the default set's held-out part, a "
-    "class-per-directory path, or tfds:NAME[/CONFIG][:SPLIT].",
+    help="A class-per-directory tree of recordings to evaluate on [default: the "
+    "validation recordings the run wrote, MODEL_DIR/heldout].",
 )
 @json_option
 def evaluate(model_dir, data_spec, as_json):
-    """Accuracy and macro-F1 at window and recording level (clip level for video)."""
+    """Accuracy and macro-F1 at window and recording level."""
     from recipes.activity import predict as predict_lib
 
     result = predict_lib.evaluate(model_dir, data_spec)
@@ -99,7 +75,7 @@ def evaluate(model_dir, data_spec, as_json):
         click.echo(json.dumps(result))
         return
     click.echo(f"{model_dir} on {result['data']}:")
-    levels = [k for k in ("window", "recording", "clip") if k in result]
+    levels = ("window", "recording")
     print_table(
         [
             {
@@ -114,17 +90,17 @@ def evaluate(model_dir, data_spec, as_json):
 
 
 @cli.command()
-@model_dir_option(DEFAULT_OUTPUT_DIR)
+@model_dir_option(OUTPUT_DIR)
 @click.option(
     "--input",
     "input_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="A recording file (one sample per line) or, for a video model, a GIF clip.",
+    help="A recording file (one sample per line).",
 )
 @json_option
 def predict(model_dir, input_path, as_json):
-    """The activity of one recording (with a per-window timeline) or one clip."""
+    """The activity of one recording, with a per-window timeline."""
     from common.runtime import load_model
     from recipes.activity import predict as predict_lib
 
@@ -134,21 +110,18 @@ def predict(model_dir, input_path, as_json):
     if as_json:
         click.echo(json.dumps(result))
         return
-    line = f"{result['input']}: {result['activity']}"
-    if "votes" in result:
-        total = sum(result["votes"].values())
-        line += (
-            f" ({result['votes'][result['activity']]} of {total} windows; "
-            f"{result['samples']} samples)"
-        )
-    click.echo(line)
+    total = sum(result["votes"].values())
+    click.echo(
+        f"{result['input']}: {result['activity']} ({result['votes'][result['activity']]} "
+        f"of {total} windows; {result['samples']} samples)"
+    )
     print_table(
         sorted(
             ({"activity": k, "probability": v} for k, v in result["probabilities"].items()),
             key=lambda row: -row["probability"],
         )
     )
-    if len(result.get("windows", ())) > 1:
+    if len(result["windows"]) > 1:
         click.echo(
             "\nTimeline (runs of windows with the same prediction; --json lists every window):"
         )
@@ -156,3 +129,7 @@ def predict(model_dir, input_path, as_json):
         print_table(rows)
         if more:
             click.echo(f"... and {more} more segments")
+
+
+def main() -> None:
+    common_cli.main(cli, prog_name="python -m recipes.activity")

@@ -1,4 +1,4 @@
-"""Inference: window and recording predictions, evaluation reports, the `predict` verb.
+"""Inference: window and recording predictions, evaluation reports, `evaluate` and `predict`.
 
 A recording's activity is the majority vote of its windows' predicted
 classes; a tie goes to the class with the higher mean window probability.
@@ -16,7 +16,6 @@ from common import metrics
 from common.errors import UserError
 from common.runtime import RunDir
 from recipes.activity import data as sensor_data
-from recipes.activity import video as video_data
 
 LABELS_FILE = "labels.json"
 PREDICT_BATCH = 256
@@ -24,35 +23,16 @@ PREDICT_BATCH = 256
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    """What `train` saved beside the model (labels.json): enough to prepare any input."""
+    """What `train` saves beside the model (labels.json): what inference needs."""
 
-    modality: str
     class_names: tuple[str, ...]
     channels: int
-    window: int = 0
-    stride: int = 0
-    frames: int = 0
-    frame_size: int = 0
-    channel_names: tuple[str, ...] | None = None
-    # How the held-out data of the training run is reproduced by `evaluate` without --data.
-    train_data: str = ""
-    seed: int = 42
-    validation_fraction: float = 0.2
-    video_clips: int = 0
+    window: int
+    stride: int
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelInfo:
-        raw = RunDir(model_dir).read_json(LABELS_FILE)
-        names = {f.name for f in dataclasses.fields(cls)}
-        try:
-            info = cls(**{k: v for k, v in raw.items() if k in names})
-        except TypeError as err:
-            raise UserError(f"{Path(model_dir) / LABELS_FILE}: incomplete ({err})") from None
-        return dataclasses.replace(
-            info,
-            class_names=tuple(info.class_names),
-            channel_names=tuple(info.channel_names) if info.channel_names else None,
-        )
+        return RunDir(model_dir).read_dataclass(LABELS_FILE, cls)
 
 
 def vote(window_probs: np.ndarray, owners: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,31 +73,11 @@ def evaluate_sensor(model, data: sensor_data.SensorData, window: int, stride: in
     }
 
 
-def evaluate_video(model, data: video_data.VideoData) -> dict:
-    probs = model.predict(data.clips.astype(np.float32), batch_size=64, verbose=0)
-    pred = probs.argmax(axis=1)
-    return {
-        "clip": metrics.classification_report(data.labels, pred, data.class_names),
-        "clip_pred": pred,
-        "clip_probs": probs,
-    }
-
-
-def headline(result: dict, modality: str) -> dict:
+def headline(result: dict) -> dict:
     """The evaluate --json / metrics.json headline: `accuracy` and `macro_f1` at the
-    recording level (clip level for video), plus the per-level summaries."""
-    if modality == "video":
-        clip = result["clip"]
-        n = int(np.sum(clip["confusion_matrix"]))
-        return {
-            "modality": "video",
-            "accuracy": clip["accuracy"],
-            "macro_f1": clip["macro_f1"],
-            "clip": _summary(clip, n),
-        }
+    recording level, plus the window- and recording-level summaries."""
     rec, win = result["recording"], result["window"]
     return {
-        "modality": "sensor",
         "accuracy": rec["accuracy"],
         "macro_f1": rec["macro_f1"],
         "window": _summary(win, result["windows"]),
@@ -195,23 +155,10 @@ def predict_recording(
     }
 
 
-def predict_clip(model, info: ModelInfo, clip: np.ndarray, source: str) -> dict:
-    probs = model.predict(clip[None].astype(np.float32), verbose=0)[0]
-    names = info.class_names
-    return {
-        "input": source,
-        "activity": names[int(probs.argmax())],
-        "probabilities": {n: float(p) for n, p in zip(names, probs, strict=True)},
-    }
-
-
 def predict_file(model, info: ModelInfo, path: Path) -> dict:
-    """`predict --input PATH`: a recording text file (sensor) or a GIF clip (video)."""
+    """`predict --input PATH`: one recording file."""
     if not path.is_file():
         raise UserError(f"--input: no such file: {path}")
-    if info.modality == "video":
-        clip = video_data.load_clip(path, info.frames, info.frame_size, info.channels)
-        return predict_clip(model, info, clip, str(path))
     values, last_line, _ = sensor_data.read_recording(path)
     return predict_recording(model, info, values, str(path), last_line)
 
@@ -219,47 +166,19 @@ def predict_file(model, info: ModelInfo, path: Path) -> dict:
 def evaluate(model_dir: Path, spec: str | None) -> dict:
     """`evaluate`: the headline metrics of a trained model on a data source.
 
-    Without --data: the held-out part of the default data set when the model
-    was trained on the default (the same seeded split), else all of it.
+    Without --data: the validation recordings `train` wrote into the run
+    directory (`heldout/`), read like any other --data directory.
     """
     from common import data as common_data
     from common import runtime
 
     info = ModelInfo.read(model_dir)
+    if spec is None:
+        spec = str(RunDir(model_dir).heldout(sensor_data.HELDOUT_FILE))
     source = common_data.resolve(spec)
-    same_split = source.kind == "default" and info.train_data == "default"
-    if info.modality == "sensor":
-        data = sensor_data.load(source, class_names=info.class_names)
-        if same_split:
-            _, data = sensor_data.split(data, info.validation_fraction, info.seed)
-        sensor_data.check_channels(data, info.channels)
-        sensor_data.check_lengths(data, info.window)
-    elif source.kind == "default":
-        if same_split:
-            _, data = video_data.default_split(
-                info.video_clips, info.frames, info.frame_size, info.validation_fraction, info.seed
-            )
-        else:
-            data = video_data.default_data(
-                info.video_clips, info.frames, info.frame_size, info.seed
-            )
-        if data.class_names != info.class_names:
-            raise UserError("--data: the moving-digit classes differ from the model's")
-    else:
-        data = video_data.load(
-            source,
-            info.frames,
-            info.frame_size,
-            channels=info.channels,
-            class_names=info.class_names,
-            split="test",
-        )
+    data = sensor_data.load(source, class_names=info.class_names)
+    sensor_data.check_channels(data, info.channels)
+    sensor_data.check_lengths(data, info.window)
     model = runtime.load_model(model_dir)
-    if info.modality == "sensor":
-        result = evaluate_sensor(model, data, info.window, info.stride)
-    else:
-        result = evaluate_video(model, data)
-    description = str(source)
-    if same_split:
-        description = f"the default data set's held-out part (seed {info.seed})"
-    return dict(headline(result, info.modality), data=description)
+    result = evaluate_sensor(model, data, info.window, info.stride)
+    return dict(headline(result), data=str(source))
