@@ -200,7 +200,7 @@ def test_train_writes_the_run_directory(run_dir):
         "model.keras",
         "source_tokenizer.json",
         "target_tokenizer.json",
-        "validation.tsv",
+        data.HELDOUT_FILE,
         "metrics.json",
         "training.png",
         "attention.png",
@@ -242,7 +242,7 @@ def test_translate_and_evaluate_from_the_saved_run(run_dir, tmp_path):
     metrics = json.loads(result.stdout)
     assert {"bleu", "chrf", "exact_match", "examples"} <= set(metrics)
     # The BLEU printed is sacrebleu's corpus BLEU of the translations `translate` gives.
-    pairs = data.read_tsv(run_dir / "validation.tsv")
+    pairs = data.read_tsv(run_dir / data.HELDOUT_FILE)
     sources = tmp_path / "sources.txt"
     sources.write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
     result = runner.invoke(cli, ["translate", "--model-dir", str(run_dir), "--file", str(sources)])
@@ -251,12 +251,50 @@ def test_translate_and_evaluate_from_the_saved_run(run_dir, tmp_path):
     assert metrics["bleu"] == pytest.approx(expected, abs=1e-4)
 
 
+def test_evaluate_reads_the_held_out_file_after_the_data_is_gone(tmp_path):
+    """`evaluate` without --data scores the run's heldout.tsv: the numbers `train` wrote."""
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs, _ = data.date_pairs(200, ("en_US", "fr_FR"), seed=5)
+    pairs_file.write_text(data.tsv_text(pairs), encoding="utf-8")
+    out = tmp_path / "run"
+    runner = CliRunner()
+    args = ["--preset", "tiny", "--epochs", "1", "--data", str(pairs_file)]
+    result = runner.invoke(cli, ["train", *args, "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    pairs_file.unlink()
+    result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)
+    trained = json.loads((out / "metrics.json").read_text())
+    assert evaluated["examples"] == trained["examples"] == 20
+    for key in ("bleu", "chrf", "exact_match", "examples", "beam_size", "bleu_signature"):
+        assert evaluated[key] == trained[key], key
+    assert evaluated["data"] == str(out / data.HELDOUT_FILE)
+
+
+def test_old_or_foreign_run_directories_are_refused_with_one_line(run_dir, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    config_json = json.loads((old / "config.json").read_text())
+    config_json["num_examples"] = config_json.pop("max_examples")
+    (old / "config.json").write_text(json.dumps(config_json))
+    result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(old), "--json"])
+    assert result.exit_code == 1 and "unknown field 'num_examples'" in result.output
+    assert "retrain" in result.output and "Traceback" not in result.output
+    shutil.copy(run_dir / "config.json", old / "config.json")
+    (old / data.HELDOUT_FILE).unlink()
+    result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(old), "--json"])
+    assert result.exit_code == 1 and "heldout.tsv: missing" in result.output
+
+
 def test_beam_size_one_equals_greedy(loaded):
     translator = loaded.translator
     sources = [
         ids
         for ids in translator.prepare(
-            [s for s, _ in data.read_tsv(loaded.path / "validation.tsv")]
+            [s for s, _ in data.read_tsv(loaded.path / data.HELDOUT_FILE)]
         ).ids
     ]
     greedy = translator.greedy(sources, length_penalty=0.6)
@@ -268,7 +306,7 @@ def test_beam_size_one_equals_greedy(loaded):
 @pytest.mark.parametrize("beam_size, alpha", [(2, 0.0), (4, 0.6), (5, 1.5)])
 def test_beam_search_never_scores_below_greedy(loaded, beam_size, alpha):
     translator = loaded.translator
-    sources = translator.prepare([s for s, _ in data.read_tsv(loaded.path / "validation.tsv")]).ids
+    sources = translator.prepare([s for s, _ in data.read_tsv(loaded.path / data.HELDOUT_FILE)]).ids
     greedy = translator.greedy(sources, length_penalty=alpha)
     beam = translator.beam_search(sources, beam_size=beam_size, length_penalty=alpha)
     for g, b in zip(greedy, beam, strict=True):
