@@ -239,7 +239,10 @@ class RunDir:
         return self.path / name
 
     def write_text(self, name: str, text: str) -> Path:
-        return atomic_write(self.file(name), lambda tmp: Path(tmp).write_text(text, "utf-8"))
+        def write(tmp):  # newline="": the bytes are exactly `text`, on every platform
+            Path(tmp).write_text(text, encoding="utf-8", newline="")
+
+        return atomic_write(self.file(name), write)
 
     def write_json(self, name: str, obj) -> Path:
         return self.write_text(

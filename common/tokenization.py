@@ -72,7 +72,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -400,19 +399,11 @@ class Tokenizer:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the tokenizer as JSON, atomically (a temporary file, then os.replace)."""
-        path = Path(path)
+        """Write the tokenizer as JSON, atomically (`common.runtime.atomic_write`)."""
+        from common.runtime import atomic_write
+
         text = json.dumps(self.to_json(), ensure_ascii=False, indent=1) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", newline=""))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
