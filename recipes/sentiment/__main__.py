@@ -1,3 +1,3 @@
-from recipes.sentiment.main import run_cli
+from recipes.sentiment.main import main
 
-run_cli()
+main()

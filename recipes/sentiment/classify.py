@@ -7,32 +7,38 @@ classify text; the tokenizer lives inside the model.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from common import metrics, runtime
+from common.data import fill_last_batch
 from common.errors import UserError
-from recipes.sentiment import model as _model  # noqa: F401  (registers the layers a saved model uses)
 
 LABELS_FILE = "labels.json"
 CONFUSION_PNG = "confusion_matrix.png"
 PREDICT_BATCH = 64
 
 
+@dataclasses.dataclass(frozen=True)
+class Labels:
+    """`labels.json`: the class names in the model's output order."""
+
+    class_names: tuple[str, ...]
+
+    def __post_init__(self):
+        names = self.class_names
+        if not (
+            isinstance(names, tuple) and len(names) >= 2 and all(isinstance(c, str) for c in names)
+        ):
+            raise ValueError('expected {"class_names": [two or more names]}')
+
+
 def load_run(model_dir: Path):
     """`(model, class_names)` from a run directory, checked against each other."""
     run_dir = runtime.RunDir(model_dir)
-    labels = run_dir.read_json(LABELS_FILE)
-    class_names = labels.get("class_names") if isinstance(labels, dict) else None
-    if not (
-        isinstance(class_names, list)
-        and len(class_names) >= 2
-        and all(isinstance(c, str) for c in class_names)
-    ):
-        raise UserError(
-            f'{run_dir.file(LABELS_FILE)}: expected {{"class_names": [two or more names]}}'
-        )
+    class_names = list(run_dir.read_dataclass(LABELS_FILE, Labels).class_names)
     model = runtime.load_model(model_dir)
     outputs = model.output_shape[-1]
     if outputs != len(class_names):
@@ -46,14 +52,15 @@ def load_run(model_dir: Path):
 def predict_proba(model, texts, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     """float32[len(texts), classes] for a list of raw strings.
 
-    The last batch is padded with empty strings to `batch_size` (and the padding
-    dropped from the result), so every call runs one batch shape and the
-    recurrent layers' XLA kernels compile once per process.
+    The last batch is filled to `batch_size` (`common.data.fill_last_batch`; the
+    filler rows dropped from the result), so every call runs one batch shape and
+    the recurrent layers' XLA kernels compile once per process.
     """
     import tensorflow as tf
 
     texts = list(texts)
-    padded = texts + [""] * (-len(texts) % batch_size)
+    index, _ = fill_last_batch(len(texts), batch_size)
+    padded = [texts[i] for i in index]
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(padded, tf.string)).batch(batch_size)
     return np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)[: len(texts)]
 

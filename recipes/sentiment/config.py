@@ -18,17 +18,16 @@ class Config:
     test_fraction: float = 0.1  # held out for the final evaluation when the data has no test part
     validation_fraction: float = 0.1  # of the rest, when --validation-data is omitted
     # Tokenization (word level, inside the saved model)
-    vocab_size: int = 20_000  # counts the 4 special tokens
+    max_vocab: int = 20_000  # counts the 4 special tokens
     min_freq: int = 2
     lowercase: bool = True
-    max_length: int = (
-        48  # every text is cut or padded to this many tokens (fixed shapes: one XLA compile)
-    )
+    # Every text is cut or padded to this many tokens (fixed shapes: one XLA compile).
+    max_length: int = 48
     # Model
     cell: str = "gru"
     embedding_dim: int = 128
     units: int = 64  # per direction
-    num_layers: int = 1  # stacked bidirectional layers
+    layers: int = 1  # stacked bidirectional layers
     pooling: str = "mean"  # "mean" over the masked time steps, or "last" (final states)
     dropout: float = 0.3
     # Training
@@ -38,23 +37,21 @@ class Config:
     clipnorm: float | None = 1.0
     patience: int | None = 1  # early stopping on validation loss (the tweets overfit after epoch 2)
     class_weights: bool = True  # "balanced" class weights for imbalanced data
-    time_budget: float | None = None  # minutes; --time-budget wins
+    time_budget: float | None = None  # minutes; --time-budget overrides it
 
     def __post_init__(self):
         if self.pooling not in ("mean", "last"):
             raise ValueError(
                 f"pooling must be 'mean' or 'last'. Received: pooling={self.pooling!r}"
             )
-        if self.num_layers < 1:
-            raise ValueError(
-                f"num_layers must be at least 1. Received: num_layers={self.num_layers}"
-            )
+        if self.layers < 1:
+            raise ValueError(f"layers must be at least 1. Received: layers={self.layers}")
 
 
 PRESETS = {
     "tiny": Config(
         max_examples=1500,
-        vocab_size=2000,
+        max_vocab=2000,
         max_length=32,
         embedding_dim=16,
         units=8,
@@ -66,11 +63,11 @@ PRESETS = {
     "default": Config(),
     "imdb": Config(
         test_fraction=0.5,
-        vocab_size=20_000,
+        max_vocab=20_000,
         max_length=256,
         embedding_dim=128,
         units=64,
-        num_layers=1,
+        layers=1,
         epochs=4,
         batch_size=64,
         learning_rate=1e-3,

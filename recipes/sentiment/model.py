@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import keras
 
-import common.tokenization  # noqa: F401  (registers TokenizerLayer, so saved models load)
 from common.layers import recurrent_layer
 
 EMBEDDING_LAYER = "embedding"
@@ -33,8 +32,8 @@ def build_model(cfg, *, tokenizer, num_classes: int, cell: str) -> keras.Model:
         tokenizer.vocab_size, cfg.embedding_dim, mask_zero=True, name=EMBEDDING_LAYER
     )(ids)
     x = keras.layers.Dropout(cfg.dropout, name="embedding_dropout")(x)
-    for n in range(cfg.num_layers):
-        last = n == cfg.num_layers - 1
+    for n in range(cfg.layers):
+        last = n == cfg.layers - 1
         layer = recurrent_layer(
             cell,
             cfg.units,

@@ -6,7 +6,7 @@ run directory is created, so a bad file leaves nothing behind.
 
 from __future__ import annotations
 
-import numpy as np
+import click
 
 from common import data as common_data
 from common import runtime
@@ -16,7 +16,6 @@ from recipes.sentiment import classify, data
 from recipes.sentiment.embeddings import TOKENIZER_FILE
 from recipes.sentiment.model import build_model
 
-DATA_FILE = "data.json"
 METRICS_FILE = "metrics.json"
 
 # Shown at the end of `train` (the task verb): tweets about brands, airlines, events and
@@ -27,24 +26,6 @@ EXAMPLES = (
     "The keynote starts at 10am Pacific time.",
     "Not sure how I feel about self-driving cars yet.",
 )
-
-
-def class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
-    """scikit-learn's "balanced" weights, n / (k * count), over the classes present in `y`."""
-    from sklearn.utils.class_weight import compute_class_weight
-
-    present = np.unique(y)
-    weights = compute_class_weight("balanced", classes=present, y=y)
-    full = {c: 1.0 for c in range(num_classes)}
-    full.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
-    return full
-
-
-def _spec(source) -> str | None:
-    """A `--data` value that names `source` from any working directory (None = the default)."""
-    if source.kind == "path":
-        return str(source.path.resolve())
-    return None if source.kind == "default" else str(source)
 
 
 def prepare(cfg, run, *, text_column: str, label_column: str):
@@ -83,28 +64,27 @@ def prepare(cfg, run, *, text_column: str, label_column: str):
         ),
         "test": data.label_ids(splits.test, names, what="--data"),
     }
-    return source, val_source, corpus, splits, labels
+    return source, corpus, splits, labels
 
 
 def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     """Train `cfg` (a resolved `Config`) as `run` (a `common.cli.TrainArgs`) asks; return the test metrics."""
-    source, val_source, corpus, splits, labels = prepare(
+    source, corpus, splits, labels = prepare(
         cfg, run, text_column=text_column, label_column=label_column
     )
     names = list(splits.class_names)
     tokenizer = Tokenizer.build(
         splits.train.texts,
         level="word",
-        max_size=cfg.vocab_size,
+        max_size=cfg.max_vocab,
         min_freq=cfg.min_freq,
         lowercase=cfg.lowercase,
     )
-    print(f"Data: {corpus.description}", flush=True)
-    print(
+    click.echo(f"Data: {corpus.description}")
+    click.echo(
         f"Classes: {', '.join(names)} | train {len(splits.train)}, validation "
         f"{len(splits.validation)}, test {len(splits.test)} | vocabulary {tokenizer.vocab_size} "
-        f"words | cell: {cfg.cell}",
-        flush=True,
+        f"words | cell: {cfg.cell}"
     )
 
     strategy = runtime.setup(run)
@@ -116,29 +96,17 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
             metrics=["accuracy"],
         )
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
-    run_dir.write_json(classify.LABELS_FILE, {"class_names": names})
+    run_dir.write_json(classify.LABELS_FILE, classify.Labels(tuple(names)))
     tokenizer.save(run_dir.file(TOKENIZER_FILE))
-    run_dir.write_json(
-        DATA_FILE,
-        {
-            "data": _spec(source),
-            "validation_data": run.validation_data and _spec(val_source),
-            "seed": run.seed,
-            "text_column": text_column,
-            "label_column": label_column,
-            "description": corpus.description,
-            "sizes": {
-                "train": len(splits.train),
-                "validation": len(splits.validation),
-                "test": len(splits.test),
-            },
-        },
-    )
-    model.summary(print_fn=lambda line, **_: print(line), line_length=100)
+    run_dir.write_text(data.HELDOUT_FILE, data.write_table(splits.test))
+    model.summary(print_fn=lambda line, **_: click.echo(line), line_length=100)
 
-    weights = class_weights(labels["train"], len(names)) if cfg.class_weights else None
+    weights = common_data.balanced_class_weight(labels["train"]) if cfg.class_weights else None
     if weights:
-        print("Class weights: " + ", ".join(f"{n} {weights[i]:.2f}" for i, n in enumerate(names)))
+        click.echo(
+            "Class weights: "
+            + ", ".join(f"{n} {weights.get(i, 1.0):.2f}" for i, n in enumerate(names))
+        )
     train_ds = data.to_dataset(
         splits.train, labels["train"], batch_size=cfg.batch_size, shuffle=True, seed=run.seed
     )
@@ -156,7 +124,7 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
         val_ds,
         run_dir=run_dir,
         epochs=cfg.epochs,
-        time_budget=run.time_budget or cfg.time_budget,
+        time_budget=cfg.time_budget,
         patience=cfg.patience,
         class_weight=weights,
     )
@@ -172,22 +140,23 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     result = {"split": "test", "data": str(source), **report}
     run_dir.write_json(METRICS_FILE, result)
 
-    print(f"\nHeld-out test split ({len(splits.test)} texts), best model by validation loss:")
+    click.echo(f"\nHeld-out test split ({len(splits.test)} texts), best model by validation loss:")
     print_table(
         [
             {"metric": "accuracy", "value": report["accuracy"]},
             {"metric": "macro_f1", "value": report["macro_f1"]},
         ]
     )
-    print()
+    click.echo()
     print_table(classify.per_class_rows(report))
-    print("\nConfusion matrix (rows: true, columns: predicted):")
+    click.echo("\nConfusion matrix (rows: true, columns: predicted):")
     print_table(classify.confusion_rows(report, names))
-    print("\nExample predictions:")
+    click.echo("\nExample predictions:")
     rows = classify.predictions(best, names, list(EXAMPLES))
     print_table([{"text": r["text"], "label": r["label"], **r["probabilities"]} for r in rows])
-    print(
+    click.echo(
         f"\nWrote {run_dir.path}: model.keras, {classify.LABELS_FILE}, {TOKENIZER_FILE}, "
-        f"{METRICS_FILE}, {classify.CONFUSION_PNG}, training.png, history.csv"
+        f"{data.HELDOUT_FILE}, {METRICS_FILE}, {classify.CONFUSION_PNG}, training.png, "
+        "history.csv"
     )
     return result

@@ -1,6 +1,9 @@
 """Sentiment recipe: data formats, input errors, and the CLI end to end on the tiny preset."""
 
+import csv
+import io
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -46,6 +49,22 @@ def test_csv_fields_may_hold_quoted_commas_quotes_and_newlines(tmp_path):
     assert corpus.class_names == ("neg", "pos")
     # Record 3 starts on physical line 5, after the quoted newline: errors name that line.
     assert corpus.train.where[2].endswith("reviews.csv:5")
+
+
+def test_heldout_csv_round_trips_commas_quotes_newlines_and_labels(tmp_path):
+    examples = data.Examples(
+        texts=(
+            "Great phone, great price",
+            'Two lines:\nfirst, then "second"',
+            "a\r\nb\tc\rd",
+            "é ü 😀",
+        ),
+        labels=("10", "2", "neg, sort of", '"q"'),
+        where=("a", "b", "c", "d"),
+    )
+    path = write(tmp_path / data.HELDOUT_FILE, data.write_table(examples))
+    again = load(path).train  # the normal --data reading path, default columns
+    assert again.texts == examples.texts and again.labels == examples.labels
 
 
 def test_tsv_with_other_column_names_and_numeric_labels_in_numeric_order(tmp_path):
@@ -198,10 +217,26 @@ def test_undecodable_csv_names_file_and_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One tiny training run on the embedded tweets, shared by the end-to-end tests."""
-    out = tmp_path_factory.mktemp("sentiment") / "run"
-    result = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--output-dir", str(out)])
+    """One tiny training run, shared by the end-to-end tests.
+
+    It trains on a --data CSV holding the embedded tweets (the same rows in the same
+    order, so the same split as the default data) with its own column names, and the
+    CSV is deleted right after training: nothing later may need the original data.
+    """
+    base = tmp_path_factory.mktemp("sentiment")
+    tweets = data.load(resolve(None), text_column="text", label_column="label").train
+    table = io.StringIO(newline="")
+    csv.writer(table).writerows(
+        [("sentiment", "tweet"), *zip(tweets.labels, tweets.texts, strict=True)]
+    )
+    csv_file = write(base / "tweets.csv", table.getvalue())
+    out = base / "run"
+    args = ["train", "--preset", "tiny", "--data", str(csv_file), "--output-dir", str(out)]
+    result = CliRunner().invoke(
+        cli, [*args, "--text-column", "tweet", "--label-column", "sentiment"]
+    )
     assert result.exit_code == 0, result.output
+    csv_file.unlink()
     return out, result.output
 
 
@@ -214,7 +249,7 @@ def test_train_writes_the_run_and_learns(trained):
         "model.keras",
         "labels.json",
         "tokenizer.json",
-        "data.json",
+        "heldout.csv",
         "metrics.json",
         "training.png",
         "confusion_matrix.png",
@@ -245,15 +280,37 @@ def test_reloaded_model_takes_raw_strings_and_keeps_the_label_mapping(trained):
         assert list(p["probabilities"]) == answer["class_names"]
         assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
         assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
-    # The reloaded model scores the held-out split exactly as the trained one did in `train`:
-    # same texts, same label order, same predictions.
-    result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)  # exactly one JSON object on stdout
+
+
+def test_evaluate_reads_the_heldout_file_after_the_data_is_gone(trained, tmp_path):
+    out, _ = trained
+    assert not (out.parent / "tweets.csv").exists()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert report["confusion_matrix"] == metrics["confusion_matrix"]
-    assert report["accuracy"] == metrics["accuracy"] and report["macro_f1"] == metrics["macro_f1"]
+    heldout = data.load(
+        resolve(str(out / data.HELDOUT_FILE)), text_column="text", label_column="label"
+    )
+    assert len(heldout.train) == metrics["examples"] == 150
+    # The reloaded model scores the held-out file exactly as the trained one scored the
+    # test split in `train`: same texts, same label order, same predictions. The file is
+    # an ordinary --data CSV too.
+    for extra in ([], ["--data", str(out / data.HELDOUT_FILE)]):
+        result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(out), "--json", *extra])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)  # exactly one JSON object on stdout
+        for key in ("examples", "accuracy", "macro_f1", "per_class", "confusion_matrix"):
+            assert report[key] == metrics[key], key
     assert set(report["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
+
+
+def test_old_or_foreign_run_directories_are_refused_in_one_line(trained, tmp_path):
+    out, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(out, old, ignore=shutil.ignore_patterns(data.HELDOUT_FILE, "logs"))
+    result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(old)])
+    assert "heldout.csv: missing" in one_line_error(result) and "retrain" in result.output
+    (old / "labels.json").write_text('{"names": ["a", "b"]}')
+    result = CliRunner().invoke(cli, ["predict", "--model-dir", str(old), "--text", "x"])
+    assert "labels.json: unknown field 'names'" in one_line_error(result)
 
 
 def test_predict_from_file_and_evaluate_on_a_csv(trained, tmp_path):
@@ -292,15 +349,17 @@ def test_predict_from_file_and_evaluate_on_a_csv(trained, tmp_path):
 def test_similar_and_analogy_in_the_trained_embedding(trained):
     out, _ = trained
     result = CliRunner().invoke(
-        cli, ["similar", "--model-dir", str(out), "Flight", "--top-k", "5", "--json"]
+        cli, ["similar", "--model-dir", str(out), "--word", "Flight", "--top-k", "5", "--json"]
     )
     assert result.exit_code == 0, result.output
     nearest = json.loads(result.output)["nearest"]
     assert len(nearest) == 5 and "flight" not in [n["word"] for n in nearest]
     assert all(-1.0 <= n["cosine"] <= 1.0 for n in nearest)
-    result = CliRunner().invoke(cli, ["analogy", "--model-dir", str(out), "good", "bad", "worst"])
+    result = CliRunner().invoke(
+        cli, ["analogy", "--model-dir", str(out), "--a", "good", "--b", "bad", "--c", "worst"]
+    )
     assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(cli, ["similar", "--model-dir", str(out), "qwzxv"])
+    result = CliRunner().invoke(cli, ["similar", "--model-dir", str(out), "--word", "qwzxv"])
     assert "'qwzxv' is not in the vocabulary" in one_line_error(result)
 
 
