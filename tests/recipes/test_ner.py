@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from common.errors import UserError
 from recipes.ner import bio, data
 from recipes.ner.main import cli
 
@@ -51,6 +52,35 @@ def test_iob2_input_is_left_alone_and_tab_only_lines_break_sentences():
     assert corpus.scheme == "IOB2"
     assert corpus.tags == (("B-person", "I-person"), ("B-geo-loc",))
     assert bio.to_iob2(["B-X", "I-X", "B-X", "O"]) == ["B-X", "I-X", "B-X", "O"]
+
+
+def test_to_iob1_inverts_to_iob2():
+    iob2 = ["B-PER", "O", "B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-PER", "I-PER"]
+    assert bio.to_iob1(iob2) == [
+        "I-PER",
+        "O",
+        "I-PER",
+        "I-PER",
+        "B-PER",
+        "O",
+        "I-LOC",
+        "I-PER",
+        "I-PER",
+    ]
+    assert bio.to_iob2(bio.to_iob1(iob2)) == iob2
+
+
+@pytest.mark.parametrize("text", [IOB1_TEXT, "Harry\tB-person\nPotter\tI-person\n\nhi\tO\n"])
+def test_format_conll_reads_back_the_same_corpus(text):
+    corpus = data.parse_conll(text, "in.conll")
+    again = data.parse_conll(data.format_conll(corpus), "out.conll")
+    assert (again.tokens, again.tags, again.scheme) == (corpus.tokens, corpus.tags, corpus.scheme)
+
+
+def test_format_conll_refuses_tokens_a_line_cannot_hold():
+    corpus = data.Corpus(tokens=(("New York",),), tags=(("B-LOC",),), scheme="IOB2", origin="x")
+    with pytest.raises(UserError, match="New York"):
+        data.format_conll(corpus)
 
 
 def test_constrained_decoding_never_puts_inside_after_outside():
@@ -273,7 +303,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     for name in (
         "config.json",
         "argv.txt",
-        "data.json",
+        "heldout.conll",
         "words.json",
         "chars.json",
         "tags.json",
@@ -325,6 +355,51 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)
     assert {"precision", "recall", "f1", "per_type"} <= scores.keys()
-    # evaluate re-creates the same held-out split train reported on.
-    assert scores["f1"] == pytest.approx(metrics["f1"])
+    # evaluate reads the held-out sentences train reported on from heldout.conll.
+    for key in ("precision", "recall", "f1", "f1_argmax", "token_accuracy", "per_type"):
+        assert scores[key] == metrics[key], key
     assert scores["sentences"] == metrics["sentences"]
+
+    # A run directory from before the renames is refused with a one-line message.
+    config = json.loads((out / "config.json").read_text())
+    config["max_sentences"] = config.pop("max_examples")
+    (out / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "max_sentences" in result.output and "retrain" in result.output
+
+
+def test_evaluate_needs_only_the_run_directory(tmp_path):
+    """Train on a --data file (IOB1), delete it: evaluate gives the numbers of metrics.json."""
+    corpus = data.load_default()
+    corpus = data.Corpus(
+        tokens=corpus.tokens[:200], tags=corpus.tags[:200], scheme="IOB1", origin="iob1"
+    )
+    train_file = tmp_path / "train.conll"
+    train_file.write_text(data.format_conll(corpus), encoding="utf-8")
+    assert data.read_conll(train_file).scheme == "IOB1"
+    out = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["train", "--preset", "tiny", "--epochs", "1", "--data", str(train_file)]
+        + ["--output-dir", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    train_file.unlink()
+    metrics = json.loads((out / "metrics.json").read_text())
+    heldout = data.read_conll(out / data.HELDOUT_FILE)
+    assert heldout.scheme == "IOB1" and len(heldout) == metrics["sentences"] == 30
+
+    result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert scores["scheme"] == "IOB1"
+    assert {k: v for k, v in scores.items() if k not in ("data", "scheme")} == {
+        k: v for k, v in metrics.items() if k not in ("data", "split", "validation")
+    }
+
+    (out / data.HELDOUT_FILE).unlink()
+    result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--data" in result.output and "retrain" in result.output
