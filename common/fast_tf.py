@@ -22,8 +22,7 @@ Computation is in float32 whatever the layer's compute dtype (float64 stays floa
 casts the results back, so mixed-precision models get float32 recurrences on CPU.
 
 The batch is split in two halves that run as independent kernels, concurrently (see
-``_split_batch``): on a 2-core machine that made training 1.07-1.6x and inference up to 1.6x
-faster.
+``_split_batch``).
 
 Two forward kernels exist: a training one (used when ``training=True``) that saves what the
 hand-written backward pass needs, and an inference one that saves nothing (it is still
@@ -40,7 +39,6 @@ import tensorflow as tf
 
 __all__ = ["lstm", "gru"]
 
-JIT = True  # XLA; False runs the same kernels as plain TensorFlow graphs (for comparison)
 TIME_BUCKET = 8
 SPLIT_MIN_BATCH = 2  # smaller batches run as one kernel (see _split_batch)
 
@@ -123,13 +121,12 @@ def _with_ones(*columns):
 
 
 def _lstm_matmul_grads(dz, states, h0, x, kernel, go_backwards):
-    """dX, dW, dU, db from dZ [T*B, 4U], the states H [T, B, U] and h0: large matmuls, run by
-    TensorFlow.
+    """dX, dW, dU, db from dZ [T*B, 4U], the states H [T, B, U] and h0: large matmuls.
 
-    Outside XLA on purpose: TensorFlow's CPU matmuls (oneDNN) are faster than XLA:CPU's on large
+    Run by TensorFlow outside XLA: its CPU matmuls (oneDNN) are faster than XLA:CPU's on large
     operands, and an unused dX (the layer reads the model's input) is pruned from the graph.
-    dW, dU and db come from ONE matmul, ``[X, H_prev, 1]^T dZ``: one pass over dZ instead of
-    three (a separate ``reduce_sum`` for db alone cost a third of the matmul's time).
+    dW, dU and db come from one matmul, ``[X, H_prev, 1]^T dZ`` (one pass over dZ, no separate
+    ``reduce_sum`` for db).
     """
     shape = tf.shape(x)
     features = kernel.shape[0]
@@ -150,13 +147,12 @@ def _lstm_forward(
 ):
     """Runs the loop over time-major inputs in processing order.
 
-    Each step does ``x_t @ W + h_{t-1} @ U``. Measured on a 2-core Xeon with the batch split
-    in two (_split_batch), that is 2-9% faster than one ``[x_t, h_{t-1}] @ [W; U]`` matmul (which
-    needs a concat per step), and both beat a hoisted ``X @ W`` read back step by step. Returns
-    ``(H, c_T, saved)``: H = the states h_t [T, B, U], or only h_T as [1, B, U] without
-    ``keep_states`` (inference of a layer that returns no sequence: the writes cost about 5%).
-    With ``save``, ``saved`` holds what the backward pass needs, arranged so that its loop is a
-    few element-wise kernels per step (recomputing these there is slower):
+    Each step does ``z = x_t @ W + h_{t-1} @ U + b`` (two matmuls: no per-step concat, and no
+    hoisted ``X @ W`` to read back step by step). Returns ``(H, c_T, saved)``: H = the states h_t
+    [T, B, U], or only h_T as [1, B, U] without ``keep_states`` (inference of a layer that
+    returns no sequence, which then skips the per-step writes). With ``save``, ``saved`` holds
+    what the backward pass needs, arranged so that its loop is a few element-wise kernels per
+    step instead of recomputing the gates:
 
         P  = d(gates)/dz * [g, c_{t-1}, i, tanh(c_t)]               [T, B, 4U]
         Q  = o (1 - tanh(c_t)^2) (+ w_co P_o)     dc_t += dh_t Q
@@ -285,7 +281,7 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
         m = _mask_tm(mask, go_backwards) if masked else None
         return _time_major(x, go_backwards), m, (peephole_kernel if peephole else None)
 
-    @tf.function(jit_compile=JIT, autograph=False)
+    @tf.function(jit_compile=True, autograph=False)
     def infer(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
         x_tm, m, p = unpack(x, mask, peephole_kernel)
         states, c_last, _ = _lstm_forward(
@@ -302,7 +298,7 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
         )
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1], c_last
 
-    @tf.function(jit_compile=JIT, autograph=False)
+    @tf.function(jit_compile=True, autograph=False)
     def forward(x, mask, h0, c0, kernel, recurrent_kernel, bias, peephole_kernel):
         x_tm, m, p = unpack(x, mask, peephole_kernel)
         states, c_last, saved = _lstm_forward(
@@ -311,7 +307,7 @@ def _lstm_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, 
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
         return (y, states[-1], c_last, states, *saved)
 
-    @tf.function(jit_compile=JIT, autograph=False)
+    @tf.function(jit_compile=True, autograph=False)
     def backward(
         dy, dh_last, dc_last, mask, c0, recurrent_kernel, peephole_kernel, states, p_, q, r, cells
     ):
@@ -373,8 +369,8 @@ def _gru_forward(
 ):
     """Runs the loop over time-major inputs in processing order.
 
-    Per step two matmuls, ``x_t @ W`` and ``h_{t-1} @ U`` (a hoisted ``X @ W`` is slower under
-    XLA:CPU, a zero-padded single matmul wastes a third of the work). Returns ``(H, saved)``;
+    Per step two matmuls, ``x_t @ W`` and ``h_{t-1} @ U`` (no hoisted ``X @ W``, as in the
+    LSTM; one zero-padded matmul would waste a third of the work). Returns ``(H, saved)``;
     with ``save``, ``saved = [P, Z, R]``, [T, B, 3U], [T, B, U], [T, B, U], with
     ``Bf = (1 - z)(1 - h~^2)`` and
 
@@ -432,7 +428,7 @@ def _gru_forward(
     return states, ([a.stack() for a in tas] if save else None)
 
 
-def _gru_backward(d_states, x_tm, m, h0, kernel, recurrent_kernel, states, p, z, r, *, reset_after):
+def _gru_backward(d_states, m, h0, recurrent_kernel, states, p, z, r, *, reset_after):
     """Hand-written BPTT; d_states = gradient w.r.t. H [T, B, U] (processing order).
 
     The loop keeps what is sequential, and what it computes anyway: dh, and d(h@U + b') for
@@ -498,7 +494,7 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
         m = _mask_tm(mask, go_backwards) if masked else None
         return _time_major(x, go_backwards), m
 
-    @tf.function(jit_compile=JIT, autograph=False)
+    @tf.function(jit_compile=True, autograph=False)
     def infer(x, mask, h0, kernel, recurrent_kernel, bias):
         x_tm, m = unpack(x, mask)
         states, _ = _gru_forward(
@@ -514,7 +510,7 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
         )
         return _outputs(states, m, zero_output_for_mask, return_sequences), states[-1]
 
-    @tf.function(jit_compile=JIT, autograph=False)
+    @tf.function(jit_compile=True, autograph=False)
     def forward(x, mask, h0, kernel, recurrent_kernel, bias):
         x_tm, m = unpack(x, mask)
         states, saved = _gru_forward(
@@ -523,18 +519,16 @@ def _gru_kernels(go_backwards, return_sequences, zero_output_for_mask, masked, r
         y = _outputs(states, m, zero_output_for_mask, return_sequences)
         return (y, states[-1], states, *saved)
 
-    @tf.function(jit_compile=JIT, autograph=False)
-    def backward(dy, dh_last, x, mask, h0, kernel, recurrent_kernel, states, p, z, r):
-        x_tm, m = unpack(x, mask)
+    @tf.function(jit_compile=True, autograph=False)
+    def backward(dy, dh_last, mask, h0, recurrent_kernel, states, p, z, r):
+        m = _mask_tm(mask, go_backwards) if masked else None
         d_states = _states_grad(
             dy, dh_last, m, zero_output_for_mask, return_sequences, tf.shape(states)
         )
         return _gru_backward(
             d_states,
-            x_tm,
             m,
             h0,
-            kernel,
             recurrent_kernel,
             states,
             p,
@@ -601,11 +595,9 @@ def _split_batch(call, x, mask, states):
     """Runs ``call(x, mask, *states)`` on the two halves of the batch and concatenates.
 
     The rows of a batch are independent recurrences, and the halves' kernels are independent
-    ops, which TensorFlow runs concurrently. That pays because one XLA:CPU step loop leaves the
-    second core idle about a third of the time (each step is a chain of small kernels that run
-    one after another). Measured on 2 cores against one kernel for the whole batch: training
-    1.2-1.5x faster at B=4 to 64 (U=128, 256), 1.07x at B=128, U=512; inference 1.1-1.6x,
-    and the same at B=128, U=512. Four parts on 2 cores were slower than two.
+    ops, which TensorFlow runs concurrently: one XLA:CPU step loop is a chain of small kernels
+    that run one after another and leaves a second core partly idle. Two parts, not more: more
+    were slower on 2 cores (bench/results/fast_tf-notes.md).
 
     With an unknown batch size (Keras traces ``fit`` that way) the split is made at run time; a
     batch of one then has an empty second half, which costs nothing but a compilation.
@@ -830,10 +822,8 @@ def _gru(
             d_xw, dh0, h_prev, extra = backward(
                 _zeros_if_none(dy, y),
                 _zeros_if_none(dh_last, h_last),
-                x,
                 mask_arg,
                 h0,
-                kernel,
                 recurrent_kernel,
                 *saved,
             )
