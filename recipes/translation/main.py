@@ -211,7 +211,7 @@ def evaluate(model_dir, data, beam_size, length_penalty, as_json):
     from recipes.translation import train as train_lib
     from recipes.translation import translate as translate_lib
 
-    if data is None:  # the held-out pairs the run reported on
+    if not data:  # the held-out pairs the run reported on
         data = str(RunDir(model_dir).heldout(data_lib.HELDOUT_FILE))
     source = common_data.resolve(data, what="--data")
     loaded = train_lib.load_run(model_dir)
