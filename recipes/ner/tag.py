@@ -43,7 +43,7 @@ def tokenize(text: str) -> list[str]:
 class Tagger:
     """A trained model plus its vocabularies: token lists in, IOB2 tag lists out."""
 
-    def __init__(self, model, vocab: Vocab, batch_size: int = 32, length_multiple: int = 16):
+    def __init__(self, model, vocab: Vocab, batch_size: int, length_multiple: int):
         self.model, self.vocab = model, vocab
         self.batch_size, self.length_multiple = batch_size, length_multiple
         self.allowed, self.start = bio.transition_rules(vocab.tags)
