@@ -178,7 +178,9 @@ def load_directory(
     one of them and the labels use the model's indices; otherwise the classes
     are the sorted sub-directory names.
     """
-    classes = common_data.class_directories(root, RECORDING_SUFFIXES, what=what)
+    classes = common_data.class_directories(
+        root, RECORDING_SUFFIXES, what=what, min_classes=1 if class_names else 2
+    )
     names = class_names or tuple(classes)
     recordings: list[Recording] = []
     channel_names = None

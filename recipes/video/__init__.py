@@ -1,0 +1,1 @@
+"""Action recognition from video clips: CNN + RNN and ConvLSTM (see README.md)."""

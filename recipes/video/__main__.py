@@ -1,0 +1,3 @@
+from recipes.video.main import main
+
+main()
