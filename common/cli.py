@@ -25,8 +25,7 @@ import click
 
 from common.errors import UserError
 
-# The --cell choices (common.layers.make_cell and recurrent_layer build them); defined
-# here so that a CLI's --help needs no TensorFlow.
+# The one list of --cell choices; common.layers (make_cell, recurrent_layer) re-exports it.
 CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
 # Every recipe's click group: defaults shown in --help, and -h as well as --help.
 CONTEXT_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"]}
