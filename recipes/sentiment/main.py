@@ -92,15 +92,16 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
     from recipes.sentiment import data as data_lib
 
     run_dir = runtime.RunDir(model_dir)
-    # Without --data: the test examples `train` reported on, read like any --data file.
-    spec = data if data is not None else str(run_dir.heldout(data_lib.HELDOUT_FILE))
+    # Without --data (or an empty one): the test examples `train` reported on, read like
+    # any --data file.
+    spec = data if data and data.strip() else str(run_dir.heldout(data_lib.HELDOUT_FILE))
     source = common_data.resolve(spec)
     corpus = data_lib.load(
         source, text_column=text_column, label_column=label_column, min_classes=1
     )
     examples = corpus.test or corpus.train
     what = f"{source}" + (" (its test part)" if corpus.test else "")
-    if data is None:
+    if spec != data:
         what += " (the training run's held-out test split)"
     model, names = classify.load_run(model_dir)
     y_true = data_lib.label_ids(examples, names, what="--data")
