@@ -1,13 +1,14 @@
 """Activity recipe: windows, splits, normalisation, input errors, and the CLI end to end.
 
 The end-to-end tests run the real CLI on the tiny preset: the default
-smartwatch recordings (sensor) and moving digits (video), both real data
-shipped in installed packages. No network.
+smartwatch recordings (real data shipped in an installed package) and small
+synthetic recording directories. No network.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from click.testing import CliRunner
 from common.errors import UserError
 from recipes.activity import data as sensor_data
 from recipes.activity import predict as predict_lib
-from recipes.activity import video as video_data
 from recipes.activity.main import cli
 
 CLASSES = ("slow", "fast")
@@ -158,56 +158,15 @@ def test_majority_vote_breaks_ties_by_mean_probability():
     np.testing.assert_allclose(mean[1], [1.4 / 3, 1.6 / 3])
 
 
-def test_gif_clip_directory(tmp_path):
-    images, _ = video_data.digit_images()
-    clips = video_data.moving_digits(images[:8], count=8, frames=5, size=16, seed=0)
-    for i in range(4):
-        name = clips.class_names[int(clips.labels[i])]
-        video_data.write_gif(clips.clips[i], tmp_path / "clips" / name / f"{i}.gif")
-    loaded = video_data.load_directory(
-        tmp_path / "clips", frames=5, size=16, channels=1, class_names=clips.class_names
+def test_recording_format_round_trips_bit_for_bit():
+    rng = np.random.default_rng(0)
+    values = (rng.normal(size=(300, 4)) * 10.0 ** rng.integers(-20, 20, size=(300, 4))).astype(
+        np.float32
     )
-    assert loaded.clips.shape == (4, 5, 16, 16, 1)
-    order = np.argsort([Path(s).stem for s in loaded.sources], kind="stable")
-    # The GIF is enlarged 4x; area resizing brings back the original pixels.
-    for j in order:
-        i = int(Path(loaded.sources[j]).stem)
-        assert loaded.labels[j] == clips.labels[i]
-        np.testing.assert_array_equal(loaded.clips[j], clips.clips[i])
-
-
-def test_moving_digits_classes_are_motions():
-    images, _ = video_data.digit_images()
-    clips = video_data.moving_digits(images[:16], count=16, frames=6, size=20, seed=3)
-    for clip, label in zip(clips.clips, clips.labels, strict=True):
-        mass = clip[..., 0].astype(np.float64)
-        rows = np.arange(20)[None, :, None]
-        cols = np.arange(20)[None, None, :]
-        total = mass.sum(axis=(1, 2))
-        centre_row = (mass * rows).sum(axis=(1, 2)) / total
-        centre_col = (mass * cols).sum(axis=(1, 2)) / total
-        d_row, d_col = video_data.MOTIONS[int(label)][1]
-        for delta, direction in (
-            (centre_row[-1] - centre_row[0], d_row),
-            (centre_col[-1] - centre_col[0], d_col),
-        ):
-            if direction:
-                assert np.sign(delta) == direction
-            else:
-                assert abs(delta) < 1e-6
-
-
-def test_tfds_video_source_with_mock_data():
-    import tensorflow_datasets as tfds
-
-    from common import data as common_data
-
-    source = common_data.resolve("tfds:ucf101")
-    with tfds.testing.mock_data(num_examples=3):
-        clips = video_data.load_tfds(source, frames=4, size=12)
-    assert clips.clips.shape == (3, 4, 12, 12, 3)
-    assert len(clips.class_names) == 101
-    assert clips.labels.min() >= 0 and clips.labels.max() < 101
+    text = sensor_data.format_recording(values, ("a", "b", "c", "d"))
+    parsed, last_line, header = sensor_data.parse_recording(text, "f.txt")
+    assert header == ("a", "b", "c", "d") and last_line == 301
+    np.testing.assert_array_equal(parsed.view(np.uint32), values.view(np.uint32))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -217,7 +176,7 @@ def test_help_shows_defaults():
     for command in ("train", "evaluate", "predict"):
         result = ok(run_cli(command, "--help"))
         assert "--help" in result.output
-    assert "[default: sensor]" in " ".join(run_cli("train", "--help").output.split())
+    assert "--modality" not in run_cli("train", "--help").output
 
 
 @pytest.mark.parametrize("problem", ["short", "ragged", "non-numeric", "channels"])
@@ -309,9 +268,14 @@ def test_tiny_sensor_end_to_end(sensor_run):
     ):
         assert (out / name).is_file(), name
     assert (out / "logs").is_dir()
+    # The validation recordings, one directory per class, in the --data format.
+    heldout = sorted((out / "heldout").rglob("*.txt"))
+    assert len(heldout) == 28
+    assert {p.parent.name for p in heldout} == set(
+        json.loads((out / "labels.json").read_text())["class_names"]
+    )
     assert "Example predictions" in output and "Timeline of" in output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["modality"] == "sensor"
     assert metrics["window"]["count"] > metrics["recording"]["count"] == 28
     # Seven balanced classes: chance is 1/7. Two tiny epochs already do far better.
     assert metrics["window"]["accuracy"] > 0.3
@@ -319,9 +283,9 @@ def test_tiny_sensor_end_to_end(sensor_run):
 
     result = ok(run_cli("evaluate", "--model-dir", out, "--json"))
     evaluated = json.loads(result.stdout)  # exactly one JSON object on stdout
-    for key in ("accuracy", "macro_f1"):
-        assert evaluated[key] == pytest.approx(metrics[key])
-        assert evaluated["window"][key] == pytest.approx(metrics["window"][key])
+    assert evaluated["data"] == str(out / "heldout")
+    for key in ("accuracy", "macro_f1", "window", "recording"):
+        assert evaluated[key] == metrics[key]  # the same recordings, so the same numbers
 
     example = out / "example_recording.txt"
     result = ok(run_cli("predict", "--model-dir", out, "--input", example, "--json"))
@@ -349,39 +313,25 @@ def test_predict_rejects_short_and_foreign_recordings(sensor_run, tmp_path):
     assert result.exit_code == 1 and "2 channels, the model expects 6" in result.output
 
 
-def test_tiny_video_end_to_end(tmp_path):
-    out = tmp_path / "video"
-    result = ok(
-        run_cli(
-            "train",
-            "--preset",
-            "tiny",
-            "--modality",
-            "video",
-            "--cell",
-            "minimal-gru",
-            "--output-dir",
-            out,
-        )
-    )
-    assert "Example predictions (validation clips)" in result.output
-    for name in (
-        "model.keras",
-        "labels.json",
-        "metrics.json",
-        "confusion_matrix.png",
-        "example_clip.gif",
-        "history.csv",
-    ):
-        assert (out / name).is_file(), name
+def test_evaluate_reads_the_heldout_recordings_after_the_data_is_gone(tmp_path):
+    data = make_sensor_dir(tmp_path / "data", per_class=4, length=120, seed=3)
+    out = tmp_path / "run"
+    ok(run_cli("train", "--preset", "tiny", "--data", data, "--output-dir", out, "--epochs", "1"))
+    held_out = sorted(p.relative_to(out / "heldout") for p in (out / "heldout").rglob("*.txt"))
+    assert [p.parent.name for p in held_out] == ["fast", "slow"]  # one of each class's four
+    shutil.rmtree(data)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["modality"] == "video" and metrics["clip"]["count"] == 10
-    result = ok(run_cli("evaluate", "--model-dir", out, "--json"))
-    evaluated = json.loads(result.stdout)
-    assert evaluated["accuracy"] == pytest.approx(metrics["accuracy"])
-    result = ok(
-        run_cli("predict", "--model-dir", out, "--input", out / "example_clip.gif", "--json")
-    )
-    predicted = json.loads(result.stdout)
-    assert predicted["activity"] in [name for name, _ in video_data.MOTIONS]
-    assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    evaluated = json.loads(ok(run_cli("evaluate", "--model-dir", out, "--json")).stdout)
+    for key in ("accuracy", "macro_f1", "window", "recording"):
+        assert evaluated[key] == metrics[key]
+
+    # The run directory is read strictly: a labels.json from another version is refused.
+    labels = json.loads((out / "labels.json").read_text())
+    (out / "labels.json").write_text(json.dumps({**labels, "modality": "sensor"}))
+    result = run_cli("evaluate", "--model-dir", out)
+    assert result.exit_code == 1
+    assert "unknown field 'modality'" in result.output and "retrain" in result.output
+    (out / "labels.json").write_text(json.dumps(labels))
+    shutil.rmtree(out / "heldout")
+    result = run_cli("evaluate", "--model-dir", out)
+    assert result.exit_code == 1 and "retrain it, or pass --data" in result.output
