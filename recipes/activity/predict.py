@@ -166,14 +166,14 @@ def predict_file(model, info: ModelInfo, path: Path) -> dict:
 def evaluate(model_dir: Path, spec: str | None) -> dict:
     """`evaluate`: the headline metrics of a trained model on a data source.
 
-    Without --data: the validation recordings `train` wrote into the run
+    Without --data (or with an empty one): the validation recordings `train` wrote into the run
     directory (`heldout/`), read like any other --data directory.
     """
     from common import data as common_data
     from common import runtime
 
     info = ModelInfo.read(model_dir)
-    if spec is None:
+    if spec is None or not str(spec).strip():
         spec = str(RunDir(model_dir).heldout(sensor_data.HELDOUT_FILE))
     source = common_data.resolve(spec)
     data = sensor_data.load(source, class_names=info.class_names)

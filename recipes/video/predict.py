@@ -77,21 +77,16 @@ def predict_file(model, info: ModelInfo, path: Path) -> dict:
 def evaluate(model_dir: Path, spec: str | None) -> dict:
     """`evaluate`: the headline metrics of a trained model on a data source.
 
-    Without --data: the validation clips `train` wrote into the run directory
+    Without --data (or with an empty one): the validation clips `train` wrote into the run directory
     (`heldout/`), read like any other --data directory.
     """
     from common import data as common_data
     from common import runtime
 
     info = ModelInfo.read(model_dir)
-    if spec is None:
+    if spec is None or not str(spec).strip():
         spec = str(RunDir(model_dir).heldout(video_data.HELDOUT_FILE))
     source = common_data.resolve(spec)
-    if source.kind == "default":
-        raise UserError(
-            "--data: give a directory of GIF clips or tfds:NAME (without --data, the "
-            "run's held-out clips are evaluated)"
-        )
     data = video_data.load(
         source,
         info.frames,
