@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
@@ -243,6 +243,31 @@ class RunDir:
             Path(tmp).write_text(text, encoding="utf-8", newline="")
 
         return atomic_write(self.file(name), write)
+
+    def write_tree(self, name: str, files: Mapping[str, bytes]) -> Path:
+        """Write the directory `name` holding `files` ({relative path: bytes}) as a whole.
+
+        The files go into a new directory beside it (each flushed to disk), which then
+        takes the place of the old `name`, so a reader sees one run's files or the
+        other's, never a mixture (e.g. a held-out tree of class directories).
+        """
+        target = self.file(name)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.path))
+        try:
+            os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes 0700 directories
+            for relative, content in files.items():
+                atomic_write(staging / relative, lambda tmp, c=content: Path(tmp).write_bytes(c))
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=self.path))
+                os.replace(target, old / name)
+                os.replace(staging, target)
+                shutil.rmtree(old)
+            else:
+                os.replace(staging, target)
+            _fsync_directory(self.path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
 
     def write_json(self, name: str, obj) -> Path:
         return self.write_text(

@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -250,34 +247,17 @@ def format_recording(values: np.ndarray, header: tuple[str, ...] | None = None) 
 
 
 def write_heldout(run_dir, data: SensorData) -> Path:
-    """Write `data` into the run directory as `HELDOUT_FILE/<class>/<n>-<name>.txt`.
-
-    The tree is written beside the run directory's old one and swapped in, every
-    file atomically, so `evaluate` never sees a mixture of two runs' recordings.
-    """
-    from common.runtime import atomic_write
-
-    target = run_dir.file(HELDOUT_FILE)
-    staging = Path(tempfile.mkdtemp(prefix=f".{HELDOUT_FILE}.", dir=run_dir.path))
-    try:
-        for n, recording in enumerate(data.recordings):
-            stem = Path(recording.source).name
-            if Path(stem).suffix.lower() in RECORDING_SUFFIXES:
-                stem = Path(stem).stem
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
-            name = Path(data.class_names[recording.label]) / f"{n:04d}-{stem}.txt"
-            text = format_recording(recording.values, data.channel_names)
-            atomic_write(staging / name, lambda tmp, t=text: Path(tmp).write_text(t, "utf-8"))
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{HELDOUT_FILE}.old.", dir=run_dir.path))
-            os.replace(target, old / HELDOUT_FILE)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    """Write `data` into the run directory as `HELDOUT_FILE/<class>/<n>-<name>.txt`,
+    as a whole (`RunDir.write_tree`)."""
+    files = {}
+    for n, recording in enumerate(data.recordings):
+        stem = Path(recording.source).name
+        if Path(stem).suffix.lower() in RECORDING_SUFFIXES:
+            stem = Path(stem).stem
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+        name = f"{data.class_names[recording.label]}/{n:04d}-{stem}.txt"
+        files[name] = format_recording(recording.values, data.channel_names).encode("utf-8")
+    return run_dir.write_tree(HELDOUT_FILE, files)
 
 
 # --------------------------------------------------------------------------- windows

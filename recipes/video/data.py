@@ -14,24 +14,24 @@ speed are drawn so the digit never bounces off an edge within a clip. The
 train/validation split is made over digit images, so validation clips show
 digits the model never saw.
 
-Local format (`--data DIR`): one sub-directory per class, one `.gif` clip per
-file. TFDS (`--data tfds:ucf101`): any data set with a `video` feature and a
-`label` ClassLabel; it downloads only because it was asked for.
+Local format (`--data DIR`): one sub-directory per class, one clip per file:
+an animated `.gif`, or a NumPy `.npy` array uint8[frames, h, w] or
+uint8[frames, h, w, 1 or 3] (read with `allow_pickle=False`). TFDS (`--data
+tfds:ucf101`): any data set with a `video` feature and a `label` ClassLabel; it
+downloads only because it was asked for.
 
 `train` writes the validation clips it reports on into the run directory in
-the local format (`heldout/<class>/<n>.gif`, at their prepared size), with a
-GIF writer that keeps every frame and every grey level (`encode_gif`), so
-`evaluate` without --data reads back exactly the clips `train` scored.
+the local format, as `.npy` at their prepared size (`heldout/<class>/<n>.npy`):
+lossless, where a GIF has at most 256 colours a frame and GIF writers merge
+repeated frames. So `evaluate` without --data reads back exactly the clips
+`train` scored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
-import os
-import shutil
-import struct
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ MOTIONS = (
     ("up-right", (-1, 1)),
     ("up-left", (-1, -1)),
 )
-CLIP_SUFFIXES = (".gif",)
+CLIP_SUFFIXES = (".gif", ".npy")
 # The validation clips of a run, a class-per-directory tree inside the run directory.
 HELDOUT_FILE = "heldout"
 
@@ -197,11 +197,31 @@ def read_gif(path: Path):
     return video
 
 
+def read_npy(path: Path) -> np.ndarray:
+    """A `.npy` clip as uint8[frames, h, w, 1 or 3]; anything else -> UserError naming the file."""
+    try:
+        clip = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise UserError(f"{path}: not a readable .npy array ({str(err)[:200]})") from None
+    if clip.ndim == 3:
+        clip = clip[..., None]
+    if clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] not in (1, 3):
+        raise UserError(
+            f"{path}: expected a uint8 array [frames, height, width(, 1 or 3)]. "
+            f"Received: {clip.dtype}{list(clip.shape)}"
+        )
+    if clip.shape[0] == 0:
+        raise UserError(f"{path}: the clip has no frames")
+    return clip
+
+
 def load_clip(path: Path, frames: int, size: int, channels: int) -> np.ndarray:
-    """One GIF clip file, prepared for a model: uint8[frames, size, size, channels]."""
-    if path.suffix.lower() not in CLIP_SUFFIXES:
-        raise UserError(f"{path}: expected a {', '.join(CLIP_SUFFIXES)} clip for a video model")
-    return prepare_clip(read_gif(path), frames, size, channels).numpy()
+    """One clip file (.gif or .npy), prepared for a model: uint8[frames, size, size, channels]."""
+    suffix = path.suffix.lower()
+    if suffix not in CLIP_SUFFIXES:
+        raise UserError(f"{path}: expected a {' or '.join(CLIP_SUFFIXES)} clip for a video model")
+    video = read_npy(path) if suffix == ".npy" else read_gif(path)
+    return prepare_clip(video, frames, size, channels).numpy()
 
 
 def load_directory(
@@ -303,103 +323,49 @@ def load(
     )
 
 
-def _frame_palette(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """uint8[h, w, 1 or 3] -> (colour indices uint8[h, w], palette uint8[256, 3]).
+def write_gif(clip: np.ndarray, path: Path, *, frame_ms: int = 120, scale: int = 4) -> Path:
+    """Save uint8[frames, h, w, c] as an animated GIF (enlarged `scale` times), atomically,
+    for looking at (Pillow merges repeated frames; `.npy` is the lossless clip format)."""
+    from PIL import Image
 
-    Exact for grey frames and for colour frames of at most 256 colours; a frame
-    with more colours is quantised to 256 (Pillow's median cut), as any GIF is.
-    """
-    if frame.shape[-1] == 1:
-        return frame[..., 0], np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    colours, inverse = np.unique(frame.reshape(-1, 3), axis=0, return_inverse=True)
-    if len(colours) > 256:
-        from PIL import Image
-
-        image = Image.fromarray(np.ascontiguousarray(frame)).quantize(256)
-        index = np.asarray(image, dtype=np.uint8)
-        colours = np.asarray(image.getpalette()[:768], dtype=np.uint8).reshape(-1, 3)
-    else:
-        index = inverse.reshape(frame.shape[:2]).astype(np.uint8)
-    palette = np.zeros((256, 3), np.uint8)
-    palette[: len(colours)] = colours
-    return index, palette
-
-
-def _lzw(index: np.ndarray) -> bytes:
-    """GIF image data (LZW, minimum code size 8) for uint8 colour indices, in sub-blocks.
-
-    Every pixel is sent as its own 9-bit code and the code table is cleared every
-    250 codes, before it would need 10-bit codes: valid LZW that any decoder reads,
-    simple rather than small.
-    """
-    clear, end = 256, 257
-    pixels = index.ravel().astype(np.uint16)
-    chunks = [np.concatenate([[clear], pixels[i : i + 250]]) for i in range(0, len(pixels), 250)]
-    codes = np.concatenate([*chunks, [end]]).astype(np.uint16)
-    bits = (codes[:, None] >> np.arange(9, dtype=np.uint16)) & 1
-    data = np.packbits(bits.astype(np.uint8).ravel(), bitorder="little").tobytes()
-    blocks = b"".join(
-        bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255)
-    )
-    return bytes([8]) + blocks + b"\x00"
-
-
-def encode_gif(clip: np.ndarray, *, frame_ms: int = 120) -> bytes:
-    """uint8[frames, h, w, 1 or 3] as an animated GIF that keeps every frame.
-
-    Each frame is stored whole with its own 256-colour table, and a repeated
-    frame stays a frame of its own (Pillow merges repeats, which would change the
-    clip), so grey clips, and colour frames of at most 256 colours, decode to
-    exactly the same pixels.
-    """
-    clip = np.asarray(clip, dtype=np.uint8)
-    _, height, width, _ = clip.shape
-    out = bytearray(b"GIF89a")
-    out += struct.pack("<HHBBB", width, height, 0x70, 0, 0)  # no global colour table
-    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
-    for frame in clip:
-        index, palette = _frame_palette(frame)
-        # Graphic control: disposal 1 (keep), the frame's duration in 1/100 s.
-        out += b"\x21\xf9\x04" + struct.pack("<BHBB", 0x04, round(frame_ms / 10), 0, 0)
-        # Image descriptor: the whole frame, a local colour table of 256 entries.
-        out += b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0x87)
-        out += palette.tobytes() + _lzw(index)
-    out += b"\x3b"
-    return bytes(out)
-
-
-def write_gif(clip: np.ndarray, path: Path, *, frame_ms: int = 120, scale: int = 1) -> Path:
-    """Save uint8[frames, h, w, c] as an animated GIF (enlarged `scale` times), atomically.
-
-    At scale 1 reading it back with `load_clip` at the clip's own size gives the same
-    array (grey clips always, colour clips when no frame has more than 256 colours).
-    """
     from common.runtime import atomic_write
 
-    clip = np.repeat(np.repeat(np.asarray(clip, np.uint8), scale, axis=1), scale, axis=2)
-    data = encode_gif(clip, frame_ms=frame_ms)
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+    frames = clip[..., 0] if clip.shape[-1] == 1 else clip
+    images = [
+        Image.fromarray(np.ascontiguousarray(f)).resize(
+            (f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST
+        )
+        for f in frames
+    ]
+
+    def write(tmp):
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=frame_ms,
+            loop=0,
+            optimize=False,
+            disposal=1,
+        )
+
+    return atomic_write(Path(path), write)
+
+
+def npy_bytes(clip: np.ndarray) -> bytes:
+    """uint8[frames, h, w, c] as the bytes of a `.npy` file."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(clip, np.uint8), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def write_heldout(run_dir, data: VideoData) -> Path:
-    """Write `data` into the run directory as `HELDOUT_FILE/<class>/<n>.gif` (scale 1).
-
-    The tree is written beside the run directory's old one and swapped in, so
-    `evaluate` never sees a mixture of two runs' clips.
-    """
-    target = run_dir.file(HELDOUT_FILE)
-    staging = Path(tempfile.mkdtemp(prefix=f".{HELDOUT_FILE}.", dir=run_dir.path))
-    try:
-        width = len(str(max(len(data.labels) - 1, 0)))
-        for n, (clip, label) in enumerate(zip(data.clips, data.labels, strict=True)):
-            write_gif(clip, staging / data.class_names[int(label)] / f"{n:0{width}d}.gif")
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{HELDOUT_FILE}.old.", dir=run_dir.path))
-            os.replace(target, old / HELDOUT_FILE)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    """Write `data` into the run directory as `HELDOUT_FILE/<class>/<n>.npy`, as a whole
+    (`RunDir.write_tree`)."""
+    width = len(str(max(len(data.labels) - 1, 0)))
+    files = {
+        f"{data.class_names[int(label)]}/{n:0{width}d}.npy": npy_bytes(clip)
+        for n, (clip, label) in enumerate(zip(data.clips, data.labels, strict=True))
+    }
+    return run_dir.write_tree(HELDOUT_FILE, files)

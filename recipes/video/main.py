@@ -2,7 +2,7 @@
 
 python -m recipes.video train [--video-model cnn-rnn|convlstm] [--data SRC] ...
 python -m recipes.video evaluate --model-dir DIR [--data SRC] [--json]
-python -m recipes.video predict --model-dir DIR --input CLIP.gif [--json]
+python -m recipes.video predict --model-dir DIR --input CLIP.gif|CLIP.npy [--json]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def train(run, video_model):
     "data_spec",
     default=None,
     metavar="SRC",
-    help="A class-per-directory tree of GIF clips, or tfds:NAME[/CONFIG][:SPLIT] (its "
+    help="A class-per-directory tree of .gif or .npy clips, or tfds:NAME[/CONFIG][:SPLIT] (its "
     "test split) [default: the validation clips the run wrote, MODEL_DIR/heldout].",
 )
 @json_option
@@ -89,7 +89,7 @@ def evaluate(model_dir, data_spec, as_json):
     "input_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="A GIF clip (any size and length; brought to the model's frames and size).",
+    help="A .gif or .npy clip (any size and length; brought to the model's frames and size).",
 )
 @json_option
 def predict(model_dir, input_path, as_json):

@@ -67,7 +67,7 @@ def predict_clip(model, info: ModelInfo, clip: np.ndarray, source: str) -> dict:
 
 
 def predict_file(model, info: ModelInfo, path: Path) -> dict:
-    """`predict --input PATH`: one GIF clip."""
+    """`predict --input PATH`: one .gif or .npy clip."""
     if not path.is_file():
         raise UserError(f"--input: no such file: {path}")
     clip = video_data.load_clip(path, info.frames, info.frame_size, info.channels)

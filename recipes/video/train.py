@@ -3,7 +3,7 @@
     clips --split (by digit image for the default, else by clip)--> train / validation
         both: tf.data -> common.runtime.fit
     best model -> clip-level accuracy / macro-F1, confusion matrix
-    validation clips -> heldout/<class>/<n>.gif in the run directory (what
+    validation clips -> heldout/<class>/<n>.npy in the run directory (what
         `evaluate` reads without --data)
 
 Everything the command line names is read and checked before the run

@@ -176,6 +176,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
 
 
+def test_write_tree_replaces_the_whole_directory(tmp_path):
+    run_dir = runtime.RunDir(tmp_path)
+    run_dir.write_tree("heldout", {"a/1.txt": b"one", "b/2.txt": b"two"})
+    run_dir.write_tree("heldout", {"a/3.txt": b"three"})
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["heldout/a/3.txt"]  # nothing of the first tree, no temporary names
+    assert (tmp_path / "heldout" / "a" / "3.txt").read_bytes() == b"three"
+
+
 def test_load_model_registers_the_layers_it_names(tmp_path):
     from common.layers import LSTM
 

@@ -1,4 +1,4 @@
-"""Video recipe: moving digits, GIF clips (written losslessly), TFDS, and the CLI end to end.
+"""Video recipe: moving digits, GIF and .npy clips, TFDS, and the CLI end to end.
 
 The end-to-end tests run the real CLI on the tiny preset: moving digits
 (real handwritten digits shipped with scikit-learn) and a small directory of
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from common.errors import UserError
 from recipes.video import data as video_data
 from recipes.video.main import cli
 
@@ -53,16 +54,28 @@ def test_gif_clip_directory(tmp_path, scale):
         np.testing.assert_array_equal(loaded.clips[j], clips.clips[i])
 
 
-def test_gif_keeps_repeated_frames_and_colours(tmp_path):
+def test_npy_clips_are_lossless_and_checked(tmp_path):
     rng = np.random.default_rng(0)
     grey = np.zeros((5, 12, 12, 1), np.uint8)  # three identical frames, then two more
     grey[3, 2, 2], grey[4] = 7, np.arange(144, dtype=np.uint8).reshape(12, 12, 1)
-    path = video_data.write_gif(grey, tmp_path / "grey.gif")
-    assert video_data.read_gif(path).shape == (5, 12, 12, 3)
-    np.testing.assert_array_equal(video_data.load_clip(path, 5, 12, 1), grey)
-    colour = rng.integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)  # 256 colours a frame
-    path = video_data.write_gif(colour, tmp_path / "colour.gif")
-    np.testing.assert_array_equal(video_data.load_clip(path, 3, 16, 3), colour)
+    colour = rng.integers(0, 256, size=(3, 16, 16, 3), dtype=np.uint8)  # > 256 colours a frame
+    for name, clip in (("grey", grey), ("colour", colour), ("flat", grey[..., 0])):
+        path = tmp_path / f"{name}.npy"
+        path.write_bytes(video_data.npy_bytes(clip))
+        expected = clip if clip.ndim == 4 else clip[..., None]
+        np.testing.assert_array_equal(
+            video_data.load_clip(path, len(clip), clip.shape[1], expected.shape[-1]), expected
+        )
+    bad = {
+        "float.npy": lambda p: np.save(p, np.zeros((2, 4, 4), np.float32)),
+        "image.npy": lambda p: np.save(p, np.zeros((4, 4), np.uint8)),
+        "pickled.npy": lambda p: np.save(p, np.array([{"a": 1}], dtype=object)),
+        "text.npy": lambda p: p.write_text("not numpy"),
+    }
+    for name, write in bad.items():
+        write(tmp_path / name)
+        with pytest.raises(UserError, match=name.replace(".", r"\.")):
+            video_data.load_clip(tmp_path / name, 2, 4, 1)
 
 
 def test_moving_digits_classes_are_motions():
@@ -121,7 +134,7 @@ def test_tiny_video_end_to_end(tmp_path):
         "history.csv",
     ):
         assert (out / name).is_file(), name
-    assert len(list((out / "heldout").rglob("*.gif"))) == 10
+    assert len(list((out / "heldout").rglob("*.npy"))) == 10
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["clip"]["count"] == 10
     evaluated = json.loads(ok(run_cli("evaluate", "--model-dir", out, "--json")).stdout)
