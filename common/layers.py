@@ -32,7 +32,15 @@ import keras
 from common import cells as cells_lib
 from common.cli import CELL_NAMES
 
-__all__ = ["LSTM", "GRU", "CellRNN", "recurrent_layer", "CELL_NAMES", "IMPLEMENTATIONS"]
+__all__ = [
+    "LSTM",
+    "GRU",
+    "CellRNN",
+    "recurrent_layer",
+    "recurrent_stack",
+    "CELL_NAMES",
+    "IMPLEMENTATIONS",
+]
 
 IMPLEMENTATIONS = ("auto", "generic", "fast")
 _FAST_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -531,3 +539,24 @@ def recurrent_layer(
     if cell == "gru":
         return GRU(units, **options)
     return CellRNN(make_cell(cell, units), **options)
+
+
+def recurrent_stack(x, cell, units, layers, *, bidirectional=False, dropout=0.0):
+    """``layers`` recurrent layers over ``x`` (bidirectional if asked); the last returns one
+    vector per sequence: float32[batch, time, features] -> [batch, units (x2 if bidirectional)].
+
+    ``dropout`` after every layer, the same units at every step between layers
+    (``noise_shape=(batch, 1, features)``), never inside a cell.
+    """
+    for i in range(layers):
+        last = i == layers - 1
+        layer = recurrent_layer(
+            cell, units, return_sequences=not last, name=f"{cell.replace('-', '_')}_{i}"
+        )
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
+        x = layer(x)
+        if dropout:
+            noise = None if last else (None, 1, x.shape[-1])
+            x = keras.layers.Dropout(dropout, noise_shape=noise, name=f"dropout_{i}")(x)
+    return x

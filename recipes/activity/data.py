@@ -325,53 +325,7 @@ def normalization_stats(data: SensorData) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.maximum(var, 1e-12).astype(np.float32)
 
 
-def stratified_holdout(
-    labels: np.ndarray, fraction: float, seed: int, what: str = "recordings"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, held-out) indices with `fraction` of each class held out.
-
-    Each class is split with `common.data.split_holdout` (seed + class index),
-    so every class with two or more items has at least one on each side; a
-    class with a single item stays in training.
-    """
-    labels = np.asarray(labels)
-    train_idx, val_idx = [], []
-    for k in np.unique(labels):
-        members = np.flatnonzero(labels == k)
-        if len(members) < 2:
-            train_idx.extend(members)
-            continue
-        train, val = common_data.split_holdout(len(members), fraction, seed + int(k))
-        train_idx.extend(members[train])
-        val_idx.extend(members[val])
-    if not val_idx:
-        raise UserError(
-            f"--data: no class has two {what} to hold one out for validation "
-            "(add data or pass --validation-data)"
-        )
-    return np.sort(np.asarray(train_idx)), np.sort(np.asarray(val_idx))
-
-
 def split(data: SensorData, fraction: float, seed: int) -> tuple[SensorData, SensorData]:
     """Seeded split by recording, stratified by class (windows are cut afterwards)."""
-    train_idx, val_idx = stratified_holdout(data.labels, fraction, seed)
+    train_idx, val_idx = common_data.stratified_holdout(data.labels, fraction, seed)
     return data.subset(train_idx), data.subset(val_idx)
-
-
-def batches(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int):
-    """A `tf.data` pipeline of (x as float32, y) batches.
-
-    Training batches (`shuffle`) are reshuffled every epoch and all of one size
-    (the remainder differs every epoch), so the step compiles once; validation
-    batches keep every example, in order. The video recipe batches its clips
-    here too.
-    """
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=shuffle and len(x) >= 2 * batch_size)
-    if x.dtype != np.float32:
-        dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b))
-    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -80,7 +80,7 @@ def train(cfg: Config, run: TrainArgs) -> dict:
     )
 
     with strategy.scope():
-        model = model_lib.build_sensor_model(
+        model = model_lib.build_model(
             cfg, channels=train_data.channels, classes=classes, mean=mean, variance=variance
         )
         # Cosine decay over the planned epochs: late epochs take small steps, so the
@@ -106,8 +106,8 @@ def train(cfg: Config, run: TrainArgs) -> dict:
 
     best = runtime.fit(
         model,
-        sensor_data.batches(x_train, y_train, cfg.batch_size, shuffle=True, seed=run.seed),
-        sensor_data.batches(x_val, y_val, cfg.batch_size, shuffle=False, seed=run.seed),
+        common_data.array_dataset(x_train, y_train, cfg.batch_size, shuffle=True, seed=run.seed),
+        common_data.array_dataset(x_val, y_val, cfg.batch_size, shuffle=False, seed=run.seed),
         run_dir=run_dir,
         epochs=cfg.epochs,
         time_budget=cfg.time_budget,

@@ -10,14 +10,14 @@
 
 The per-frame CNN keeps positions (Flatten, not global pooling), because the
 classes are motions: where the object is in each frame is the signal. The
-recurrent stack and the output layer are the activity recipe's.
+recurrent stack is `common.layers.recurrent_stack`, as in the activity recipe.
 """
 
 from __future__ import annotations
 
 import keras
 
-from recipes.activity.model import classifier, recurrent_stack
+from common.layers import recurrent_stack
 from recipes.video.config import Config
 
 
@@ -37,7 +37,9 @@ def build_model(cfg: Config, *, channels: int, classes: int) -> keras.Model:
         ]
         for layer in per_frame:
             x = keras.layers.TimeDistributed(layer, name=f"per_frame_{layer.name}")(x)
-        x = recurrent_stack(x, cfg)
+        x = recurrent_stack(
+            x, cfg.cell, cfg.units, cfg.layers, bidirectional=cfg.bidirectional, dropout=cfg.dropout
+        )
     elif cfg.video_model == "convlstm":
         x = keras.layers.ConvLSTM2D(f, 3, padding="same", return_sequences=True, name="convlstm_0")(
             x
@@ -49,4 +51,6 @@ def build_model(cfg: Config, *, channels: int, classes: int) -> keras.Model:
             x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
     else:
         raise ValueError(f"Unknown video model. Received: video_model={cfg.video_model!r}")
-    return keras.Model(inputs, classifier(x, classes), name=f"video_{cfg.video_model}")
+    # The softmax output, float32 also under mixed precision.
+    outputs = keras.layers.Dense(classes, activation="softmax", dtype="float32", name="activity")(x)
+    return keras.Model(inputs, outputs, name=f"video_{cfg.video_model}")

@@ -22,7 +22,6 @@ from common import data as common_data
 from common import metrics, runtime
 from common.cli import TrainArgs, print_table
 from common.errors import UserError
-from recipes.activity.data import batches, stratified_holdout
 from recipes.video import data as video_data
 from recipes.video import model as model_lib
 from recipes.video import predict as predict_lib
@@ -68,7 +67,7 @@ def load_splits(cfg: Config, run: TrainArgs) -> Splits:
     else:
         data = video_data.load(source, frames, size, split="train")
     if val_source is None:
-        train_idx, val_idx = stratified_holdout(
+        train_idx, val_idx = common_data.stratified_holdout(
             data.labels, cfg.validation_fraction, run.seed, what="clips"
         )
         return Splits(
@@ -138,8 +137,8 @@ def train(cfg: Config, run: TrainArgs) -> dict:
 
     best = runtime.fit(
         model,
-        batches(x_train, y_train, cfg.batch_size, shuffle=True, seed=run.seed),
-        batches(x_val, y_val, cfg.batch_size, shuffle=False, seed=run.seed),
+        common_data.array_dataset(x_train, y_train, cfg.batch_size, shuffle=True, seed=run.seed),
+        common_data.array_dataset(x_val, y_val, cfg.batch_size, shuffle=False, seed=run.seed),
         run_dir=run_dir,
         epochs=cfg.epochs,
         time_budget=cfg.time_budget,
