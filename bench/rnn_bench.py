@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import common.layers  # noqa: E402
+from common.runtime import atomic_write  # noqa: E402
 
 SHAPES = {
     "a": dict(B=64, T=100, D=64, U=256, return_sequences=True, note="char-LM-like"),
@@ -252,9 +253,7 @@ def write_results(results, info, args, elapsed, out_dir):
         (base.with_suffix(".md"), "\n".join(md)),
         (base.with_suffix(".json"), json.dumps({"info": info, "results": results}, indent=1)),
     ):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp, t=text: Path(tmp).write_text(t))
     return base.with_suffix(".md")
 
 
