@@ -178,6 +178,19 @@ def model_dir_option(default_output_dir: str):
     )
 
 
+def evaluate_data_option(what: str, heldout: str):
+    """`evaluate --data SRC` (parameter `data_spec`): `what` the recipe reads, e.g. "A TSV
+    file of pairs, or tfds:NAME[/CONFIG][:SPLIT]"; `heldout` names the run's held-out file,
+    which `RunDir.evaluation_data` reads when --data is omitted."""
+    return click.option(
+        "--data",
+        "data_spec",
+        default=None,
+        metavar="SRC",
+        help=f"{what}. Omitted: the held-out examples the run reported on, MODEL_DIR/{heldout}.",
+    )
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
 )

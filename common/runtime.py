@@ -327,6 +327,11 @@ class RunDir:
             )
         return path
 
+    def evaluation_data(self, spec: str | None, heldout: str) -> str:
+        """What `evaluate` reads: its --data `spec` when given, else the run's held-out
+        examples (`heldout`), which go through the same reader as any --data."""
+        return spec if spec and spec.strip() else str(self.heldout(heldout))
+
     def save_model(self, model: keras.Model, name: str = "model.keras") -> Path:
         return atomic_write(self.file(name), model.save, suffix=".keras")  # Keras wants it
 

@@ -13,28 +13,20 @@ from pathlib import Path
 import click
 
 from common import cli as common_cli
-from common.cli import (
-    CONTEXT_SETTINGS,
-    apply_overrides,
-    json_option,
-    model_dir_option,
-    print_table,
-    train_options,
-)
 from recipes.activity import config
 
 OUTPUT_DIR = "runs/activity"
 _DEFAULT = config.PRESETS["default"]
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """Activity recognition from inertial-sensor recordings (sliding windows,
     recurrent classifier, majority vote per recording)."""
 
 
 @cli.command()
-@train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
+@common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
     "--window",
     type=click.IntRange(min=1),
@@ -51,21 +43,14 @@ def train(run, window, stride):
     """Train on sensor windows, evaluate the best model, show predictions."""
     from recipes.activity import train as train_lib
 
-    cfg = apply_overrides(config.PRESETS[run.preset], run, window=window, stride=stride)
+    cfg = common_cli.apply_overrides(config.PRESETS[run.preset], run, window=window, stride=stride)
     train_lib.train(cfg, run)
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
-@click.option(
-    "--data",
-    "data_spec",
-    default=None,
-    metavar="SRC",
-    help="A class-per-directory tree of recordings to evaluate on [default: the "
-    "validation recordings the run wrote, MODEL_DIR/heldout].",
-)
-@json_option
+@common_cli.model_dir_option(OUTPUT_DIR)
+@common_cli.evaluate_data_option("A class-per-directory tree of recordings", "heldout")
+@common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
     """Accuracy and macro-F1 at window and recording level."""
     from recipes.activity import predict as predict_lib
@@ -76,7 +61,7 @@ def evaluate(model_dir, data_spec, as_json):
         return
     click.echo(f"{model_dir} on {result['data']}:")
     levels = ("window", "recording")
-    print_table(
+    common_cli.print_table(
         [
             {
                 "level": k,
@@ -90,7 +75,7 @@ def evaluate(model_dir, data_spec, as_json):
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--input",
     "input_path",
@@ -98,7 +83,7 @@ def evaluate(model_dir, data_spec, as_json):
     required=True,
     help="A recording file (one sample per line).",
 )
-@json_option
+@common_cli.json_option
 def predict(model_dir, input_path, as_json):
     """The activity of one recording, with a per-window timeline."""
     from common.runtime import load_model
@@ -115,7 +100,7 @@ def predict(model_dir, input_path, as_json):
         f"{result['input']}: {result['activity']} ({result['votes'][result['activity']]} "
         f"of {total} windows; {result['samples']} samples)"
     )
-    print_table(
+    common_cli.print_table(
         sorted(
             ({"activity": k, "probability": v} for k, v in result["probabilities"].items()),
             key=lambda row: -row["probability"],
@@ -126,7 +111,7 @@ def predict(model_dir, input_path, as_json):
             "\nTimeline (runs of windows with the same prediction; --json lists every window):"
         )
         rows, more = predict_lib.timeline_rows(result, limit=40)
-        print_table(rows)
+        common_cli.print_table(rows)
         if more:
             click.echo(f"... and {more} more segments")
 

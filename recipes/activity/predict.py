@@ -173,9 +173,7 @@ def evaluate(model_dir: Path, spec: str | None) -> dict:
     from common import runtime
 
     info = ModelInfo.read(model_dir)
-    if spec is None or not str(spec).strip():
-        spec = str(RunDir(model_dir).heldout(sensor_data.HELDOUT_FILE))
-    source = common_data.resolve(spec)
+    source = common_data.resolve(RunDir(model_dir).evaluation_data(spec, sensor_data.HELDOUT_FILE))
     data = sensor_data.load(source, class_names=info.class_names)
     sensor_data.check_channels(data, info.channels)
     sensor_data.check_lengths(data, info.window)

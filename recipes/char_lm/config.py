@@ -37,51 +37,27 @@ class Config:
     sample_temperature: float = 0.8
 
 
+# Presets read as tables, a few fields a line, so the formatter leaves them alone.
+# fmt: off
 PRESETS: dict[str, Config] = {
     # End-to-end tests: seconds on two CPU cores, learns a little.
     "tiny": Config(
-        layers=2,
-        units=32,
-        embedding_dim=16,
-        dropout=0.0,
-        seq_len=32,
-        batch_size=16,
-        epochs=2,
-        steps_per_epoch=8,
-        learning_rate=1e-2,
-        max_examples=40_000,
-        validation_fraction=0.1,
-        block_chars=1024,
-        sample_length=60,
+        layers=2, units=32, embedding_dim=16, dropout=0.0, seq_len=32, batch_size=16, epochs=2,
+        steps_per_epoch=8, learning_rate=1e-2, max_examples=40_000, validation_fraction=0.1,
+        block_chars=1024, sample_length=60,
     ),
     # `make recipe-char-lm`: about five minutes on two CPU cores. The first 1.1 M
     # characters of the plays (the size of tiny_shakespeare), 90/10 split.
     "default": Config(
-        layers=2,
-        units=256,
-        embedding_dim=64,
-        dropout=0.1,
-        seq_len=100,
-        batch_size=64,
-        epochs=8,
-        steps_per_epoch=100,
-        learning_rate=5e-3,
-        max_examples=1_100_000,
-        validation_fraction=0.1,
+        layers=2, units=256, embedding_dim=64, dropout=0.1, seq_len=100, batch_size=64, epochs=8,
+        steps_per_epoch=100, learning_rate=5e-3, max_examples=1_100_000, validation_fraction=0.1,
         time_budget=4.25,
     ),
     # The larger corpus: all 38 plays (4.8 M characters), the default model trained
     # longer (about 15 minutes of a quiet two-core CPU; use --time-budget to cap it).
     "full": Config(
-        layers=2,
-        units=256,
-        embedding_dim=64,
-        dropout=0.1,
-        seq_len=100,
-        batch_size=64,
-        epochs=30,
-        steps_per_epoch=100,
-        learning_rate=5e-3,
-        validation_fraction=0.05,
+        layers=2, units=256, embedding_dim=64, dropout=0.1, seq_len=100, batch_size=64, epochs=30,
+        steps_per_epoch=100, learning_rate=5e-3, validation_fraction=0.05,
     ),
 }
+# fmt: on

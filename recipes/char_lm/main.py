@@ -211,13 +211,8 @@ def score(model_dir, text, file_, as_json):
 
 @cli.command()
 @common_cli.model_dir_option(OUTPUT_DIR)
-@click.option(
-    "--data",
-    "data_spec",
-    default=None,
-    metavar="SRC",
-    help="Text to evaluate (a file, a directory of .txt, or tfds:NAME[:SPLIT], "
-    "test split by default); omitted = the run's held-out text (heldout.txt).",
+@common_cli.evaluate_data_option(
+    "Text: a file, a directory of .txt, or tfds:NAME[:SPLIT] (test split by default)", "heldout.txt"
 )
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
@@ -230,8 +225,9 @@ def evaluate(model_dir, data_spec, as_json):
     from recipes.char_lm import score as score_lib
 
     # Without --data: the validation text `train` wrote, read exactly like --data FILE.
-    heldout = None if data_spec else runtime.RunDir(model_dir).heldout(data.HELDOUT_FILE)
-    source = common_data.resolve(data_spec or str(heldout))
+    source = common_data.resolve(
+        runtime.RunDir(model_dir).evaluation_data(data_spec, data.HELDOUT_FILE)
+    )
     cfg, tok, model = _load_run(model_dir)
     text = data.read_source(source, split="test")
     what = str(source) if data_spec else f"the run's held-out text ({source})"

@@ -37,31 +37,22 @@ class Config:
     word_dropout: float = 0.05  # training only: words replaced by <unk> with this probability
 
 
+# Presets read as tables, a few fields a line, so the formatter leaves them alone.
+# fmt: off
 PRESETS: dict[str, Config] = {
     # For the tests: a few seconds end to end.
     "tiny": Config(
-        epochs=2,
-        time_budget=None,
-        max_examples=200,
+        epochs=2, time_budget=None, max_examples=200,
         length_multiple=48,  # one shape: fewer XLA compilations in the tests
-        batch_size=16,
-        patience=None,
-        word_embedding_dim=16,
-        char_embedding_dim=8,
-        char_filters=8,
-        units=16,
-        dropout=0.1,
+        batch_size=16, patience=None, word_embedding_dim=16, char_embedding_dim=8, char_filters=8,
+        units=16, dropout=0.1,
     ),
     # `make recipe-ner`: the best result found within about 5 minutes on 2 CPU cores.
     "default": Config(),
     # More capacity for CoNLL-2003-sized corpora (a GPU or patience helps).
     "large": Config(
-        epochs=50,
-        word_embedding_dim=200,
-        char_filters=100,
-        units=200,
-        layers=2,
-        patience=8,
+        epochs=50, word_embedding_dim=200, char_filters=100, units=200, layers=2, patience=8,
         time_budget=None,
     ),
 }
+# fmt: on

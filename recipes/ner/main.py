@@ -8,28 +8,20 @@ from pathlib import Path
 import click
 
 from common import cli as common_cli
-from common.cli import (
-    CONTEXT_SETTINGS,
-    TrainArgs,
-    apply_overrides,
-    json_option,
-    model_dir_option,
-    train_options,
-)
 from common.errors import UserError
 from recipes.ner import config
 
 OUTPUT_DIR = "runs/ner"
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """Named-entity tagging: word and character features, a bidirectional RNN, entity-level F1."""
 
 
 @cli.command()
-@train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
-def train(run: TrainArgs):
+@common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
+def train(run: common_cli.TrainArgs):
     """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
 
     --data takes a CoNLL file (token first column, tag last; IOB1 or IOB2),
@@ -37,7 +29,7 @@ def train(run: TrainArgs):
     """
     from recipes.ner import train as train_lib
 
-    train_lib.train(apply_overrides(config.PRESETS[run.preset], run), run)
+    train_lib.train(common_cli.apply_overrides(config.PRESETS[run.preset], run), run)
 
 
 def _tagger(model_dir: Path):
@@ -54,24 +46,19 @@ def _tagger(model_dir: Path):
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
-@click.option(
-    "--data",
-    default=None,
-    metavar="SRC",
-    help="CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test); "
-    "omitted = the sentences the run reported on (heldout.conll in --model-dir).",
+@common_cli.model_dir_option(OUTPUT_DIR)
+@common_cli.evaluate_data_option(
+    "A CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test)", "heldout.conll"
 )
-@json_option
-def evaluate(model_dir: Path, data: str | None, as_json: bool):
+@common_cli.json_option
+def evaluate(model_dir: Path, data_spec: str | None, as_json: bool):
     """Entity-level precision, recall and F1 (conlleval semantics), overall and per type."""
     from common import data as common_data
     from common.runtime import RunDir
     from recipes.ner import data as ner_data
     from recipes.ner import train as train_lib
 
-    if not data:
-        data = str(RunDir(model_dir).heldout(ner_data.HELDOUT_FILE))
+    data = RunDir(model_dir).evaluation_data(data_spec, ner_data.HELDOUT_FILE)
     corpus = ner_data.load(common_data.resolve(data), split="test")
     metrics = _tagger(model_dir).evaluate(corpus)
     if as_json:
@@ -83,7 +70,7 @@ def evaluate(model_dir: Path, data: str | None, as_json: bool):
 
 
 @cli.command("tag")
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--text",
     multiple=True,
@@ -97,7 +84,7 @@ def evaluate(model_dir: Path, data: str | None, as_json: bool):
     default=None,
     help="UTF-8 text file, one sentence per line (blank lines skipped), same tokenisation.",
 )
-@json_option
+@common_cli.json_option
 def tag_command(model_dir: Path, text: tuple[str, ...], file_: Path | None, as_json: bool):
     """Tag raw text: each token with its IOB2 tag, then the entity spans."""
     from common.data import read_text

@@ -48,28 +48,17 @@ class Config:
             raise ValueError(f"layers must be at least 1. Received: layers={self.layers}")
 
 
+# Presets read as tables, a few fields a line, so the formatter leaves them alone.
+# fmt: off
 PRESETS = {
     "tiny": Config(
-        max_examples=1500,
-        max_vocab=2000,
-        max_length=32,
-        embedding_dim=16,
-        units=8,
-        epochs=2,
-        batch_size=64,
-        learning_rate=5e-3,
-        patience=None,
+        max_examples=1500, max_vocab=2000, max_length=32, embedding_dim=16, units=8, epochs=2,
+        batch_size=64, learning_rate=5e-3, patience=None,
     ),
     "default": Config(),
     "imdb": Config(
-        test_fraction=0.5,
-        max_vocab=20_000,
-        max_length=256,
-        embedding_dim=128,
-        units=64,
-        layers=1,
-        epochs=4,
-        batch_size=64,
-        learning_rate=1e-3,
+        test_fraction=0.5, max_vocab=20_000, max_length=256, embedding_dim=128, units=64,
+        layers=1, epochs=4, batch_size=64, learning_rate=1e-3,
     ),
 }
+# fmt: on

@@ -15,14 +15,6 @@ from pathlib import Path
 import click
 
 from common import cli as common_cli
-from common.cli import (
-    CONTEXT_SETTINGS,
-    apply_overrides,
-    json_option,
-    model_dir_option,
-    print_table,
-    train_options,
-)
 from common.errors import UserError
 from recipes.sentiment.config import PRESETS
 from recipes.sentiment.data import HELDOUT_FILE, LABEL_COLUMN, TEXT_COLUMN
@@ -50,13 +42,13 @@ top_k_option = click.option(
 )
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """Bidirectional RNN text classification (many-to-one): tweets, reviews, your CSV."""
 
 
 @cli.command()
-@train_options(presets=PRESETS, default_output_dir=OUTPUT_DIR)
+@common_cli.train_options(presets=PRESETS, default_output_dir=OUTPUT_DIR)
 @text_column_option
 @label_column_option
 def train(run, text_column, label_column):
@@ -68,23 +60,17 @@ def train(run, text_column, label_column):
     """
     from recipes.sentiment import train as train_lib
 
-    cfg = apply_overrides(PRESETS[run.preset], run)
+    cfg = common_cli.apply_overrides(PRESETS[run.preset], run)
     train_lib.train(cfg, run, text_column=text_column, label_column=label_column)
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
-@click.option(
-    "--data",
-    default=None,
-    metavar="SRC",
-    help="Labelled data to evaluate on (same forms as train --data); omitted = the "
-    f"training run's held-out test split, DIR/{HELDOUT_FILE}.",
-)
+@common_cli.model_dir_option(OUTPUT_DIR)
+@common_cli.evaluate_data_option("Labelled data, in the same forms as train --data", HELDOUT_FILE)
 @text_column_option
 @label_column_option
-@json_option
-def evaluate(model_dir, data, text_column, label_column, as_json):
+@common_cli.json_option
+def evaluate(model_dir, data_spec, text_column, label_column, as_json):
     """Accuracy, macro-F1, per-class precision/recall; confusion_matrix.png in the model dir."""
     from common import data as common_data
     from common import runtime
@@ -92,16 +78,14 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
     from recipes.sentiment import data as data_lib
 
     run_dir = runtime.RunDir(model_dir)
-    # Without --data (or an empty one): the test examples `train` reported on, read like
-    # any --data file.
-    spec = data if data and data.strip() else str(run_dir.heldout(data_lib.HELDOUT_FILE))
+    spec = run_dir.evaluation_data(data_spec, data_lib.HELDOUT_FILE)
     source = common_data.resolve(spec)
     corpus = data_lib.load(
         source, text_column=text_column, label_column=label_column, min_classes=1
     )
     examples = corpus.test or corpus.train
     what = f"{source}" + (" (its test part)" if corpus.test else "")
-    if spec != data:
+    if spec != data_spec:
         what += " (the training run's held-out test split)"
     model, names = classify.load_run(model_dir)
     y_true = data_lib.label_ids(examples, names, what="--data")
@@ -122,21 +106,21 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
         click.echo(json.dumps(report))
         return
     click.echo(f"Evaluated on {what}: {report['examples']} texts")
-    print_table(
+    common_cli.print_table(
         [
             {"metric": "accuracy", "value": report["accuracy"]},
             {"metric": "macro_f1", "value": report["macro_f1"]},
         ]
     )
     click.echo()
-    print_table(classify.per_class_rows(report))
+    common_cli.print_table(classify.per_class_rows(report))
     click.echo("\nConfusion matrix (rows: true, columns: predicted):")
-    print_table(classify.confusion_rows(report, names))
+    common_cli.print_table(classify.confusion_rows(report, names))
     click.echo(f"\nWrote {report['confusion_matrix_png']}")
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--text", "texts", multiple=True, metavar="TEXT", help="A text to classify (repeatable)."
 )
@@ -147,7 +131,7 @@ def evaluate(model_dir, data, text_column, label_column, as_json):
     default=None,
     help="A UTF-8 file with one text per line (blank lines skipped).",
 )
-@json_option
+@common_cli.json_option
 def predict(model_dir, texts, file, as_json):
     """Label raw texts and show every class's probability."""
     from recipes.sentiment import classify
@@ -165,16 +149,16 @@ def predict(model_dir, texts, file, as_json):
     if as_json:
         click.echo(json.dumps({"class_names": names, "predictions": rows}))
         return
-    print_table(
+    common_cli.print_table(
         [{"text": _clip(r["text"]), "label": r["label"], **r["probabilities"]} for r in rows]
     )
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option("--word", required=True, help="The word whose neighbours to list.")
 @top_k_option
-@json_option
+@common_cli.json_option
 def similar(model_dir, word, top_k, as_json):
     """Words nearest to --word (cosine similarity in the trained embedding)."""
     from recipes.sentiment.embeddings import WordVectors
@@ -184,12 +168,12 @@ def similar(model_dir, word, top_k, as_json):
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option("--a", "a", required=True, metavar="WORD", help="A in A - B + C (e.g. king).")
 @click.option("--b", "b", required=True, metavar="WORD", help="B in A - B + C (e.g. man).")
 @click.option("--c", "c", required=True, metavar="WORD", help="C in A - B + C (e.g. woman).")
 @top_k_option
-@json_option
+@common_cli.json_option
 def analogy(model_dir, a, b, c, top_k, as_json):
     """Words nearest to A - B + C in the trained embedding (king - man + woman)."""
     from recipes.sentiment.embeddings import WordVectors
@@ -206,7 +190,7 @@ def _show_words(neighbours, as_json, query):
             )
         )
         return
-    print_table([{"word": w, "cosine": s} for w, s in neighbours])
+    common_cli.print_table([{"word": w, "cosine": s} for w, s in neighbours])
 
 
 def _clip(text: str, width: int = 70) -> str:

@@ -12,14 +12,6 @@ from pathlib import Path
 import click
 
 from common import cli as common_cli
-from common.cli import (
-    CONTEXT_SETTINGS,
-    apply_overrides,
-    json_option,
-    model_dir_option,
-    print_table,
-    train_options,
-)
 from common.errors import UserError
 from recipes.translation import config
 from recipes.translation import data as data_lib
@@ -41,7 +33,7 @@ def _level(ctx, param, value):
     return tuple(parts)
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """Encoder-decoder translation with attention (bidirectional recurrent encoder,
     attentional recurrent decoder, greedy and beam search, sacrebleu BLEU).
@@ -53,7 +45,7 @@ def cli():
 
 
 @cli.command()
-@train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
+@common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
     "--level",
     callback=_level,
@@ -78,7 +70,7 @@ def train(run, level, attention, source_lang, target_lang):
     from recipes.translation import train as train_lib
 
     levels = dict(zip(("source_level", "target_level"), level or (None, None), strict=True))
-    cfg = apply_overrides(
+    cfg = common_cli.apply_overrides(
         config.PRESETS[run.preset],
         run,
         attention=attention,
@@ -111,7 +103,7 @@ def _read_inputs(texts, file) -> tuple[list[str], list[str]]:
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--text", "texts", multiple=True, metavar="TEXT", help="A sentence to translate (repeatable)."
 )
@@ -183,13 +175,9 @@ def translate(model_dir, texts, file, beam_size, length_penalty, plot_attention,
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
-@click.option(
-    "--data",
-    default=None,
-    metavar="SRC",
-    help="Pairs to score: a TSV file or tfds:NAME[/CONFIG][:SPLIT] "
-    f"[default: the run's held-out pairs, {data_lib.HELDOUT_FILE}].",
+@common_cli.model_dir_option(OUTPUT_DIR)
+@common_cli.evaluate_data_option(
+    "Pairs to score: a TSV file or tfds:NAME[/CONFIG][:SPLIT]", data_lib.HELDOUT_FILE
 )
 @click.option(
     "--beam-size",
@@ -203,16 +191,15 @@ def translate(model_dir, texts, file, beam_size, length_penalty, plot_attention,
     default=None,
     help="Length normalisation alpha [default: the run's preset].",
 )
-@json_option
-def evaluate(model_dir, data, beam_size, length_penalty, as_json):
+@common_cli.json_option
+def evaluate(model_dir, data_spec, beam_size, length_penalty, as_json):
     """BLEU and chrF (sacrebleu, corpus level) and exact match on held-out pairs."""
     from common import data as common_data
     from common.runtime import RunDir
     from recipes.translation import train as train_lib
     from recipes.translation import translate as translate_lib
 
-    if not data:  # the held-out pairs the run reported on
-        data = str(RunDir(model_dir).heldout(data_lib.HELDOUT_FILE))
+    data = RunDir(model_dir).evaluation_data(data_spec, data_lib.HELDOUT_FILE)
     source = common_data.resolve(data, what="--data")
     loaded = train_lib.load_run(model_dir)
     languages = (None, None)
@@ -233,7 +220,7 @@ def evaluate(model_dir, data, beam_size, length_penalty, as_json):
     if as_json:
         click.echo(train_lib.dumps(metrics))
     else:
-        print_table(
+        common_cli.print_table(
             [{k: metrics[k] for k in ("bleu", "chrf", "exact_match", "examples", "beam_size")}]
         )
         click.echo(f"{metrics['bleu_signature']} on {what}")

@@ -13,28 +13,20 @@ from pathlib import Path
 import click
 
 from common import cli as common_cli
-from common.cli import (
-    CONTEXT_SETTINGS,
-    apply_overrides,
-    json_option,
-    model_dir_option,
-    print_table,
-    train_options,
-)
 from recipes.video import config
 
 OUTPUT_DIR = "runs/video"
 _DEFAULT = config.PRESETS["default"]
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """Action recognition from video clips: a per-frame CNN under a recurrent stack,
     or a convolutional LSTM."""
 
 
 @cli.command()
-@train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
+@common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
     "--video-model",
     type=click.Choice(config.VIDEO_MODELS),
@@ -46,21 +38,17 @@ def train(run, video_model):
     """Train on video clips, evaluate the best model, show predictions."""
     from recipes.video import train as train_lib
 
-    cfg = apply_overrides(config.PRESETS[run.preset], run, video_model=video_model)
+    cfg = common_cli.apply_overrides(config.PRESETS[run.preset], run, video_model=video_model)
     train_lib.train(cfg, run)
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
-@click.option(
-    "--data",
-    "data_spec",
-    default=None,
-    metavar="SRC",
-    help="A class-per-directory tree of .gif or .npy clips, or tfds:NAME[/CONFIG][:SPLIT] (its "
-    "test split) [default: the validation clips the run wrote, MODEL_DIR/heldout].",
+@common_cli.model_dir_option(OUTPUT_DIR)
+@common_cli.evaluate_data_option(
+    "A class-per-directory tree of .gif or .npy clips, or tfds:NAME[/CONFIG][:SPLIT] (its test split)",
+    "heldout",
 )
-@json_option
+@common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
     """Accuracy and macro-F1 at clip level."""
     from recipes.video import predict as predict_lib
@@ -70,7 +58,7 @@ def evaluate(model_dir, data_spec, as_json):
         click.echo(json.dumps(result))
         return
     click.echo(f"{model_dir} on {result['data']}:")
-    print_table(
+    common_cli.print_table(
         [
             {
                 "level": "clip",
@@ -83,7 +71,7 @@ def evaluate(model_dir, data_spec, as_json):
 
 
 @cli.command()
-@model_dir_option(OUTPUT_DIR)
+@common_cli.model_dir_option(OUTPUT_DIR)
 @click.option(
     "--input",
     "input_path",
@@ -91,7 +79,7 @@ def evaluate(model_dir, data_spec, as_json):
     required=True,
     help="A .gif or .npy clip (any size and length; brought to the model's frames and size).",
 )
-@json_option
+@common_cli.json_option
 def predict(model_dir, input_path, as_json):
     """The activity of one clip, with the class probabilities."""
     from common.runtime import load_model
@@ -104,7 +92,7 @@ def predict(model_dir, input_path, as_json):
         click.echo(json.dumps(result))
         return
     click.echo(f"{result['input']}: {result['activity']}")
-    print_table(
+    common_cli.print_table(
         sorted(
             ({"activity": k, "probability": v} for k, v in result["probabilities"].items()),
             key=lambda row: -row["probability"],

@@ -84,9 +84,7 @@ def evaluate(model_dir: Path, spec: str | None) -> dict:
     from common import runtime
 
     info = ModelInfo.read(model_dir)
-    if spec is None or not str(spec).strip():
-        spec = str(RunDir(model_dir).heldout(video_data.HELDOUT_FILE))
-    source = common_data.resolve(spec)
+    source = common_data.resolve(RunDir(model_dir).evaluation_data(spec, video_data.HELDOUT_FILE))
     data = video_data.load(
         source,
         info.frames,
