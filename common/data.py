@@ -192,13 +192,16 @@ def class_directories(
     *,
     skip: tuple[str, ...] = (),
     min_classes: int = 2,
+    allow_empty: bool = False,
     what: str = "--data",
 ) -> dict[str, list[Path]]:
     """A class-per-directory tree: {class name: its files} in sorted order.
 
-    A class is a visible sub-directory of `root` (not named in `skip`) holding at
-    least one visible file with one of `suffixes` (lower-cased) anywhere below it.
-    Fewer than `min_classes` classes raise `UserError`.
+    A class is a visible sub-directory of `root` (not named in `skip`) with its
+    visible files with one of `suffixes` (lower-cased) anywhere below it. A
+    sub-directory without such files is a `UserError` naming it (it would drop a
+    class silently), or is passed over with `allow_empty`. Fewer than
+    `min_classes` classes raise `UserError`.
     """
     root = Path(root)
     if not root.is_dir():
@@ -216,6 +219,8 @@ def class_directories(
         )
         if files:
             classes[directory.name] = files
+        elif not allow_empty:
+            raise UserError(f"{directory}: no {'/'.join(suffixes)} files in this class directory")
     if len(classes) < min_classes:
         raise UserError(
             f"{what} {root}: expected one sub-directory of {'/'.join(suffixes)} files per class "
@@ -255,7 +260,7 @@ def fill_last_batch(n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stratified_holdout(
-    labels: np.ndarray, fraction: float, seed: int, what: str = "recordings"
+    labels: np.ndarray, fraction: float, seed: int, what: str = "examples"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, held-out) indices with `fraction` of each class's items held out.
 

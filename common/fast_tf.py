@@ -25,8 +25,9 @@ The batch is split in two halves that run as independent kernels, concurrently (
 ``_split_batch``).
 
 Two forward kernels exist: a training one (used when ``training=True``) that saves what the
-hand-written backward pass needs, and an inference one that saves nothing (it is still
-differentiable by TensorFlow's autodiff, only slower to differentiate). Each is one
+hand-written backward pass needs, and an inference one that saves nothing (differentiating
+it, outside training, re-runs the training kernel to get the saved activations, then the
+hand-written backward pass). Each is one
 ``tf.function(jit_compile=True)``: XLA compiles it once per input shape and caches the result.
 """
 

@@ -21,9 +21,12 @@ The run-directory contract, the same in every recipe:
     history.csv   metrics.json   training.png   logs/ (TensorBoard)
     backup/          only while a run is unfinished
 
-Every file is written atomically (a temporary name, fsync, then `os.replace`), so
-an interrupted run never leaves a half-written model or JSON behind. Re-running
-the same command into the same directory resumes from the last finished epoch.
+Every file this module writes (configs, models, JSON, held-out files, plots) is
+written atomically (a temporary name, fsync, then `os.replace`), so an interrupted
+run never leaves a half-written model or JSON behind; `history.csv` grows by one row
+per finished epoch (Keras's CSVLogger), `logs/` and `backup/` are Keras's own.
+Re-running the same command into the same directory resumes from the last finished
+epoch.
 """
 
 from __future__ import annotations
@@ -208,7 +211,7 @@ def _command_line() -> str:
 
 
 class RunDir:
-    """A run directory whose files are all written atomically."""
+    """A run directory whose files are written atomically."""
 
     def __init__(self, path: os.PathLike):
         self.path = Path(path)
@@ -247,16 +250,26 @@ class RunDir:
     def write_tree(self, name: str, files: Mapping[str, bytes]) -> Path:
         """Write the directory `name` holding `files` ({relative path: bytes}) as a whole.
 
-        The files go into a new directory beside it (each flushed to disk), which then
-        takes the place of the old `name`, so a reader sees one run's files or the
-        other's, never a mixture (e.g. a held-out tree of class directories).
+        The files go into a new directory beside it and are flushed to disk; it then
+        takes the place of the old `name`. A reader sees the old tree or the new one,
+        never a mixture (after a crash between the two renames: neither, and `train`
+        writes it again).
         """
         target = self.file(name)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.path))
         try:
             os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes 0700 directories
             for relative, content in files.items():
-                atomic_write(staging / relative, lambda tmp, c=content: Path(tmp).write_bytes(c))
+                parts = Path(relative).parts
+                if Path(relative).is_absolute() or not parts or any(p[:1] == "." for p in parts):
+                    raise UserError(f"{self.file(name)}: cannot write {relative!r} into it")
+                path = staging / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "wb") as fh:
+                    fh.write(content)
+                    os.fsync(fh.fileno())
+            for directory in {staging / Path(r).parent for r in files} | {staging}:
+                _fsync_directory(directory)
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=self.path))
                 os.replace(target, old / name)
@@ -429,7 +442,10 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.better = np.greater if mode == "max" else np.less
         self.best = None
         if state_file.is_file():
-            self.best = json.loads(state_file.read_text())["best"]
+            try:
+                self.best = float(json.loads(state_file.read_text())["best"])
+            except (ValueError, KeyError, TypeError):
+                self.best = None  # unreadable: the next epoch's value becomes the best
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -438,8 +454,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if self.best is None or self.better(value, self.best):
             self.best = float(value)
             self.run_dir.save_model(self.model)
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            self.state_file.write_text(json.dumps({"monitor": self.monitor, "best": self.best}))
+            state = json.dumps({"monitor": self.monitor, "best": self.best})
+            atomic_write(self.state_file, lambda tmp: Path(tmp).write_text(state))
 
 
 # ----------------------------------------------------------------------------- fit
@@ -515,7 +531,9 @@ def fit(
         run_dir.save_model(model)
     shutil.rmtree(backup, ignore_errors=True)
     plot_history(run_dir.file("history.csv"), run_dir.file("training.png"))
-    return load_model(run_dir.path)
+    best = run_dir.file("model.keras")
+    _register_layers_of(best)
+    return keras.saving.load_model(best)  # saved by this process: a failure is a bug
 
 
 def read_history(path: os.PathLike) -> dict[str, list[float]]:

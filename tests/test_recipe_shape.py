@@ -108,5 +108,7 @@ def test_cli_shape(name):
     assert set(SHARED_TRAIN_OPTIONS) <= train, f"missing {set(SHARED_TRAIN_OPTIONS) - train}"
     evaluate = _options(commands["evaluate"])
     assert {"--model-dir", "--data", "--json"} <= evaluate
+    data_help = next(p.help for p in commands["evaluate"].params if "--data" in p.opts)
+    assert f"MODEL_DIR/{data.HELDOUT_FILE}" in data_help
     for command in commands.values():  # options, not positional arguments
         assert not [p for p in command.params if isinstance(p, click.Argument)], command.name

@@ -239,10 +239,11 @@ def format_recording(values: np.ndarray, header: tuple[str, ...] | None = None) 
 
     Each float32 value is written as the shortest decimal that reads back as the
     same float32, so `parse_recording(format_recording(v))` gives `v` bit for bit.
+    Fields are comma-separated, so header names with spaces round-trip too.
     """
     values = np.asarray(values, dtype=np.float32)
-    lines = [" ".join(header)] if header else []
-    lines += [" ".join(str(v) for v in row) for row in values]
+    lines = [",".join(header)] if header else []
+    lines += [",".join(str(v) for v in row) for row in values]
     return "\n".join(lines) + "\n"
 
 
@@ -274,13 +275,13 @@ def check_lengths(data: SensorData, window: int) -> None:
             )
 
 
-def check_channels(data: SensorData, channels: int, what: str = "--data") -> None:
-    """Every recording must have the model's channel count."""
+def check_channels(data: SensorData, channels: int, expected_by: str = "the model") -> None:
+    """Every recording must have `channels` channels (those `expected_by` has)."""
     for recording in data.recordings:
         if recording.values.shape[1] != channels:
             raise UserError(
                 f"{recording.where()}: {recording.values.shape[1]} channels, "
-                f"the model expects {channels}"
+                f"{expected_by} has {channels}"
             )
 
 
@@ -327,5 +328,5 @@ def normalization_stats(data: SensorData) -> tuple[np.ndarray, np.ndarray]:
 
 def split(data: SensorData, fraction: float, seed: int) -> tuple[SensorData, SensorData]:
     """Seeded split by recording, stratified by class (windows are cut afterwards)."""
-    train_idx, val_idx = common_data.stratified_holdout(data.labels, fraction, seed)
+    train_idx, val_idx = common_data.stratified_holdout(data.labels, fraction, seed, "recordings")
     return data.subset(train_idx), data.subset(val_idx)

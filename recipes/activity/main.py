@@ -14,6 +14,7 @@ import click
 
 from common import cli as common_cli
 from recipes.activity import config
+from recipes.activity.data import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/activity"
 _DEFAULT = config.PRESETS["default"]
@@ -49,7 +50,7 @@ def train(run, window, stride):
 
 @cli.command()
 @common_cli.model_dir_option(OUTPUT_DIR)
-@common_cli.evaluate_data_option("A class-per-directory tree of recordings", "heldout")
+@common_cli.evaluate_data_option("A class-per-directory tree of recordings", HELDOUT_FILE)
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
     """Accuracy and macro-F1 at window and recording level."""

@@ -50,7 +50,7 @@ def load_splits(cfg: Config, run: TrainArgs) -> Splits:
     if run.validation_data:
         val_source = common_data.resolve(run.validation_data, what="--validation-data")
         val = sensor_data.load(val_source, class_names=data.class_names, what="--validation-data")
-        sensor_data.check_channels(val, data.channels, "--validation-data")
+        sensor_data.check_channels(val, data.channels, "the training data")
         sensor_data.check_lengths(val, cfg.window)
         return Splits(data, val, description, _describe(val_source))
     train, val = sensor_data.split(data, cfg.validation_fraction, run.seed)

@@ -15,6 +15,7 @@ import click
 from common import cli as common_cli
 from common.errors import UserError
 from recipes.char_lm import config
+from recipes.char_lm.data import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/char_lm"
 
@@ -212,7 +213,7 @@ def score(model_dir, text, file_, as_json):
 @cli.command()
 @common_cli.model_dir_option(OUTPUT_DIR)
 @common_cli.evaluate_data_option(
-    "Text: a file, a directory of .txt, or tfds:NAME[:SPLIT] (test split by default)", "heldout.txt"
+    "Text: a file, a directory of .txt, or tfds:NAME[:SPLIT] (test split by default)", HELDOUT_FILE
 )
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):

@@ -10,6 +10,7 @@ import click
 from common import cli as common_cli
 from common.errors import UserError
 from recipes.ner import config
+from recipes.ner.data import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/ner"
 
@@ -48,7 +49,7 @@ def _tagger(model_dir: Path):
 @cli.command()
 @common_cli.model_dir_option(OUTPUT_DIR)
 @common_cli.evaluate_data_option(
-    "A CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test)", "heldout.conll"
+    "A CoNLL file (IOB1 or IOB2) or tfds:NAME[:SPLIT] (default split: test)", HELDOUT_FILE
 )
 @common_cli.json_option
 def evaluate(model_dir: Path, data_spec: str | None, as_json: bool):

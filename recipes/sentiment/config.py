@@ -1,8 +1,8 @@
 """Presets for the sentiment recipe: frozen, never mutated (derived values are arguments).
 
-`tiny` is for the tests (a seeded 1,500-example subset, one small epoch);
-`default` is what `make recipe-sentiment` trains on the embedded tweets in about
-five minutes on a 2-core CPU; `imdb` is sized for movie reviews (longer texts,
+`tiny` is for the tests (a seeded 1,500-example subset, two small epochs);
+`default` is what `make recipe-sentiment` trains on the embedded tweets (under a
+minute on a quiet 2-core CPU); `imdb` is sized for movie reviews (longer texts,
 larger vocabulary), e.g. `--data tfds:imdb_reviews --preset imdb`.
 """
 

@@ -214,14 +214,19 @@ def _read_class_files(classes: dict[str, list[Path]]) -> Examples:
 def _load_directory(root: Path, what: str) -> Corpus:
     train_root = root / "train" if (root / "train").is_dir() else root
     classes = class_directories(
-        train_root, (".txt",), skip=UNLABELLED_DIRS, min_classes=1, what=what
+        train_root, (".txt",), skip=UNLABELLED_DIRS, min_classes=1, allow_empty=True, what=what
     )
     class_names = tuple(classes)
     train = _read_class_files(classes)
     test = None
     if train_root != root and (root / "test").is_dir():
         test_classes = class_directories(
-            root / "test", (".txt",), skip=UNLABELLED_DIRS, min_classes=0, what=what
+            root / "test",
+            (".txt",),
+            skip=UNLABELLED_DIRS,
+            min_classes=0,
+            allow_empty=True,
+            what=what,
         )
         extra = [name for name in test_classes if name not in class_names]
         if extra:

@@ -79,6 +79,8 @@ def evaluate(model_dir, data_spec, text_column, label_column, as_json):
 
     run_dir = runtime.RunDir(model_dir)
     spec = run_dir.evaluation_data(data_spec, data_lib.HELDOUT_FILE)
+    if spec != data_spec:  # heldout.csv has the default columns, whatever the training data had
+        text_column, label_column = data_lib.TEXT_COLUMN, data_lib.LABEL_COLUMN
     source = common_data.resolve(spec)
     corpus = data_lib.load(
         source, text_column=text_column, label_column=label_column, min_classes=1

@@ -24,8 +24,8 @@ from common.layers import recurrent_layer
 EMBEDDING_LAYER = "embedding"
 
 
-def build_model(cfg, *, tokenizer, num_classes: int, cell: str) -> keras.Model:
-    """A compiled-ready `keras.Model` taking `string[batch]`; `cell` is the resolved cell name."""
+def build_model(cfg, *, tokenizer, num_classes: int) -> keras.Model:
+    """A compiled-ready `keras.Model` taking `string[batch]`."""
     text = keras.Input(shape=(), dtype="string", name="text")
     ids = tokenizer.keras_layer(sequence_length=cfg.max_length)(text)
     x = keras.layers.Embedding(
@@ -35,10 +35,10 @@ def build_model(cfg, *, tokenizer, num_classes: int, cell: str) -> keras.Model:
     for n in range(cfg.layers):
         last = n == cfg.layers - 1
         layer = recurrent_layer(
-            cell,
+            cfg.cell,
             cfg.units,
             return_sequences=not (last and cfg.pooling == "last"),
-            name=f"{cell.replace('-', '_')}_{n}",
+            name=f"{cfg.cell.replace('-', '_')}_{n}",
         )
         x = keras.layers.Bidirectional(layer, merge_mode="concat", name=f"bidirectional_{n}")(x)
     if cfg.pooling == "mean":

@@ -89,7 +89,7 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
 
     strategy = runtime.setup(run)
     with strategy.scope():
-        model = build_model(cfg, tokenizer=tokenizer, num_classes=len(names), cell=cfg.cell)
+        model = build_model(cfg, tokenizer=tokenizer, num_classes=len(names))
         model.compile(
             optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm),
             loss="sparse_categorical_crossentropy",

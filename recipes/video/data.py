@@ -1,4 +1,4 @@
-"""Video clips: the offline default, GIF folders, TFDS, and writing GIF clips.
+"""Video clips: the offline default, folders of .gif or .npy clips, TFDS, writing clips.
 
 Every source ends up as the same thing: uint8[clips, frames, size, size,
 channels] with one label per clip. A clip of any length and size is brought
@@ -233,7 +233,7 @@ def load_directory(
     class_names: tuple[str, ...] | None = None,
     what: str = "--data",
 ) -> VideoData:
-    """One sub-directory per class of `.gif` clips (with `class_names`, a model's
+    """One sub-directory per class of `.gif` or `.npy` clips (with `class_names`, a model's
     classes, one class is enough: evaluating on a single class is fine)."""
     classes = common_data.class_directories(
         root, CLIP_SUFFIXES, what=what, min_classes=1 if class_names else 2
@@ -313,7 +313,7 @@ def load(
     split: str = "train",
     what: str = "--data",
 ) -> VideoData:
-    """Clips for a resolved non-default `DataSource` (a GIF directory or TFDS)."""
+    """Clips for a resolved non-default `DataSource` (a clip directory or TFDS)."""
     if source.kind == "tfds":
         return load_tfds(
             source, frames, size, split=split, channels=channels, class_names=class_names, what=what
@@ -363,6 +363,12 @@ def npy_bytes(clip: np.ndarray) -> bytes:
 def write_heldout(run_dir, data: VideoData) -> Path:
     """Write `data` into the run directory as `HELDOUT_FILE/<class>/<n>.npy`, as a whole
     (`RunDir.write_tree`)."""
+    for name in data.class_names:
+        if not name or name.startswith(".") or "/" in name or "\\" in name:
+            raise UserError(
+                f"class {name!r} cannot be a directory name, which the held-out tree "
+                f"({HELDOUT_FILE}/<class>/) needs; rename the class"
+            )
     width = len(str(max(len(data.labels) - 1, 0)))
     files = {
         f"{data.class_names[int(label)]}/{n:0{width}d}.npy": npy_bytes(clip)

@@ -14,6 +14,7 @@ import click
 
 from common import cli as common_cli
 from recipes.video import config
+from recipes.video.data import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/video"
 _DEFAULT = config.PRESETS["default"]
@@ -46,7 +47,7 @@ def train(run, video_model):
 @common_cli.model_dir_option(OUTPUT_DIR)
 @common_cli.evaluate_data_option(
     "A class-per-directory tree of .gif or .npy clips, or tfds:NAME[/CONFIG][:SPLIT] (its test split)",
-    "heldout",
+    HELDOUT_FILE,
 )
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):

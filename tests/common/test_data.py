@@ -120,11 +120,15 @@ def test_class_directories(tmp_path):
     (tmp_path / "a" / "y.csv").write_text("1")
     (tmp_path / "a" / ".z.txt").write_text("1")
     (tmp_path / "empty").mkdir()
-    classes = data.class_directories(tmp_path, (".txt",), skip=("unsup",))
+    with pytest.raises(UserError, match=r"empty: no \.txt files in this class directory"):
+        data.class_directories(tmp_path, (".txt",), skip=("unsup",))
+    classes = data.class_directories(tmp_path, (".txt",), skip=("unsup",), allow_empty=True)
     assert list(classes) == ["a", "b"]
     assert classes["a"] == [tmp_path / "a" / "sub" / "x.TXT"]
     with pytest.raises(UserError, match="at least 3"):
-        data.class_directories(tmp_path, (".txt",), skip=("unsup",), min_classes=3)
+        data.class_directories(
+            tmp_path, (".txt",), skip=("unsup",), min_classes=3, allow_empty=True
+        )
     with pytest.raises(UserError, match="expected a directory"):
         data.class_directories(tmp_path / "a" / "y.csv", (".txt",))
 

@@ -183,6 +183,10 @@ def test_write_tree_replaces_the_whole_directory(tmp_path):
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert files == ["heldout/a/3.txt"]  # nothing of the first tree, no temporary names
     assert (tmp_path / "heldout" / "a" / "3.txt").read_bytes() == b"three"
+    for bad in ("../x.txt", ".hidden/x.txt", "/abs.txt"):
+        with pytest.raises(UserError, match="cannot write"):
+            run_dir.write_tree("heldout", {bad: b"x"})
+    assert (tmp_path / "heldout" / "a" / "3.txt").read_bytes() == b"three"
 
 
 def test_load_model_registers_the_layers_it_names(tmp_path):

@@ -163,9 +163,10 @@ def test_recording_format_round_trips_bit_for_bit():
     values = (rng.normal(size=(300, 4)) * 10.0 ** rng.integers(-20, 20, size=(300, 4))).astype(
         np.float32
     )
-    text = sensor_data.format_recording(values, ("a", "b", "c", "d"))
+    names = ("acc x", "b", "c", "gyro z")  # names with spaces, from a comma-separated header
+    text = sensor_data.format_recording(values, names)
     parsed, last_line, header = sensor_data.parse_recording(text, "f.txt")
-    assert header == ("a", "b", "c", "d") and last_line == 301
+    assert header == names and last_line == 301
     np.testing.assert_array_equal(parsed.view(np.uint32), values.view(np.uint32))
 
 

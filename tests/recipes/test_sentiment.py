@@ -293,7 +293,9 @@ def test_evaluate_reads_the_heldout_file_after_the_data_is_gone(trained, tmp_pat
     # The reloaded model scores the held-out file exactly as the trained one scored the
     # test split in `train`: same texts, same label order, same predictions. The file is
     # an ordinary --data CSV too.
-    for extra in ([], ["--data", ""], ["--data", str(out / data.HELDOUT_FILE)]):
+    # The training data's column names do not apply to heldout.csv (its own header).
+    columns = ["--text-column", "tweet", "--label-column", "sentiment"]
+    for extra in ([], ["--data", ""], ["--data", str(out / data.HELDOUT_FILE)], columns):
         result = CliRunner().invoke(cli, ["evaluate", "--model-dir", str(out), "--json", *extra])
         assert result.exit_code == 0, result.output
         report = json.loads(result.output)  # exactly one JSON object on stdout
