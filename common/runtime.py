@@ -19,14 +19,15 @@ The run-directory contract, the same in every recipe:
                      input format; `evaluate` without --data reads this and nothing else
     model.keras      the best model by validation; `load_model(run_dir)` loads it
     history.csv   metrics.json   training.png   logs/ (TensorBoard)
-    backup/          only while a run is unfinished
+    backup/          the resume state, only while a run is unfinished (see `Backup`)
 
 Every file this module writes (configs, models, JSON, held-out files, plots) is
 written atomically (a temporary name, fsync, then `os.replace`), so an interrupted
-run never leaves a half-written model or JSON behind; `history.csv` grows by one row
-per finished epoch (Keras's CSVLogger), `logs/` and `backup/` are Keras's own.
-Re-running the same command into the same directory resumes from the last finished
-epoch.
+run never leaves a half-written model, JSON or backup behind; `history.csv` grows by
+one row per finished epoch (Keras's CSVLogger) and `logs/` is TensorBoard's. Re-running
+the same command into the same directory resumes from the last finished epoch, however
+the process died (a kill, out of memory, Ctrl-C); a damaged backup is reported in one
+line and the one before it is used.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib
+import io
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -431,21 +434,15 @@ class TimeBudget(keras.callbacks.Callback):
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Save the model atomically whenever the monitored value improves.
 
-    The best value so far is kept in `state_file`, so a resumed run compares against it.
+    `best` is the best value so far; a resumed run starts from the backup's.
     """
 
-    def __init__(self, run_dir: RunDir, monitor: str, mode: str, state_file: Path):
+    def __init__(self, run_dir: RunDir, monitor: str, mode: str, best: float | None = None):
         super().__init__()
-        self.run_dir, self.monitor, self.state_file = run_dir, monitor, state_file
+        self.run_dir, self.monitor, self.best = run_dir, monitor, best
         if mode == "auto":
             mode = "max" if any(k in monitor for k in ("acc", "f1", "auc", "bleu")) else "min"
         self.better = np.greater if mode == "max" else np.less
-        self.best = None
-        if state_file.is_file():
-            try:
-                self.best = float(json.loads(state_file.read_text())["best"])
-            except (ValueError, KeyError, TypeError):
-                self.best = None  # unreadable: the next epoch's value becomes the best
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -454,8 +451,158 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if self.best is None or self.better(value, self.best):
             self.best = float(value)
             self.run_dir.save_model(self.model)
-            state = json.dumps({"monitor": self.monitor, "best": self.best})
-            atomic_write(self.state_file, lambda tmp: Path(tmp).write_text(state))
+
+
+# ----------------------------------------------------------------------------- resume
+
+# Tests only: "EPOCH:SECONDS" sleeps inside the backup write of every epoch from EPOCH
+# (0-based) on, before the rename, so that a test can kill the process there.
+_BACKUP_DELAY_ENV = "RECIPES_TEST_BACKUP_DELAY"
+
+
+class Backup(keras.callbacks.Callback):
+    """After every finished epoch, the resume state as one complete backup in `directory`.
+
+    A backup is a directory `epoch-NNNN` holding `state.weights.h5` (model and optimizer
+    variables) and `state.json` (the epoch and the best monitored value). It is written
+    under a temporary name, flushed to disk and renamed into place, and only then is the
+    backup before the previous one removed: at every instant the newest complete backup
+    and the one before it are on disk, and a half-written one never has the final name.
+
+        backup/
+          epoch-0003/   state.weights.h5  state.json     the previous backup
+          epoch-0004/   state.weights.h5  state.json     the newest
+          .epoch-0005.tmp-x1y2/                          being written (ignored on resume)
+    """
+
+    def __init__(self, directory: Path, checkpoint: BestModelCheckpoint):
+        super().__init__()
+        self.directory, self.checkpoint = Path(directory), checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch:04d}"
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.directory))
+        try:
+            self.model.save_weights(str(staging / "state.weights.h5"))
+            state = {"epoch": epoch, "monitor": self.checkpoint.monitor}
+            state["best"] = self.checkpoint.best
+            (staging / "state.json").write_text(json.dumps(state) + "\n")
+            for file in staging.iterdir():
+                with open(file, "rb") as fh:
+                    os.fsync(fh.fileno())
+            _fsync_directory(staging)
+            if os.environ.get(_BACKUP_DELAY_ENV):
+                first, seconds = os.environ[_BACKUP_DELAY_ENV].split(":")
+                if epoch >= int(first):
+                    time.sleep(float(seconds))
+            final = self.directory / name
+            shutil.rmtree(final, ignore_errors=True)  # a stale one from an earlier attempt
+            os.replace(staging, final)
+            _fsync_directory(self.directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for old in _backups(self.directory)[2:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _backups(directory: Path) -> list[Path]:
+    """The complete backups in `directory`, newest first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.is_dir() and re.fullmatch(r"epoch-\d{4,}", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True)
+
+
+def _restore(model: keras.Model, directory: Path) -> dict | None:
+    """Load the newest backup that loads; its state dict, or None to start over.
+
+    A damaged backup (a truncated or unreadable file) is reported in one line and the
+    previous one is tried; when none is left, training starts over. A backup that is whole
+    but does not fit this model (another config or recipe) stops the run with the
+    command that starts it fresh.
+    """
+    backups = _backups(directory)
+    if not backups:
+        return None
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # so its variables can be loaded
+    variables = list(model.variables) + list(getattr(model.optimizer, "variables", []))
+    initial = [v.numpy() for v in variables]
+
+    def reset():  # a failed load may have assigned some variables already
+        for variable, value in zip(variables, initial, strict=True):
+            variable.assign(value)
+
+    for n, backup in enumerate(backups):
+        weights = backup / "state.weights.h5"
+        try:
+            state = json.loads((backup / "state.json").read_text(encoding="utf-8"))
+            epoch, best = int(state["epoch"]), state.get("best")
+            best = None if best is None else float(best)
+            if not weights.is_file():
+                raise OSError(f"{weights.name} is missing")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            reason = _first_line(err)
+        else:
+            try:
+                model.load_weights(str(weights))
+            except ValueError as err:  # a whole file, made for another model
+                reset()
+                raise UserError(
+                    f"{backup}: this backup does not fit the model being trained "
+                    f"({_first_line(err)}); to start the run over, delete it: rm -r {directory}"
+                ) from None
+            except Exception as err:  # h5py: OSError for a truncated or damaged file
+                reason = f"{weights.name}: {_first_line(err)}"
+            else:
+                return {"epoch": epoch, "best": best, "backup": backup}
+        reset()
+        what_next = (
+            f"resuming from the previous backup, {backups[n + 1].name}"
+            if n + 1 < len(backups)
+            else "no complete backup is left: training starts over"
+        )
+        print(f"{backup} cannot be loaded ({reason}); {what_next}.", file=sys.stderr, flush=True)
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _keep_history_through(path: Path, last_epoch: int) -> None:
+    """Drop the rows of epochs after `last_epoch` from a CSVLogger file (a run killed
+    after logging an epoch but before backing it up runs that epoch again)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+
+    def finished(row):
+        try:
+            return int(float(row[0])) <= last_epoch and len(row) == len(rows[0])
+        except (IndexError, ValueError):  # a row cut short by the kill
+            return False
+
+    kept = [rows[0]] + [r for r in rows[1:] if finished(r)]
+    if len(kept) == len(rows):
+        return
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer).writerows(kept)  # the excel dialect, as Keras's CSVLogger writes
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buffer.getvalue(), newline=""))
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
 
 # ----------------------------------------------------------------------------- fit
@@ -479,28 +626,44 @@ def fit(
 ) -> keras.Model:
     """Train a compiled model with the project's callbacks; return the best model.
 
-    Callbacks added: best-model checkpoint (`model.keras`), `BackupAndRestore`
-    (`backup/`, resume), optional `EarlyStopping(patience)`, `CSVLogger`
-    (`history.csv`), `TensorBoard` (`logs/`), `TerminateOnNaN` and the wall-clock
-    `time_budget` in minutes. Afterwards `training.png` is drawn from the whole
-    history (resumed runs included) and the best model is reloaded.
+    Callbacks added: best-model checkpoint (`model.keras`), a crash-safe `Backup` after
+    every epoch (`backup/`; re-running the same command resumes from the newest one that
+    loads), optional `EarlyStopping(patience)`, `CSVLogger` (`history.csv`), `TensorBoard`
+    (`logs/`), `TerminateOnNaN` and the wall-clock `time_budget` in minutes. Afterwards
+    `training.png` is drawn from the whole history (resumed runs included) and the best
+    model is reloaded.
+
+    Ctrl-C (KeyboardInterrupt) prints one line saying what was kept and how to resume,
+    then exits with status 130 (`SystemExit`).
     """
     if val_ds is None and monitor.startswith("val_"):
         monitor = monitor[len("val_") :]
     backup = run_dir.file("backup")
-    resuming = backup.is_dir() and any(backup.iterdir())
-    if resuming:
-        print(f"Resuming the unfinished run in {run_dir.path} from its last finished epoch.")
+    restored = _restore(model, backup)
+    history_csv = run_dir.file("history.csv")
+    if restored:
+        first_epoch = restored["epoch"] + 1
+        print(
+            f"Resuming the unfinished run in {run_dir.path} after epoch {first_epoch} "
+            f"({restored['backup'].name}).",
+            flush=True,
+        )
+        _keep_history_through(history_csv, restored["epoch"])
     else:
-        for stale in ("history.csv", "model.keras"):
-            run_dir.file(stale).unlink(missing_ok=True)
+        first_epoch = 0
+        shutil.rmtree(backup, ignore_errors=True)
+        for stale in (history_csv, run_dir.file("model.keras")):
+            stale.unlink(missing_ok=True)
         shutil.rmtree(run_dir.file("logs"), ignore_errors=True)
+    checkpoint = BestModelCheckpoint(run_dir, monitor, mode, restored and restored["best"])
+    counter = _EpochCounter()
     # The caller's callbacks run first, so metrics they add to the logs can be monitored;
     # the backup runs last, so an epoch counts as done only once its model and logs are written.
     all_callbacks = [
+        counter,
         *callbacks,
-        BestModelCheckpoint(run_dir, monitor, mode, backup / "best.json"),
-        keras.callbacks.CSVLogger(str(run_dir.file("history.csv")), append=resuming),
+        checkpoint,
+        keras.callbacks.CSVLogger(str(history_csv), append=bool(restored)),
         keras.callbacks.TensorBoard(log_dir=str(run_dir.file("logs"))),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -510,27 +673,43 @@ def fit(
         )
     if time_budget:
         all_callbacks.append(TimeBudget(time_budget))
-    all_callbacks.append(
-        keras.callbacks.BackupAndRestore(str(backup / "state"), delete_checkpoint=True)
-    )
+    all_callbacks.append(Backup(backup, checkpoint))
 
     start = time.monotonic()
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        callbacks=all_callbacks,
-        class_weight=class_weight,
-        verbose=verbose,
-        steps_per_epoch=steps_per_epoch,
-        shuffle=False,
-    )  # tf.data pipelines shuffle themselves
+    try:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            initial_epoch=first_epoch,
+            callbacks=all_callbacks,
+            class_weight=class_weight,
+            verbose=verbose,
+            steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # tf.data pipelines shuffle themselves
+        )
+    except KeyboardInterrupt:
+        done = _backups(backup)
+        kept = (
+            f"epoch {int(done[0].name.split('-')[1]) + 1} is the last finished one and is kept"
+            if done
+            else "no epoch had finished, so nothing is kept"
+        )
+        during = (
+            f"during epoch {counter.epoch + 1} of {epochs}" if counter.epoch is not None else ""
+        )
+        print(
+            f"\nInterrupted {during}; {kept}. Run the same command to resume.",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(130) from None
     print(f"Training took {time.monotonic() - start:.1f} s.", flush=True)
 
     if not run_dir.file("model.keras").is_file():  # no finite monitored value ever came
         run_dir.save_model(model)
     shutil.rmtree(backup, ignore_errors=True)
-    plot_history(run_dir.file("history.csv"), run_dir.file("training.png"))
+    plot_history(history_csv, run_dir.file("training.png"))
     best = run_dir.file("model.keras")
     _register_layers_of(best)
     return keras.saving.load_model(best)  # saved by this process: a failure is a bug

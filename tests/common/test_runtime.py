@@ -100,15 +100,84 @@ def test_fit_writes_the_run_directory(tmp_path):
 def test_fit_resumes_after_an_interruption(tmp_path, capsys):
     run_dir = runtime.RunDir.create(tmp_path, {"a": 1})
     ds = _data()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as exit_info:  # what Ctrl-C does
         runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=4, verbose=0, callbacks=[_StopAt(2)])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip() == (
+        "Interrupted during epoch 3 of 4; epoch 2 is the last finished one and is kept. "
+        "Run the same command to resume."
+    )
     assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0]
-    assert (tmp_path / "backup").is_dir()
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == ["epoch-0000", "epoch-0001"]
     fresh = _model(seed=123)  # different initial weights: restored from the backup
     runtime.fit(fresh, ds, ds, run_dir=run_dir, epochs=4, verbose=0)
-    assert "Resuming" in capsys.readouterr().out
+    assert "Resuming the unfinished run in" in capsys.readouterr().out
     assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0, 2.0, 3.0]
     assert not (tmp_path / "backup").exists()
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    """The backup holds the weights and the optimizer state: resuming changes nothing."""
+    ds = _data()
+    whole = runtime.fit(
+        _model(), ds, ds, run_dir=runtime.RunDir(tmp_path / "a"), epochs=4, verbose=0
+    )
+    run_dir = runtime.RunDir(tmp_path / "b")
+    with pytest.raises(SystemExit):
+        runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=4, verbose=0, callbacks=[_StopAt(2)])
+    resumed = runtime.fit(_model(seed=5), ds, ds, run_dir=run_dir, epochs=4, verbose=0)
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert (tmp_path / "a" / "history.csv").read_text() == (
+        tmp_path / "b" / "history.csv"
+    ).read_text()
+
+
+def _interrupted_run(tmp_path, stop_at=3):
+    run_dir = runtime.RunDir(tmp_path)
+    with pytest.raises(SystemExit):
+        runtime.fit(
+            _model(),
+            _data(),
+            _data(),
+            run_dir=run_dir,
+            epochs=5,
+            verbose=0,
+            callbacks=[_StopAt(stop_at)],
+        )
+    return run_dir
+
+
+def test_a_damaged_backup_falls_back_to_the_previous_one(tmp_path, capsys):
+    run_dir = _interrupted_run(tmp_path)  # epochs 0-2 done: backups epoch-0001, epoch-0002
+    newest = tmp_path / "backup" / "epoch-0002" / "state.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    capsys.readouterr()
+    runtime.fit(_model(seed=9), _data(), _data(), run_dir=run_dir, epochs=5, verbose=0)
+    out = capsys.readouterr()
+    message = [line for line in out.err.splitlines() if "cannot be loaded" in line]
+    assert len(message) == 1 and "epoch-0002 cannot be loaded (state.weights.h5:" in message[0]
+    assert message[0].endswith("resuming from the previous backup, epoch-0001.")
+    assert "after epoch 2 (epoch-0001)" in out.out
+    assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_no_loadable_backup_starts_over_and_a_foreign_one_is_refused(tmp_path, capsys):
+    run_dir = _interrupted_run(tmp_path)
+    for backup in (tmp_path / "backup").iterdir():
+        (backup / "state.json").write_text("{not json")
+    capsys.readouterr()
+    runtime.fit(_model(), _data(), _data(), run_dir=run_dir, epochs=2, verbose=0)
+    err = capsys.readouterr().err
+    assert "epoch-0001 cannot be loaded" in err and "training starts over" in err
+    assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0]
+
+    run_dir = _interrupted_run(tmp_path / "other")
+    wider = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16), keras.layers.Dense(2)])
+    wider.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(UserError, match=r"does not fit the model being trained.*rm -r") as info:
+        runtime.fit(wider, _data(), _data(), run_dir=run_dir, epochs=5, verbose=0)
+    assert "\n" not in info.value.message
 
 
 def test_time_budget_stops_cleanly_and_still_saves(tmp_path):
