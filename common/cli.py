@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -253,5 +254,22 @@ def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
 
 
 def main(group: click.Group, prog_name: str) -> None:
-    """Run a recipe's click group as `python -m recipes.<name>`."""
-    group(prog_name=prog_name)
+    """Run a recipe's click group as `python -m recipes.<name>`.
+
+    As click's own `main`, except that Ctrl-C outside training (which reports for
+    itself, see `common.runtime.fit`) says so in one line and exits with status 130,
+    instead of click's bare `Aborted!` and status 1.
+    """
+    try:
+        code = group.main(prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo(
+            "\nInterrupted; every file written so far is complete. Run the same command to "
+            "start again.",
+            err=True,
+        )
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)  # an int is click's Exit code (--help: 0)

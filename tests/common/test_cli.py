@@ -172,3 +172,37 @@ def test_cell_names_match_the_layers():
 
 def test_train_args_defaults():
     assert cli.TrainArgs().output_dir == Path("runs")
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["interrupt"], 130, "Interrupted; every file written so far is complete."),
+        (["fail"], 1, "Error: data.tsv:3: bad\n"),
+        (["--no-such-option"], 2, "No such option"),
+        (["--help"], 0, ""),
+        (["ok"], 0, ""),
+    ],
+)
+def test_main_exit_codes_and_ctrl_c(monkeypatch, capsys, argv, code, message):
+    @click.group()
+    def toy():
+        """A toy recipe."""
+
+    @toy.command()
+    def interrupt():
+        raise KeyboardInterrupt
+
+    @toy.command()
+    def fail():
+        raise UserError("data.tsv:3: bad")
+
+    @toy.command()
+    def ok():
+        click.echo("done")
+
+    monkeypatch.setattr("sys.argv", ["toy", *argv])
+    with pytest.raises(SystemExit) as info:
+        cli.main(toy, prog_name="python -m recipes.toy")
+    assert info.value.code == code
+    assert message in capsys.readouterr().err
