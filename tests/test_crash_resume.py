@@ -37,6 +37,12 @@ def _env(**extra):
     }
 
 
+def _default_sigint():
+    # A shell without job control starts background jobs with SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: give the child the default, as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args, **env):
     return subprocess.Popen(
         [sys.executable, *args],
@@ -45,6 +51,7 @@ def _start(args, **env):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
