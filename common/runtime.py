@@ -141,8 +141,19 @@ def setup(run) -> tf.distribute.Strategy:
     return strategy
 
 
-def optimizer(learning_rate: float, clipnorm: float | None = None) -> keras.optimizers.Optimizer:
-    """Adam with optional gradient clipping by norm (for backpropagation through time)."""
+def optimizer(
+    learning_rate: float, clipnorm: float | None = None, decay_steps: int | None = None
+) -> keras.optimizers.Optimizer:
+    """Adam with optional gradient clipping by norm (for backpropagation through time).
+
+    With `decay_steps` (the planned training steps), the learning rate follows a cosine
+    decay down to 5% of `learning_rate`: late epochs take small steps, so the validation
+    metric settles instead of jumping between epochs.
+    """
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps, alpha=0.05
+        )
     return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
 
 

@@ -16,7 +16,6 @@ import dataclasses
 import time
 
 import click
-import keras
 
 from common import data as common_data
 from common import metrics, runtime
@@ -114,12 +113,9 @@ def train(cfg: Config, run: TrainArgs) -> dict:
 
     with strategy.scope():
         model = model_lib.build_model(cfg, channels=train_data.channels, classes=classes)
-        # Cosine decay over the planned epochs: late epochs take small steps, so the
-        # validation accuracy settles instead of jumping between epochs.
-        steps = max(len(x_train) // cfg.batch_size, 1) * cfg.epochs
-        schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=0.05)
+        steps = max(len(x_train) // cfg.batch_size, 1) * cfg.epochs  # cosine decay over them
         model.compile(
-            optimizer=runtime.optimizer(schedule, cfg.clipnorm),
+            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=steps),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
