@@ -29,7 +29,7 @@ from keras import layers
 from common.layers import recurrent_layer
 
 
-def _rnn_name(i: int) -> str:
+def rnn_name(i: int) -> str:
     return f"rnn_{i + 1}"
 
 
@@ -42,7 +42,7 @@ def build_model(cfg, vocab_size: int) -> keras.Model:
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
     for i in range(cfg.layers):
-        x = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, name=_rnn_name(i))(x)
+        x = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, name=rnn_name(i))(x)
         if cfg.dropout:
             x = layers.Dropout(
                 cfg.dropout, noise_shape=(None, 1, cfg.units), name=f"dropout_{i + 1}"
@@ -71,7 +71,7 @@ def build_step_model(cfg, trained: keras.Model) -> keras.Model:
     copies = [embedding]
     for i in range(cfg.layers):
         rnn = recurrent_layer(
-            cfg.cell, cfg.units, return_sequences=True, return_state=True, name=_rnn_name(i)
+            cfg.cell, cfg.units, return_sequences=True, return_state=True, name=rnn_name(i)
         )
         outputs = rnn(x, initial_state=state_inputs[i * n_states : (i + 1) * n_states])
         x, states = outputs[0], list(outputs[1:])

@@ -1,23 +1,20 @@
-"""Incremental generation: one token per step, the recurrent state carried.
+"""Generation with a trained language model: the compiled loop of `common.sampling`.
 
-    state = 0;  (logits, state) = step([<bos>, prime...], state)      # prime read once
-    repeat length times:
-        t ~ softmax(top_k(logits) / temperature)                       # never <unk>
-        (logits, state) = step([t], state)                             # one token in
+    states = 0;  (logits, states) = step_model([<bos>, prime...], states)   # prime read once
+    repeat length times, inside one tf.while_loop:
+        t ~ softmax(top_k(logits) / temperature)      # never <pad>, <bos>, <unk>
+        (logits, states) = cells(embedding(t), states) -> logits
 
-The prime is read once; afterwards each step feeds only the new token, so the
-cost per token is constant (the prefix is never re-run).
+The prime is read by the Keras step model in one call; afterwards each step feeds only the
+new token through the same layers' cells and carries the state, so the cost per token is
+constant and no step leaves the graph.
 
-Sampling rules:
-- `temperature` 0 picks the most likely token (greedy); smaller temperatures
-  approach greedy, larger ones flatten the distribution.
-- `top_k` > 0 keeps only the k most likely tokens.
-- `<pad>`, `<bos>` and `<unk>` are never emitted: their probability is set to
-  zero and the rest renormalised, which is exactly what resampling until a
-  different token comes up would give. At character level `<eos>` is never
-  emitted either; at word level a sample stops at `<eos>` (which is not printed).
-- The random draws come from `numpy.random.default_rng(seed)` only, so the
-  same model, prime and seed give the same text.
+Sampling rules (see `common.sampling.choose`): temperature 0 is greedy, `top_k` > 0 keeps the
+k most likely tokens, `<pad>`, `<bos>` and `<unk>` are never emitted (probability set to zero,
+the rest renormalised). At character level `<eos>` is never emitted either; at word level a
+sample stops at `<eos>` (which is not printed). The draws come from TensorFlow's stateless
+random ops seeded with (seed, step), so the same model, prime, options and seed give the same
+text.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import UserError
+from common.sampling import Generator
 from common.tokenization import BOS, EOS, PAD, UNK
 from recipes.char_lm import model as model_lib
 
@@ -56,30 +54,36 @@ class Sampler:
         banned = [PAD, BOS, UNK] + ([EOS] if cfg.level == "char" else [])
         self.banned = np.array([tok.token_to_id(t) for t in banned])
         self.eos = tok.token_to_id(EOS) if cfg.level == "word" else None
+        n_states = model_lib.states_per_layer(cfg.cell)
+        embedding = self.step.get_layer("embedding")
+        cells = [self.step.get_layer(model_lib.rnn_name(i)).cell for i in range(cfg.layers)]
+        head = self.step.get_layer("logits")
 
-        @tf.function(reduce_retracing=True)
-        def run(inputs, states):
-            logits, *new_states = self.step([inputs, *states], training=False)
-            return logits[:, -1, :], new_states
+        def read_prime(ids, states):
+            logits, *states = self.step([ids, *states], training=False)
+            return logits[:, -1, :], states
 
-        self._run = run
+        def step(tokens, states):
+            x, new_states = embedding(tokens), []
+            for i, cell in enumerate(cells):
+                x, cell_states = cell(x, states[i * n_states : (i + 1) * n_states])
+                new_states.extend(
+                    cell_states if isinstance(cell_states, (list, tuple)) else [cell_states]
+                )
+            return head(x), new_states
 
-    def choose(self, logits: np.ndarray, rng, temperature: float, top_k: int) -> np.ndarray:
-        """One token id per row of `logits` [batch, vocab] under the sampling rules."""
-        logits = logits.astype(np.float64)
-        logits[:, self.banned] = -np.inf
-        if temperature == 0:
-            return np.argmax(logits, axis=-1)
-        if top_k and top_k < logits.shape[-1]:
-            kth = np.sort(logits, axis=-1)[:, -top_k][:, None]
-            logits = np.where(logits < kth, -np.inf, logits)
-        scaled = logits / temperature
-        scaled -= scaled.max(axis=-1, keepdims=True)
-        probs = np.exp(scaled)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        cumulative = np.cumsum(probs, axis=-1)
-        draws = rng.random((len(probs), 1)) * cumulative[:, -1:]
-        return np.minimum((cumulative <= draws).sum(axis=-1), probs.shape[-1] - 1)
+        def initial_states(batch):
+            return [tf.zeros([batch, cfg.units]) for _ in range(cfg.layers * n_states)]
+
+        self.generator = Generator(
+            read_prime=read_prime,
+            step=step,
+            initial_states=initial_states,
+            vocab_size=tok.vocab_size,
+            banned=self.banned.tolist(),
+            eos=self.eos,
+            pad=tok.token_to_id(PAD),
+        )
 
     def generate(
         self,
@@ -93,36 +97,22 @@ class Sampler:
     ):
         """`num_samples` continuations of `prime_ids`.
 
-        Returns (one list of ids per sample, tokens per second of the one-token
-        steps after the first, which compiles; nan when there were too few).
+        Returns (one list of ids per sample, tokens per second of the whole call: prime,
+        generation and, the first time, compiling the loop).
         """
         if length < 1:
             raise ValueError(f"length must be at least 1. Received: length={length}")
-        rng = np.random.default_rng(seed)
         bos = self.tok.token_to_id(BOS)
-        inputs = np.tile(np.array([[bos, *prime_ids]], dtype=np.int32), (num_samples, 1))
-        states = model_lib.zero_states(self.cfg, num_samples)
-        outputs = [[] for _ in range(num_samples)]
-        done = np.zeros(num_samples, dtype=bool)
-        logits, states = self._run(inputs, states)  # reads the prime once
-        steps, start, timed_steps = 0, None, 0
-        while True:
-            chosen = self.choose(logits.numpy(), rng, temperature, top_k)
-            steps += 1
-            for row, token in enumerate(chosen):
-                if done[row]:
-                    continue
-                if token == self.eos:
-                    done[row] = True
-                else:
-                    outputs[row].append(int(token))
-            if done.all() or steps == length:
-                break
-            logits, states = self._run(chosen[:, None].astype(np.int32), states)
-            if start is None:  # the first one-token step compiled the function: time the rest
-                start = time.perf_counter()
-            else:
-                timed_steps += 1
-        seconds = time.perf_counter() - start if start is not None else 0.0
-        rate = timed_steps * num_samples / seconds if timed_steps else float("nan")
-        return outputs, rate
+        prime = np.tile(np.array([[bos, *prime_ids]], dtype=np.int32), (num_samples, 1))
+        start = time.perf_counter()
+        ids, lengths = self.generator.generate(
+            prime,
+            tf.constant(length, tf.int32),
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32),
+            tf.constant(seed, tf.int32),
+        )
+        seconds = time.perf_counter() - start
+        ids, lengths = ids.numpy(), lengths.numpy()
+        outputs = [row[:n].tolist() for row, n in zip(ids, lengths, strict=True)]
+        return outputs, int(lengths.sum()) / seconds
