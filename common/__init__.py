@@ -3,13 +3,52 @@ data sources, the shared training runtime and CLI options.
 
     from common import SimpleRNNCell, MinimalGRUCell, GRUCell, LSTMCell, GRU, LSTM
 
-Importing `common` registers every serializable layer of the package (cells,
-sequence layers, the in-model tokenizer), so `keras.saving.load_model(path)`
-needs no `custom_objects` once `common` is imported.
+Importing the bare package is light: it imports neither Keras nor TensorFlow,
+so the recipes' command lines (`common.cli`) start instantly. The public names
+above are loaded on first use (PEP 562), and the first of them imports
+`common.cells`, `common.layers` and `common.tokenization` together, which
+registers every serializable layer of the package (cells, sequence layers, the
+in-model tokenizer) under `package="common"`. So `keras.saving.load_model(path)`
+needs no `custom_objects` after any `from common import ...` of those names,
+after `register_layers()`, or when loading through `common.runtime.load_model`,
+which does this itself. `import common.layers` alone registers the cells and
+sequence layers; the tokenizer layer is registered by `import common.tokenization`.
 """
 
-from common import tokenization  # noqa: F401  (registers the in-model tokenizer layer)
-from common.cells import GRUCell, LSTMCell, MinimalGRUCell, SimpleRNNCell
-from common.layers import GRU, LSTM
+from __future__ import annotations
+
+import importlib
+
+# The modules that register layers under package "common" for `.keras` saving.
+LAYER_MODULES = ("common.cells", "common.layers", "common.tokenization")
+
+_EXPORTS = {
+    "GRU": "common.layers",
+    "LSTM": "common.layers",
+    "GRUCell": "common.cells",
+    "LSTMCell": "common.cells",
+    "MinimalGRUCell": "common.cells",
+    "SimpleRNNCell": "common.cells",
+}
 
 __all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "MinimalGRUCell", "SimpleRNNCell"]
+
+
+def register_layers() -> None:
+    """Import every module of `LAYER_MODULES` (Keras and TensorFlow with them), so that
+    every layer registered under package "common" is known to `keras.saving`."""
+    for name in LAYER_MODULES:
+        importlib.import_module(name)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        register_layers()
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -52,6 +52,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import common
 from common.errors import UserError
 
 # ----------------------------------------------------------------------------- devices
@@ -367,8 +368,9 @@ def _register_layers_of(path: Path) -> None:
     """Import the module of every registered layer `path` names (`package>Name`), so that
     loading never depends on what the caller happened to import. The convention: a layer
     is registered under the package of the module that defines it (`common` for the
-    library, e.g. `recipes.ner.model` for a recipe's own layers). Other names are never
-    imported, whatever the file says."""
+    library, e.g. `recipes.ner.model` for a recipe's own layers); for `common` that is
+    every module of `common.LAYER_MODULES` (the bare package is lazy). Other names are
+    never imported, whatever the file says."""
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
@@ -390,7 +392,9 @@ def _register_layers_of(path: Path) -> None:
 
     walk(config)
     for package in sorted(packages):
-        if package == "common" or package.startswith("recipes."):  # the project's own only
+        if package == "common":  # importing the bare package registers nothing
+            common.register_layers()
+        elif package.startswith("recipes."):  # the project's own only
             try:
                 importlib.import_module(package)
             except ImportError:

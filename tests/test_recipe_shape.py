@@ -3,7 +3,8 @@
 The same core files, the same `__main__.py`, a `Config` with the shared field
 names for the shared concepts, a click group with the shared settings, and
 `train` and `evaluate` verbs with the shared options, and a held-out file
-name (`data.HELDOUT_FILE`) for the run-directory contract of `common.runtime`.
+name (`config.HELDOUT_FILE`, re-exported by `data`) for the run-directory contract of
+`common.runtime`.
 """
 
 from __future__ import annotations
@@ -96,12 +97,14 @@ def _options(command: click.Command) -> set[str]:
 @pytest.mark.parametrize("name", RECIPES)
 def test_cli_shape(name):
     main = importlib.import_module(f"recipes.{name}.main")
+    config = importlib.import_module(f"recipes.{name}.config")
     data = importlib.import_module(f"recipes.{name}.data")
     assert isinstance(main.cli, click.Group)
     assert main.cli.context_settings == common_cli.CONTEXT_SETTINGS
     assert main.OUTPUT_DIR == f"runs/{name}"
     assert callable(main.main)
-    assert re.fullmatch(r"heldout(\.[a-z]+)?", data.HELDOUT_FILE)
+    assert re.fullmatch(r"heldout(\.[a-z]+)?", config.HELDOUT_FILE)
+    assert data.HELDOUT_FILE is config.HELDOUT_FILE  # one definition, in the light config
     commands = main.cli.commands
     assert {"train", "evaluate"} <= set(commands)
     train = _options(commands["train"])

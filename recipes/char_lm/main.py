@@ -15,7 +15,7 @@ import click
 from common import cli as common_cli
 from common.errors import UserError
 from recipes.char_lm import config
-from recipes.char_lm.data import HELDOUT_FILE
+from recipes.char_lm.config import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/char_lm"
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+HELDOUT_FILE = "heldout.conll"  # in the run directory: the sentences `train` reported on
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

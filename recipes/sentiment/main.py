@@ -16,8 +16,7 @@ import click
 
 from common import cli as common_cli
 from common.errors import UserError
-from recipes.sentiment.config import PRESETS
-from recipes.sentiment.data import HELDOUT_FILE, LABEL_COLUMN, TEXT_COLUMN
+from recipes.sentiment.config import HELDOUT_FILE, LABEL_COLUMN, PRESETS, TEXT_COLUMN
 
 OUTPUT_DIR = "runs/sentiment"
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 
+# The held-out pairs `train` reports on, written into the run directory as TSV (the
+# format --data reads); `evaluate` without --data reads this file.
+HELDOUT_FILE = "heldout.tsv"
+
 LEVELS = ("char", "word")
 ATTENTIONS = ("bahdanau", "luong", "none")
 

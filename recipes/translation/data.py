@@ -29,12 +29,9 @@ import numpy as np
 
 from common import data as common_data
 from common.errors import UserError
+from recipes.translation.config import HELDOUT_FILE  # noqa: F401  (re-exported; defined in config)
 
 Pair = tuple[str, str]
-
-# The held-out pairs `train` reports on, written into the run directory as TSV (the
-# format --data reads); `evaluate` without --data reads this file.
-HELDOUT_FILE = "heldout.tsv"
 
 # Dates from 1950-01-01 to 2049-12-31: a two-digit year ("17") then names one year only.
 FIRST_DATE = datetime.date(1950, 1, 1)

@@ -14,7 +14,6 @@ import click
 from common import cli as common_cli
 from common.errors import UserError
 from recipes.translation import config
-from recipes.translation import data as data_lib
 
 OUTPUT_DIR = "runs/translation"
 
@@ -177,7 +176,7 @@ def translate(model_dir, texts, file, beam_size, length_penalty, plot_attention,
 @cli.command()
 @common_cli.model_dir_option(OUTPUT_DIR)
 @common_cli.evaluate_data_option(
-    "Pairs to score: a TSV file or tfds:NAME[/CONFIG][:SPLIT]", data_lib.HELDOUT_FILE
+    "Pairs to score: a TSV file or tfds:NAME[/CONFIG][:SPLIT]", config.HELDOUT_FILE
 )
 @click.option(
     "--beam-size",
@@ -196,6 +195,7 @@ def evaluate(model_dir, data_spec, beam_size, length_penalty, as_json):
     """BLEU and chrF (sacrebleu, corpus level) and exact match on held-out pairs."""
     from common import data as common_data
     from common.runtime import RunDir
+    from recipes.translation import data as data_lib
     from recipes.translation import train as train_lib
     from recipes.translation import translate as translate_lib
 

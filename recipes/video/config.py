@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 
+# The validation clips of a run, a class-per-directory tree inside the run directory.
+HELDOUT_FILE = "heldout"
+
 VIDEO_MODELS = ("cnn-rnn", "convlstm")
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from common import data as common_data
 from common.errors import UserError
+from recipes.video.config import HELDOUT_FILE
 
 DEFAULT_DESCRIPTION = "moving digits (scikit-learn digits moved by tfds image_as_moving_sequence)"
 _DIGITS_FILE = ("scikit-learn", "sklearn/datasets/data/digits.csv.gz")
@@ -53,8 +54,6 @@ MOTIONS = (
     ("up-left", (-1, -1)),
 )
 CLIP_SUFFIXES = (".gif", ".npy")
-# The validation clips of a run, a class-per-directory tree inside the run directory.
-HELDOUT_FILE = "heldout"
 
 
 @dataclasses.dataclass(frozen=True)

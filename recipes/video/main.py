@@ -14,7 +14,7 @@ import click
 
 from common import cli as common_cli
 from recipes.video import config
-from recipes.video.data import HELDOUT_FILE
+from recipes.video.config import HELDOUT_FILE
 
 OUTPUT_DIR = "runs/video"
 _DEFAULT = config.PRESETS["default"]
