@@ -1,8 +1,9 @@
 """Translating with a trained model: greedy and beam search, BLEU/chrF, attention plots.
 
 Decoding is incremental: the source is encoded once, then every step feeds one token
-and the carried decoder state to `Seq2Seq.decode_step` (one compiled step for the
-whole batch of sentences and beams), never re-running the prefix.
+and the carried decoder state to `Seq2Seq.decode_step`, never re-running the prefix. The
+steps of a whole batch of sentences (and beams) run as one compiled loop inside the graph
+(`recipes/translation/search.py`).
 
 - Greedy: the most probable token at each step, until <eos> or the length limit.
 - Beam search (`beam_size` k): k hypotheses per sentence; each step keeps the best k
@@ -35,9 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from common.data import fill_last_batch
-from common.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
-
-BANNED = (PAD_ID, BOS_ID, UNK_ID)
+from common.tokenization import UNK_ID, Tokenizer
+from recipes.translation.search import Decoder
 
 
 @dataclasses.dataclass
@@ -104,9 +104,7 @@ class Translator:
         self.source_bucket = source_bucket
         # Room for one token more than the longest training target, plus <eos>.
         self.max_steps = max_target_length + 2
-        # Eager calls: a step is a few dozen small ops, cheaper to run than to trace.
-        self._encode = lambda s: model.encode(s, training=False)
-        self._step = model.decode_step
+        self.decoder = Decoder(model, self.max_steps)
 
     # ------------------------------------------------------------------ inputs
 
@@ -141,65 +139,44 @@ class Translator:
 
     # ------------------------------------------------------------------ decoding
 
-    def _start(self, sources: Sequence[Sequence[int]], lanes: int):
-        """Encode a batch; every array repeated `lanes` times per sentence (as numpy)."""
-        n = len(sources)
-        width = -(-max(len(s) for s in sources) // self.source_bucket) * self.source_bucket
-        # One encoder shape: the batch filled with copies of its rows, dropped below.
-        index, _ = fill_last_batch(n, self.batch_size)
-        batch = np.zeros((len(index), width), np.int32)
-        for row, i in enumerate(index):
-            batch[row, : len(sources[i])] = sources[i]
-        encoded = self._encode(batch)
-        rep = lambda x: np.repeat(np.asarray(x)[:n], lanes, axis=0)  # noqa: E731
-        return (
-            rep(encoded["memory"]),
-            rep(encoded["keys"]),
-            rep(encoded["mask"]),
-            [rep(c) for c in encoded["carry"]],
-        )
+    # ------------------------------------------------------------------ decoding
 
-    def _advance(self, tokens, carry, memory, keys, mask):
-        log_probs, carry = self._step(tokens, tuple(carry), memory, keys, mask)
-        log_probs = np.array(log_probs, dtype=np.float64)
-        log_probs[:, BANNED] = -np.inf
-        return log_probs, [np.asarray(c) for c in carry]
+    def _batches(self, sources: Sequence[Sequence[int]]):
+        """Batches of `batch_size` rows (the last filled with copies of its rows), the source
+        padded to a multiple of `source_bucket`: few compiled shapes. Yields (ids, n real)."""
+        for start in range(0, len(sources), self.batch_size):
+            chunk = sources[start : start + self.batch_size]
+            width = -(-max(len(s) for s in chunk) // self.source_bucket) * self.source_bucket
+            index, _ = fill_last_batch(len(chunk), self.batch_size)
+            batch = np.zeros((len(index), width), np.int32)
+            for row, i in enumerate(index):
+                batch[row, : len(chunk[i])] = chunk[i]
+            yield batch, chunk
+
+    def _hypotheses(self, result, chunk) -> list[Hypothesis]:
+        result = {k: np.asarray(v) for k, v in result.items()}
+        hyps = []
+        for i, source in enumerate(chunk):
+            n, finished = int(result["lengths"][i]), bool(result["finished"][i])
+            hyps.append(
+                Hypothesis(
+                    result["tokens"][i, :n].tolist(),
+                    float(result["scores"][i]),
+                    float(result["normalized"][i]),
+                    result["attention"][i, : n + finished, : len(source)],
+                    finished,
+                )
+            )
+        return hyps
 
     def greedy(
         self, sources: Sequence[Sequence[int]], *, length_penalty: float = 0.0
     ) -> list[Hypothesis]:
-        """Greedy decoding of non-empty source id lists (batched)."""
+        """Greedy decoding of non-empty source id lists (batched, one compiled loop each)."""
         results = []
-        for start in range(0, len(sources), self.batch_size):
-            results.extend(self._greedy(sources[start : start + self.batch_size], length_penalty))
+        for batch, chunk in self._batches(sources):
+            results.extend(self._hypotheses(self.decoder.greedy(batch, length_penalty), chunk))
         return results
-
-    def _greedy(self, sources, alpha):
-        n = len(sources)
-        memory, keys, mask, carry = self._start(sources, 1)
-        lengths = [len(s) for s in sources]
-        tokens = np.full(n, BOS_ID, np.int32)
-        scores = np.zeros(n)
-        history = [[] for _ in range(n)]
-        attention = [[] for _ in range(n)]
-        done = np.zeros(n, bool)
-        for _ in range(self.max_steps):
-            log_probs, carry = self._advance(tokens, carry, memory, keys, mask)
-            choice = log_probs.argmax(axis=-1)
-            for i in np.flatnonzero(~done):
-                scores[i] += log_probs[i, choice[i]]
-                attention[i].append(carry[-1][i, : lengths[i]])
-                if choice[i] == EOS_ID:
-                    done[i] = True
-                else:
-                    history[i].append(int(choice[i]))
-            if done.all():
-                break
-            tokens = choice.astype(np.int32)
-        return [
-            _hypothesis(history[i], scores[i], attention[i], bool(done[i]), alpha, lengths[i])
-            for i in range(n)
-        ]
 
     def beam_search(
         self,
@@ -213,115 +190,9 @@ class Translator:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1. Received: beam_size={beam_size}")
         results = []
-        for start in range(0, len(sources), self.batch_size):
-            results.extend(
-                self._beam(
-                    sources[start : start + self.batch_size], beam_size, length_penalty, keep_greedy
-                )
-            )
-        return results
-
-    def _beam(self, sources, k, alpha, keep_greedy):
-        n = len(sources)
-        lanes = k + (1 if keep_greedy else 0)
-        rows = n * lanes
-        memory, keys, mask, carry = self._start(sources, lanes)
-        lengths = [len(s) for s in sources]
-        tokens = np.full(rows, BOS_ID, np.int32)
-        scores = np.zeros(rows)
-        for i in range(n):  # at the first step only the first beam of each sentence is live
-            scores[i * lanes + 1 : i * lanes + k] = -np.inf
-        history = [[] for _ in range(rows)]
-        attention = [[] for _ in range(rows)]
-        finished = [[] for _ in range(n)]
-        beams_done = np.zeros(n, bool)
-        greedy_result = [None] * n
-
-        def add(i, row, extra_token, score, att_row, is_finished):
-            hyp = _hypothesis(
-                history[row] + ([] if extra_token is None else [extra_token]),
-                score,
-                attention[row] + [att_row],
-                is_finished,
-                alpha,
-                lengths[i],
-            )
-            return hyp
-
-        for _ in range(self.max_steps):
-            log_probs, carry = self._advance(tokens, carry, memory, keys, mask)
-            weights = carry[-1]
-            vocab = log_probs.shape[1]
-            source_row = np.arange(rows)
-            new_tokens = np.full(rows, PAD_ID, np.int32)
-            new_scores = np.full(rows, -np.inf)
-            new_history = [[] for _ in range(rows)]
-            new_attention = [[] for _ in range(rows)]
-            for i in range(n):
-                base = i * lanes
-                if not beams_done[i]:
-                    candidates = (
-                        scores[base : base + k, None] + log_probs[base : base + k]
-                    ).ravel()
-                    order = np.argsort(-candidates, kind="stable")[: 2 * k]
-                    kept = 0
-                    for index in order:
-                        score = candidates[index]
-                        if not np.isfinite(score):
-                            break
-                        beam, token = divmod(int(index), vocab)
-                        row = base + beam
-                        att = weights[row, : lengths[i]]
-                        if token == EOS_ID:
-                            finished[i].append(add(i, row, None, score, att, True))
-                            continue
-                        target = base + kept
-                        source_row[target] = row
-                        new_tokens[target] = token
-                        new_scores[target] = score
-                        new_history[target] = history[row] + [token]
-                        new_attention[target] = attention[row] + [att]
-                        kept += 1
-                        if kept == k:
-                            break
-                    if len(finished[i]) >= k or kept == 0:
-                        beams_done[i] = True
-                if keep_greedy and greedy_result[i] is None:
-                    row = base + k
-                    token = int(log_probs[row].argmax())
-                    score = scores[row] + log_probs[row, token]
-                    att = weights[row, : lengths[i]]
-                    if token == EOS_ID:
-                        greedy_result[i] = add(i, row, None, score, att, True)
-                    else:
-                        new_tokens[row] = token
-                        new_scores[row] = score
-                        new_history[row] = history[row] + [token]
-                        new_attention[row] = attention[row] + [att]
-            greedy_done = [not keep_greedy or g is not None for g in greedy_result]
-            if beams_done.all() and all(greedy_done):
-                break
-            carry = [c[source_row] for c in carry]
-            tokens, scores, history, attention = new_tokens, new_scores, new_history, new_attention
-
-        results = []
-        for i in range(n):
-            base = i * lanes
-            candidates = list(finished[i])
-            if not beams_done[i]:  # length limit: live beams compete unfinished
-                candidates += [
-                    _hypothesis(history[r], scores[r], attention[r], False, alpha, lengths[i])
-                    for r in range(base, base + k)
-                    if np.isfinite(scores[r])
-                ]
-            if keep_greedy:
-                if greedy_result[i] is None:
-                    r = base + k
-                    greedy_result[i] = _hypothesis(
-                        history[r], scores[r], attention[r], False, alpha, lengths[i]
-                    )
-                candidates.append(greedy_result[i])
-            results.append(max(candidates, key=lambda h: h.normalized))
+        for batch, chunk in self._batches(sources):
+            result = self.decoder.beam(batch, beam_size, length_penalty, keep_greedy)
+            results.extend(self._hypotheses(result, chunk))
         return results
 
     def translate(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from common import data as common_data
 from common.errors import UserError
-from recipes.translation import config, data, model, translate
+from recipes.translation import config, data, model, search, translate
 from recipes.translation import train as train_lib
 from recipes.translation.main import cli
 
@@ -303,6 +303,50 @@ def test_beam_size_one_equals_greedy(loaded):
     np.testing.assert_allclose([h.score for h in beam], [h.score for h in greedy], atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "beam_size, alpha, keep_greedy",
+    [(1, 0.6, True), (2, 0.0, True), (4, 0.6, True), (3, 1.0, False)],
+)
+def test_compiled_decoding_equals_the_python_loops(loaded, beam_size, alpha, keep_greedy):
+    from bench.translation_baseline import PythonLoopDecoding
+
+    texts = [s for s, _ in data.read_tsv(loaded.path / data.HELDOUT_FILE)]
+    normal = loaded.translator
+    # A length limit of 6 steps: most hypotheses end there unfinished (the other branch).
+    short = translate.Translator(
+        normal.model,
+        normal.source_tokenizer,
+        normal.target_tokenizer,
+        max_source_length=normal.max_source_length,
+        max_target_length=4,
+        source_bucket=normal.source_bucket,
+        batch_size=16,  # several batches, the last one filled with copies
+    )
+    endings = set()
+    for translator in (normal, short):
+        sources = translator.prepare(texts).ids
+        reference = PythonLoopDecoding(translator)
+        if beam_size == 1:  # beam 1 in the CLI is greedy decoding
+            compiled = translator.greedy(sources, length_penalty=alpha)
+            expected = reference.greedy(sources, length_penalty=alpha)
+        else:
+            options = dict(beam_size=beam_size, length_penalty=alpha, keep_greedy=keep_greedy)
+            compiled = translator.beam_search(sources, **options)
+            expected = reference.beam_search(sources, **options)
+        assert [h.tokens for h in compiled] == [h.tokens for h in expected]
+        assert [h.finished for h in compiled] == [h.finished for h in expected]
+        for name in ("score", "normalized"):
+            np.testing.assert_allclose(
+                [getattr(h, name) for h in compiled],
+                [getattr(h, name) for h in expected],
+                atol=1e-4,
+            )
+        for c, e in zip(compiled, expected, strict=True):
+            np.testing.assert_allclose(c.attention, e.attention, atol=1e-5)
+        endings |= {h.finished for h in expected}
+    assert endings == {True, False}
+
+
 @pytest.mark.parametrize("beam_size, alpha", [(2, 0.0), (4, 0.6), (5, 1.5)])
 def test_beam_search_never_scores_below_greedy(loaded, beam_size, alpha):
     translator = loaded.translator
@@ -352,7 +396,7 @@ def test_unknown_tokens_become_unk_and_are_never_emitted(run_dir, loaded):
     assert prepared.ids[0][0] == 1
     hyps, _ = loaded.translator.translate(["☃ mai 2017", "9 mai 2017"], beam_size=3)
     for hyp in hyps:
-        assert not set(hyp.tokens) & set(translate.BANNED)
+        assert not set(hyp.tokens) & set(search.BANNED)
 
 
 # ----------------------------------------------------------------------------- input errors
