@@ -142,7 +142,12 @@ def _at_least(minimum):
     callback=_at_least(1),
     help="Independent samples, generated as one batch.",
 )
-@click.option("--seed", type=int, default=42, help="Seed of the random draws.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=42,
+    help="Seed of the random draws: the same seed gives the same text.",
+)
 def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
     """Generate text one token at a time, carrying the recurrent state."""
     from recipes.char_lm import sample as sample_lib
@@ -163,8 +168,11 @@ def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
         if num_samples > 1:
             click.echo(f"--- sample {i + 1} ---")
         click.echo(prime + separator + tok.decode(ids))
-    speed = "" if per_second != per_second else f", {per_second:.0f} tokens/s after the first step"
-    click.echo(f"[{num_samples} sample(s) of up to {length} tokens{speed}]", err=True)
+    click.echo(
+        f"[{num_samples} sample(s) of up to {length} tokens, {per_second:.0f} tokens/s "
+        "including compiling the loop]",
+        err=True,
+    )
 
 
 @cli.command()
