@@ -155,7 +155,7 @@ def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
     cfg, tok, model = _load_run(model_dir)
     prime_ids = sample_lib.encode_prime(tok, prime, cfg.level)
     sampler = sample_lib.Sampler(cfg, tok, model)
-    outputs, per_second = sampler.generate(
+    outputs, seconds = sampler.generate(
         prime_ids,
         length=length,
         temperature=temperature,
@@ -169,8 +169,8 @@ def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
             click.echo(f"--- sample {i + 1} ---")
         click.echo(prime + separator + tok.decode(ids))
     click.echo(
-        f"[{num_samples} sample(s) of up to {length} tokens, {per_second:.0f} tokens/s "
-        "including compiling the loop]",
+        f"[{num_samples} sample(s) of up to {length} tokens in {seconds:.2f} s, including "
+        "compiling the loop; make bench-inference measures the speed after that]",
         err=True,
     )
 

@@ -97,8 +97,8 @@ class Sampler:
     ):
         """`num_samples` continuations of `prime_ids`.
 
-        Returns (one list of ids per sample, tokens per second of the whole call: prime,
-        generation and, the first time, compiling the loop).
+        Returns (one list of ids per sample, seconds of the whole call: the prime, the
+        generation and, for a new length or number of samples, compiling the loop).
         """
         if length < 1:
             raise ValueError(f"length must be at least 1. Received: length={length}")
@@ -115,4 +115,4 @@ class Sampler:
         seconds = time.perf_counter() - start
         ids, lengths = ids.numpy(), lengths.numpy()
         outputs = [row[:n].tolist() for row, n in zip(ids, lengths, strict=True)]
-        return outputs, int(lengths.sum()) / seconds
+        return outputs, seconds

@@ -103,7 +103,7 @@ def train(cfg, run) -> dict:
     )
 
     sampler = sample_lib.Sampler(cfg, tok, best)
-    outputs, per_second = sampler.generate(  # word level: one line per sample, so show five
+    outputs, seconds = sampler.generate(  # word level: one line per sample, so show five
         [],
         length=cfg.sample_length,
         temperature=cfg.sample_temperature,
@@ -127,7 +127,7 @@ def train(cfg, run) -> dict:
             {"metric": "parameters", "value": metrics["parameters"]},
         ]
     )
-    speed = "" if math.isnan(per_second) else f", {per_second:.0f} tokens/s"
+    speed = f", {seconds:.1f} s including compiling the loop"
     what = f"{len(outputs)} samples of up to" if len(outputs) > 1 else "sample of"
     click.echo(
         f"\nA {what} {cfg.sample_length} tokens (temperature {cfg.sample_temperature}{speed}):\n"
