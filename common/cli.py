@@ -31,6 +31,7 @@ CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
 # Every recipe's click group: defaults shown in --help, and -h as well as --help.
 CONTEXT_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"]}
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+EXPORT_FORMATS = ("saved_model", "litert")  # common.export.FORMATS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,6 +191,41 @@ def evaluate_data_option(what: str, heldout: str):
         metavar="SRC",
         help=f"{what}. Omitted: the held-out examples the run reported on, MODEL_DIR/{heldout}.",
     )
+
+
+def export_options(default_output_dir: str):
+    """The `export` verb's options: --model-dir, --output, --format, --overwrite
+    (parameters model_dir, output, fmt, overwrite); see `common.export`."""
+
+    def decorator(func):
+        for option in reversed(
+            [
+                model_dir_option(default_output_dir),
+                click.option(
+                    "--output",
+                    type=click.Path(path_type=Path),
+                    required=True,
+                    help="Where to write the artifact: a SavedModel directory, or a .tflite "
+                    "file for --format litert.",
+                ),
+                click.option(
+                    "--format",
+                    "fmt",
+                    type=click.Choice(EXPORT_FORMATS),
+                    default="saved_model",
+                    show_default=True,
+                    help="saved_model: raw inputs in, final answers out, for TensorFlow and "
+                    "TensorFlow Serving; litert: the core model as a .tflite file.",
+                ),
+                click.option(
+                    "--overwrite", is_flag=True, help="Replace --output if it already exists."
+                ),
+            ]
+        ):
+            func = option(func)
+        return func
+
+    return decorator
 
 
 json_option = click.option(

@@ -5,6 +5,7 @@ python -m recipes.sentiment evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.sentiment predict  --model-dir DIR --text "..." [--file F] [--json]
 python -m recipes.sentiment similar  --model-dir DIR --word WORD [--top-k K] [--json]
 python -m recipes.sentiment analogy  --model-dir DIR --a A --b B --c C [--top-k K] [--json]
+python -m recipes.sentiment export   --model-dir DIR --output PATH [--format saved_model|litert]
 """
 
 from __future__ import annotations
@@ -153,6 +154,28 @@ def predict(model_dir, texts, file, as_json):
     common_cli.print_table(
         [{"text": _clip(r["text"]), "label": r["label"], **r["probabilities"]} for r in rows]
     )
+
+
+@cli.command()
+@common_cli.export_options(OUTPUT_DIR)
+def export(model_dir, output, fmt, overwrite):
+    """Write the trained classifier for use without this project.
+
+    saved_model: endpoint serve(text: string[batch]) -> {label: string[batch],
+    probabilities: float32[batch, classes]}. litert: the classifier core,
+    ids int32[1, max_length] -> probabilities float32[1, classes].
+    """
+    from common import export as export_lib
+    from recipes.sentiment import export as recipe_export
+
+    export_lib.write(
+        output,
+        fmt,
+        overwrite=overwrite,
+        saved_model=lambda: recipe_export.archive(model_dir),
+        litert=lambda: recipe_export.litert(model_dir),
+    )
+    click.echo(f"Wrote {output} ({fmt})")
 
 
 @cli.command()

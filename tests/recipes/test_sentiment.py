@@ -1,16 +1,19 @@
-"""Sentiment recipe: data formats, input errors, and the CLI end to end on the tiny preset."""
+"""Sentiment recipe: data formats, input errors, the CLI end to end on the tiny preset, and
+export (the SavedModel run outside the project, the LiteRT core against Keras)."""
 
 import csv
 import io
 import json
 import shutil
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from common.data import resolve
 from recipes.sentiment import data
 from recipes.sentiment.main import cli
+from tests.exported import run_outside, tflite_outputs
 
 # ----------------------------------------------------------------------------- data formats
 
@@ -370,3 +373,63 @@ def test_missing_model_dir_is_a_user_error(tmp_path):
         cli, ["predict", "--model-dir", str(tmp_path / "nope"), "--text", "x"]
     )
     assert "no such directory" in one_line_error(result)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_exported_saved_model_runs_without_the_project(trained, tmp_path):
+    out, _ = trained
+    texts = ["I love it", "terrible, terrible service", "meh"]
+    path = tmp_path / "classifier"
+    result = CliRunner().invoke(cli, ["export", "--model-dir", str(out), "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        out = model.serve(tf.constant(values["texts"]))
+        print(json.dumps({
+            "label": [x.decode() for x in out["label"].numpy()],
+            "probabilities": out["probabilities"].numpy().tolist(),
+        }))
+        """,
+        tmp_path,
+        path=str(path),
+        texts=texts,
+    )
+    args = ["predict", "--model-dir", str(out), "--json"]
+    cli_result = CliRunner().invoke(cli, [*args, *(f"--text={t}" for t in texts)])
+    predicted = json.loads(cli_result.output)
+    names = predicted["class_names"]
+    assert exported["label"] == [p["label"] for p in predicted["predictions"]]
+    expected = [[p["probabilities"][n] for n in names] for p in predicted["predictions"]]
+    np.testing.assert_allclose(exported["probabilities"], expected, atol=1e-5)
+
+
+def test_litert_core_agrees_with_keras_and_bad_use_is_refused(trained, tmp_path):
+    from recipes.sentiment import classify
+    from recipes.sentiment import export as export_lib
+
+    out, _ = trained
+    path = tmp_path / "core.tflite"
+    args = ["export", "--model-dir", str(out), "--output", str(path), "--format", "litert"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    import tensorflow as tf
+
+    model, _ = classify.load_run(out)
+    texts = tf.constant(["I love it", "terrible service"])
+    ids, expected = model.layers[1](texts).numpy(), model(texts).numpy()
+    np.testing.assert_allclose(tflite_outputs(path, ids), expected, atol=1e-4)
+    assert export_lib.core_model(model).input_shape == (1, ids.shape[1])
+    # An existing output is refused, and kept, unless --overwrite; nothing half-written.
+    before = path.read_bytes()
+    assert "already exists (add --overwrite" in one_line_error(CliRunner().invoke(cli, args))
+    assert path.read_bytes() == before
+    assert CliRunner().invoke(cli, [*args, "--overwrite"]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["core.tflite"]
+    # Not a finished run; an unknown format.
+    result = CliRunner().invoke(cli, ["export", "--model-dir", str(tmp_path), "--output", "x"])
+    assert "holds no model.keras" in one_line_error(result)
+    result = CliRunner().invoke(cli, [*args[:-1], "onnx"])
+    assert result.exit_code == 2 and "'onnx' is not one of" in result.output

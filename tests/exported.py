@@ -1,0 +1,56 @@
+"""Run an exported artifact the way a user without this project would: a fresh Python
+(`-I`: no PYTHONPATH, no current directory on sys.path), started in an empty directory,
+that must fail to import `common` or `recipes` and loads PATH with plain TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+PRELUDE = """
+import importlib.util, json, sys
+assert importlib.util.find_spec("common") is None and importlib.util.find_spec("recipes") is None
+import numpy as np
+import tensorflow as tf
+"""
+
+
+def run_outside(script: str, tmp_path, **values):
+    """Run `script` (after PRELUDE, with `values` as JSON in the variable `values`) in a fresh
+    process outside the project; it must print one JSON document, which is returned."""
+    work = tmp_path / "outside"
+    work.mkdir(exist_ok=True)
+    code = PRELUDE + f"values = json.loads({json.dumps(json.dumps(values))})\n"
+    code += textwrap.dedent(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def tflite_outputs(path, inputs):
+    """Run a .tflite file on each row of `inputs` (batch 1 each) in this process."""
+    import warnings
+
+    import numpy as np
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    outputs = []
+    for row in inputs:
+        interpreter.set_tensor(source["index"], np.asarray(row[None], source["dtype"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(target["index"])[0])
+    return np.array(outputs)
