@@ -228,6 +228,33 @@ def export_options(default_output_dir: str):
     return decorator
 
 
+def export_command(group: click.Group, default_output_dir: str, module: str, help_text: str):
+    """Add the `export` verb to a recipe's group. `module` (imported only when the verb runs)
+    has `archive(model_dir)` -> `keras.export.ExportArchive`, and `litert(model_dir)` -> bytes
+    or `LITERT_UNAVAILABLE`, the reason it has none; see `common.export`."""
+
+    @group.command("export", help=help_text)
+    @export_options(default_output_dir)
+    def export(model_dir, output, fmt, overwrite):
+        import importlib
+
+        from common import export as export_lib
+
+        recipe = importlib.import_module(module)
+        litert = getattr(recipe, "litert", None)
+        export_lib.write(
+            output,
+            fmt,
+            overwrite=overwrite,
+            saved_model=lambda: recipe.archive(model_dir),
+            litert=None if litert is None else lambda: litert(model_dir),
+            litert_unavailable=getattr(recipe, "LITERT_UNAVAILABLE", ""),
+        )
+        click.echo(f"Wrote {output} ({fmt}).")
+
+    return export
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
 )

@@ -18,6 +18,8 @@ existing PATH is refused unless `overwrite`.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -98,9 +100,42 @@ def litert_bytes(model) -> bytes:
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        return converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()):  # the converter lists every capture
+            return converter.convert()
     except Exception as e:  # the converter raises ConverterError and others
         lines = [line for line in str(e).splitlines() if "error:" in line] or [str(e)]
         raise UserError(
             f"--format litert: the TFLite converter failed: {lines[-1].strip()}"
         ) from None
+
+
+def linear_copy(layers, inputs, name: str):
+    """A new Keras model applying `layers` (a linear chain, weights shared) to `inputs`, with
+    every `common` LSTM/GRU switched to Keras's generic loop: the XLA fast path does not
+    convert to TFLite, the generic loop becomes a TFLite WHILE."""
+    import keras
+
+    from common.layers import GRU, LSTM
+
+    x = inputs
+    for layer in layers:
+        for inner in (
+            layer,
+            getattr(layer, "forward_layer", None),
+            getattr(layer, "backward_layer", None),
+        ):
+            if isinstance(inner, (LSTM, GRU)):
+                inner.implementation = "generic"
+        x = layer(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def labelled(probabilities, class_names):
+    """{label: string[batch], probabilities}: the most probable class's name beside them."""
+    import tensorflow as tf
+
+    names = tf.constant(list(class_names))
+    return {
+        "label": tf.gather(names, tf.argmax(probabilities, axis=-1)),
+        "probabilities": probabilities,
+    }

@@ -17,12 +17,12 @@ import tensorflow as tf
 
 
 def run_outside(script: str, tmp_path, **values):
-    """Run `script` (after PRELUDE, with `values` as JSON in the variable `values`) in a fresh
+    """Run `script` (after PRELUDE, with `values` passed as JSON in the variable `values`) in a fresh
     process outside the project; it must print one JSON document, which is returned."""
     work = tmp_path / "outside"
     work.mkdir(exist_ok=True)
-    code = PRELUDE + f"values = json.loads({json.dumps(json.dumps(values))})\n"
-    code += textwrap.dedent(script)
+    (work / "values.json").write_text(json.dumps(values))
+    code = PRELUDE + 'values = json.load(open("values.json"))\n' + textwrap.dedent(script)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-I", "-c", code],

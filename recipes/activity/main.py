@@ -1,8 +1,9 @@
-"""Command line of the activity recipe: train, evaluate, predict.
+"""Command line of the activity recipe: train, evaluate, predict, export.
 
 python -m recipes.activity train [--window N] [--stride N] [--data DIR] ...
 python -m recipes.activity evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.activity predict --model-dir DIR --input FILE [--json]
+python -m recipes.activity export --model-dir DIR --output PATH [--format saved_model|litert]
 """
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ def predict(model_dir, input_path, as_json):
         common_cli.print_table(rows)
         if more:
             click.echo(f"... and {more} more segments")
+
+
+common_cli.export_command(
+    cli,
+    OUTPUT_DIR,
+    "recipes.activity.export",
+    """Write the trained recogniser for use without this project.
+
+    saved_model: a SavedModel with the endpoint serve(recording: float32[batch, time,
+    channels]) -> {label: string[batch], probabilities: float32[batch, classes]}: windows,
+    normalisation and the vote inside. litert: the window model, window float32[1, window,
+    channels] -> probabilities float32[1, classes], as a .tflite file.
+    """,
+)
 
 
 def main() -> None:

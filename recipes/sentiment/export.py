@@ -23,42 +23,28 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
+    from common.export import labelled
+
     model, class_names = classify.load_run(model_dir)
-    names = tf.constant(class_names)
     export = keras.export.ExportArchive()
     export.track(model)
-
-    def serve(text):
-        probabilities = model(text, training=False)
-        label = tf.gather(names, tf.argmax(probabilities, axis=-1))
-        return {"label": label, "probabilities": probabilities}
-
     export.add_endpoint(
-        "serve", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+        "serve",
+        lambda text: labelled(model(text, training=False), class_names),
+        input_signature=[tf.TensorSpec([None], tf.string, name="text")],
     )
     return export
 
 
 def core_model(model):
-    """The layers after the tokenizer as a model of their own, batch 1: ids -> probabilities,
-    the recurrent layers on Keras's generic loop (a TFLite WHILE), not the XLA fast path."""
+    """The layers after the tokenizer as a model of their own, batch 1: ids -> probabilities."""
     import keras
 
-    from common.layers import CellRNN
+    from common.export import linear_copy
 
-    tokenizer = model.layers[1]
-    ids = keras.Input(batch_shape=(1, tokenizer.sequence_length), dtype="int32", name="ids")
-    x = ids
-    for layer in model.layers[2:]:
-        for inner in (
-            layer,
-            getattr(layer, "forward_layer", None),
-            getattr(layer, "backward_layer", None),
-        ):
-            if isinstance(inner, CellRNN) and hasattr(inner, "implementation"):
-                inner.implementation = "generic"
-        x = layer(x)
-    return keras.Model(ids, x, name="sentiment_core")
+    length = model.layers[1].sequence_length
+    ids = keras.Input(batch_shape=(1, length), dtype="int32", name="ids")
+    return linear_copy(model.layers[2:], ids, "sentiment_core")
 
 
 def litert(model_dir: Path) -> bytes:

@@ -156,26 +156,18 @@ def predict(model_dir, texts, file, as_json):
     )
 
 
-@cli.command()
-@common_cli.export_options(OUTPUT_DIR)
-def export(model_dir, output, fmt, overwrite):
+common_cli.export_command(
+    cli,
+    OUTPUT_DIR,
+    "recipes.sentiment.export",
     """Write the trained classifier for use without this project.
 
-    saved_model: endpoint serve(text: string[batch]) -> {label: string[batch],
-    probabilities: float32[batch, classes]}. litert: the classifier core,
-    ids int32[1, max_length] -> probabilities float32[1, classes].
-    """
-    from common import export as export_lib
-    from recipes.sentiment import export as recipe_export
-
-    export_lib.write(
-        output,
-        fmt,
-        overwrite=overwrite,
-        saved_model=lambda: recipe_export.archive(model_dir),
-        litert=lambda: recipe_export.litert(model_dir),
-    )
-    click.echo(f"Wrote {output} ({fmt})")
+    saved_model: a SavedModel with the endpoint serve(text: string[batch]) ->
+    {label: string[batch], probabilities: float32[batch, classes]}.
+    litert: the classifier after the tokenizer, ids int32[1, max_length] ->
+    probabilities float32[1, classes], as a .tflite file.
+    """,
+)
 
 
 @cli.command()

@@ -1,8 +1,9 @@
-"""Command line of the video recipe: train, evaluate, predict.
+"""Command line of the video recipe: train, evaluate, predict, export.
 
 python -m recipes.video train [--video-model cnn-rnn|convlstm] [--data SRC] ...
 python -m recipes.video evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.video predict --model-dir DIR --input CLIP.gif|CLIP.npy [--json]
+python -m recipes.video export --model-dir DIR --output PATH [--format saved_model|litert]
 """
 
 from __future__ import annotations
@@ -99,6 +100,19 @@ def predict(model_dir, input_path, as_json):
             key=lambda row: -row["probability"],
         )
     )
+
+
+common_cli.export_command(
+    cli,
+    OUTPUT_DIR,
+    "recipes.video.export",
+    """Write the trained classifier for use without this project.
+
+    saved_model: a SavedModel with the endpoint serve(clip: uint8[batch, frames, size, size,
+    channels]) -> {label: string[batch], probabilities: float32[batch, classes]}.
+    litert: the same model at batch 1 (float32 pixels 0..255) as a .tflite file.
+    """,
+)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from common.errors import UserError
 from recipes.activity import data as sensor_data
 from recipes.activity import predict as predict_lib
 from recipes.activity.main import cli
+from tests.exported import run_outside, tflite_outputs
 
 CLASSES = ("slow", "fast")
 
@@ -336,3 +337,58 @@ def test_evaluate_reads_the_heldout_recordings_after_the_data_is_gone(tmp_path):
     shutil.rmtree(out / "heldout")
     result = run_cli("evaluate", "--model-dir", out)
     assert result.exit_code == 1 and "retrain it, or pass --data" in result.output
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
+    out, _ = sensor_run
+    path = tmp_path / "recogniser"
+    ok(run_cli("export", "--model-dir", out, "--output", path))
+    files = sorted((out / "heldout").rglob("*.txt"))[::9]  # a few classes and lengths
+    recordings = [sensor_data.read_recording(f)[0] for f in files]
+    assert len({len(r) for r in recordings}) > 1
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        results = []
+        for recording in values["recordings"]:
+            out = model.serve(tf.constant([recording], tf.float32))
+            results.append({
+                "label": out["label"].numpy()[0].decode(),
+                "probabilities": out["probabilities"].numpy()[0].tolist(),
+            })
+        try:
+            model.serve(tf.ones([1, 5, 6]))
+            short = "no error"
+        except tf.errors.InvalidArgumentError as e:
+            short = e.message
+        print(json.dumps({"results": results, "short": short}))
+        """,
+        tmp_path,
+        path=str(path),
+        recordings=[r.tolist() for r in recordings],
+    )
+    names = json.loads((out / "labels.json").read_text())["class_names"]
+    for file, result in zip(files, exported["results"], strict=True):
+        predicted = json.loads(
+            ok(run_cli("predict", "--model-dir", out, "--input", file, "--json")).stdout
+        )
+        assert result["label"] == predicted["activity"]
+        expected = [predicted["probabilities"][n] for n in names]
+        np.testing.assert_allclose(result["probabilities"], expected, atol=1e-5)
+    assert "recording has fewer samples than one window of the model (32)" in exported["short"]
+
+
+def test_litert_window_model_agrees_with_keras(sensor_run, tmp_path):
+    from common import runtime
+
+    out, _ = sensor_run
+    path = tmp_path / "window.tflite"
+    ok(run_cli("export", "--model-dir", out, "--output", path, "--format", "litert"))
+    info = predict_lib.ModelInfo.read(out)
+    values = sensor_data.read_recording(out / "example_recording.txt")[0]
+    windows = sensor_data.recording_windows(values, info.window, info.stride)[:8]
+    expected = runtime.load_model(out).predict(windows, verbose=0)
+    np.testing.assert_allclose(tflite_outputs(path, windows), expected, atol=1e-4)

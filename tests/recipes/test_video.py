@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from common.errors import UserError
 from recipes.video import data as video_data
 from recipes.video.main import cli
+from tests.exported import run_outside, tflite_outputs
 
 
 def run_cli(*args: str):
@@ -116,7 +117,7 @@ def test_tfds_video_source_with_mock_data():
 
 
 def test_help_shows_defaults():
-    for command in ("train", "evaluate", "predict"):
+    for command in ("train", "evaluate", "predict", "export"):
         assert "--help" in ok(run_cli(command, "--help")).output
     assert "[default: runs/video]" in " ".join(run_cli("evaluate", "--help").output.split())
 
@@ -147,6 +148,50 @@ def test_tiny_video_end_to_end(tmp_path):
     predicted = json.loads(result.stdout)
     assert predicted["activity"] in [name for name, _ in video_data.MOTIONS]
     assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    check_export(out, tmp_path)
+
+
+def check_export(out, tmp_path):
+    """Export both formats; the SavedModel outside the project gives `predict`'s answers,
+    the LiteRT file Keras's probabilities."""
+    from common import runtime
+    from recipes.video.predict import ModelInfo
+
+    ok(run_cli("export", "--model-dir", out, "--output", tmp_path / "saved"))
+    ok(
+        run_cli(
+            "export", "--model-dir", out, "--output", tmp_path / "clip.tflite", "--format", "litert"
+        )
+    )
+    info = ModelInfo.read(out)
+    files = sorted((out / "heldout").rglob("*.npy"))[:4]
+    clips = np.stack(
+        [video_data.load_clip(f, info.frames, info.frame_size, info.channels) for f in files]
+    )
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        out = model.serve(tf.constant(values["clips"], tf.uint8))
+        print(json.dumps({
+            "label": [x.decode() for x in out["label"].numpy()],
+            "probabilities": out["probabilities"].numpy().tolist(),
+        }))
+        """,
+        tmp_path,
+        path=str(tmp_path / "saved"),
+        clips=clips.tolist(),
+    )
+    for i, file in enumerate(files):
+        predicted = json.loads(
+            ok(run_cli("predict", "--model-dir", out, "--input", file, "--json")).stdout
+        )
+        assert exported["label"][i] == predicted["activity"]
+        expected = [predicted["probabilities"][n] for n in info.class_names]
+        np.testing.assert_allclose(exported["probabilities"][i], expected, atol=1e-5)
+    keras_probs = runtime.load_model(out).predict(clips.astype(np.float32), verbose=0)
+    np.testing.assert_allclose(
+        tflite_outputs(tmp_path / "clip.tflite", clips), keras_probs, atol=1e-4
+    )
 
 
 def test_evaluate_reads_the_heldout_clips_after_the_data_is_gone(tmp_path):
