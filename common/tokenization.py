@@ -383,6 +383,22 @@ class Tokenizer:
             return "".join(tokens)
         return _join_words(tokens)
 
+    def tf_decode(self, ids):
+        """`decode_batch` in TensorFlow ops, for graphs: int32[batch, time] -> string[batch].
+
+        Skips <pad>, <bos> and <eos>; word level joins with the same spacing rule as `decode`.
+        """
+        vocab = tf.constant(self._vocab)
+        keep = (ids != PAD_ID) & (ids != BOS_ID) & (ids != EOS_ID)
+        tokens = tf.ragged.boolean_mask(tf.gather(vocab, ids), keep)
+        if self.level == "char":
+            return tf.strings.reduce_join(tokens, axis=-1)
+        text = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+        before = "".join(re.escape(c) for c in sorted(NO_SPACE_BEFORE))
+        after = "".join(re.escape(c) for c in sorted(NO_SPACE_AFTER))
+        text = tf.strings.regex_replace(text, f" ([{before}])", r"\1")
+        return tf.strings.regex_replace(text, f"([{after}]) ", r"\1")
+
     def decode_batch(self, ids: Iterable[Iterable[int]], skip_special: bool = True) -> list[str]:
         """Rows of ids (e.g. int[batch, time] padded with 0) -> one string per row."""
         return [self.decode(row, skip_special=skip_special) for row in ids]

@@ -4,6 +4,7 @@ python -m recipes.char_lm train [--preset tiny|default|full] [--level char|word]
 python -m recipes.char_lm sample --model-dir runs/char_lm --prime "ROMEO:" --length 300
 python -m recipes.char_lm score --model-dir runs/char_lm --text "To be, or not to be"
 python -m recipes.char_lm evaluate --model-dir runs/char_lm [--data SRC] [--json]
+python -m recipes.char_lm export --model-dir runs/char_lm --output PATH
 """
 
 from __future__ import annotations
@@ -252,6 +253,20 @@ def evaluate(model_dir, data_spec, as_json):
         return
     click.echo(f"Evaluated on {what}:")
     common_cli.print_table([{"metric": k, "value": v} for k, v in result.items()])
+
+
+common_cli.export_command(
+    cli,
+    OUTPUT_DIR,
+    "recipes.char_lm.export",
+    """Write the trained language model for use without this project.
+
+    saved_model: a SavedModel with the endpoints generate(prime: string, length: int32,
+    temperature: float32, seed: int32) -> string (the text `sample` prints for the same
+    options) and score(text: string[batch]) -> float32[batch] (total log-probability in
+    nats). litert is not offered: the model's use is the generation loop.
+    """,
+)
 
 
 def main():

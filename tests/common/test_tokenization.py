@@ -284,3 +284,18 @@ def test_keras_model_save_load_same_ids(tmp_path):
     ids, logits = reloaded(inputs)
     np.testing.assert_array_equal(ids, tok.encode_batch(PROBES))
     np.testing.assert_allclose(logits, model(inputs)[1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("level", ["word", "char"])
+def test_tf_decode_equals_decode_batch(level):
+    import tensorflow as tf
+
+    texts = [
+        "Hello, world! (This is) a «test» — isn't it? ¿Qué? 100% [ok] {x}.",
+        "( ( x . . ) ) “quoted” ‘single’ end…",
+    ]
+    tok = Tokenizer.build(texts, level=level)
+    ids = tok.encode_batch([*texts, "zzz unknown"], max_length=80, add_bos=True, add_eos=True)
+    decoded = [t.decode() for t in tok.tf_decode(tf.constant(ids)).numpy()]
+    assert decoded == tok.decode_batch(ids)
+    assert decoded[0] == texts[0] and "<unk>" in decoded[2]

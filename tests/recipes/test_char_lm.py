@@ -20,6 +20,7 @@ from recipes.char_lm import config, data
 from recipes.char_lm import model as model_lib
 from recipes.char_lm.main import _load_run, cli
 from recipes.char_lm.sample import Sampler
+from tests.exported import run_outside
 
 # ----------------------------------------------------------------------------- data
 
@@ -327,3 +328,59 @@ def test_unseen_prime_characters_and_zero_length_fail_in_one_line(char_run):
     one_line_error(invoke("sample", "--model-dir", out, "--length", 0), "--length")
     one_line_error(invoke("score", "--model-dir", out), "--text")
     one_line_error(invoke("sample", "--model-dir", out.parent / "nothing"), "--model-dir")
+
+
+# ----------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("which", ["char", "word"])
+def test_exported_model_generates_and_scores_like_the_cli(which, char_run, word_run, tmp_path):
+    out = (char_run if which == "char" else word_run)[0]
+    path = tmp_path / "lm"
+    result = invoke("export", "--model-dir", out, "--output", path)
+    assert result.exit_code == 0, result.output
+    prime = "ROMEO" if which == "char" else "I"
+    texts = ["What's in a name?\nA rose\n\nby any other name", "To be, or not to be"]
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        def generate(seed):
+            text = model.generate(tf.constant(values["prime"]), tf.constant(40), tf.constant(0.9),
+                                  tf.constant(seed))
+            return text.numpy().decode()
+        try:
+            model.generate(tf.constant("\\u2603"), tf.constant(5), tf.constant(1.0), tf.constant(0))
+            unknown = "no error"
+        except tf.errors.InvalidArgumentError as e:
+            unknown = e.message
+        print(json.dumps({
+            "texts": [generate(3), generate(3), generate(4)],
+            "scores": model.score(tf.constant(values["texts"])).numpy().tolist(),
+            "unknown": unknown,
+        }))
+        """,
+        tmp_path,
+        path=str(path),
+        prime=prime,
+        texts=texts,
+    )
+    first, again, other = exported["texts"]
+    assert first == again != other
+    sampled = invoke(
+        "sample",
+        "--model-dir",
+        out,
+        "--prime",
+        prime,
+        "--length",
+        40,
+        "--temperature",
+        0.9,
+        "--seed",
+        3,
+    )
+    assert first + "\n" == sampled.stdout
+    for text, total in zip(texts, exported["scores"], strict=True):
+        scored = json.loads(invoke("score", "--model-dir", out, "--text", text, "--json").stdout)
+        assert total == pytest.approx(scored["total_log_prob"], rel=1e-5, abs=1e-4)
+    assert "prime: a token is not in the vocabulary of the model" in exported["unknown"]
