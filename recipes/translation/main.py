@@ -1,8 +1,9 @@
-"""Command line of the translation recipe: train, translate, evaluate.
+"""Command line of the translation recipe: train, translate, evaluate, export.
 
 python -m recipes.translation train                       # dates -> ISO, ~5 min on 2 cores
 python -m recipes.translation translate --text "mardi 9 mai 2017" --beam-size 4
 python -m recipes.translation evaluate --json
+python -m recipes.translation export --output PATH
 """
 
 from __future__ import annotations
@@ -224,6 +225,20 @@ def evaluate(model_dir, data_spec, beam_size, length_penalty, as_json):
             [{k: metrics[k] for k in ("bleu", "chrf", "exact_match", "examples", "beam_size")}]
         )
         click.echo(f"{metrics['bleu_signature']} on {what}")
+
+
+common_cli.export_command(
+    cli,
+    OUTPUT_DIR,
+    "recipes.translation.export",
+    """Write the trained translator for use without this project.
+
+    saved_model: a SavedModel with the endpoints serve(text: string[batch]) ->
+    {translation: string[batch], score: float32[batch]} (greedy, as `translate`) and
+    serve_beam(text) (beam 4, length penalty 0.6). litert is not offered: the decoding
+    loop is the point.
+    """,
+)
 
 
 def main() -> None:

@@ -449,3 +449,43 @@ def test_every_command_has_help_with_defaults():
         result = runner.invoke(cli, [command, "--help"])
         assert result.exit_code == 0
         assert "[default:" in result.output
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def test_exported_translator_runs_without_the_project(run_dir, tmp_path):
+    from tests.exported import run_outside
+
+    path = tmp_path / "translator"
+    result = CliRunner().invoke(cli, ["export", "--model-dir", str(run_dir), "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    sources = [s for s, _ in data.read_tsv(run_dir / data.HELDOUT_FILE)][:6]
+    texts = [*sources, "", "9 mai 2017 " * 10]  # an empty line, an over-long one
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        result = {}
+        for name in ("serve", "serve_beam"):
+            out = getattr(model, name)(tf.constant(values["texts"]))
+            result[name] = [
+                f"{t.decode()}\\t{s:.4f}" if t else ""
+                for t, s in zip(out["translation"].numpy(), out["score"].numpy())
+            ]
+        print(json.dumps(result))
+        """,
+        tmp_path,
+        path=str(path),
+        texts=texts,
+    )
+    for name, beam in (("serve", "1"), ("serve_beam", "4")):
+        args = ["translate", "--model-dir", str(run_dir), "--scores", "--beam-size", beam]
+        printed = CliRunner().invoke(cli, [*args, *(f"--text={t}" for t in texts)])
+        lines = printed.stdout.splitlines()
+        assert len(lines) == len(texts)
+        for got, expected in zip(exported[name], lines, strict=True):
+            assert got.split("\t")[0] == expected.split("\t")[0]
+            if expected:  # scores printed with 4 decimals
+                assert float(got.split("\t")[1]) == pytest.approx(
+                    float(expected.split("\t")[1]), abs=2e-4
+                )
