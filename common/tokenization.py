@@ -174,6 +174,12 @@ def _word_patterns(engine: str) -> tuple[str, str]:
     return token, f"[{s}]"
 
 
+def re2_word_patterns() -> tuple[str, str]:
+    """(token pattern, whitespace class) of the word rule for RE2 (`tf.strings.regex_replace`),
+    spelling the same code points as Python's `re` sees them; see `_word_patterns`."""
+    return _word_patterns("re2")
+
+
 @functools.cache
 def _python_word_regex(bmp_only: bool = False) -> re.Pattern:
     return re.compile(_word_patterns("re-bmp" if bmp_only else "re")[0])

@@ -1,4 +1,4 @@
-"""Command line of the NER recipe: `python -m recipes.ner train | evaluate | tag`."""
+"""Command line of the NER recipe: `python -m recipes.ner train | evaluate | tag | export`."""
 
 from __future__ import annotations
 
@@ -108,6 +108,19 @@ def tag_command(model_dir: Path, text: tuple[str, ...], file_: Path | None, as_j
         return
     for tokens, sentence_tags in zip(tokenized, tags, strict=True):
         click.echo(tag.format_sentence(tokens, sentence_tags))
+
+
+common_cli.export_command(
+    cli,
+    OUTPUT_DIR,
+    "recipes.ner.export",
+    """Write the trained tagger for use without this project.
+
+    saved_model: a SavedModel with the endpoint serve(text: string[batch]) ->
+    {tokens: ragged string, tags: ragged string}: the tokenisation and the constrained
+    decoding of `tag`, inside the graph. litert is not offered.
+    """,
+)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from common.errors import UserError
 from recipes.ner import bio, data
 from recipes.ner.main import cli
+from tests.exported import run_outside
 
 # ----------------------------------------------------------------------------- tag schemes
 
@@ -359,6 +360,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     for key in ("precision", "recall", "f1", "f1_argmax", "token_accuracy", "per_type"):
         assert scores[key] == metrics[key], key
     assert scores["sentences"] == metrics["sentences"]
+    check_export(out, tmp_path)
 
     # A run directory from before the renames is refused with a one-line message.
     config = json.loads((out / "config.json").read_text())
@@ -403,3 +405,43 @@ def test_evaluate_needs_only_the_run_directory(tmp_path):
     result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "--data" in result.output and "retrain" in result.output
+
+
+def check_export(out, tmp_path):
+    """The exported tagger, run outside the project, gives `tag --json`'s tokens and tags."""
+    result = CliRunner().invoke(
+        cli, ["export", "--model-dir", str(out), "--output", str(tmp_path / "tagger")]
+    )
+    assert result.exit_code == 0, result.output
+    texts = [" ".join(s) for s in data.read_conll(out / data.HELDOUT_FILE).tokens[:40]]
+    texts += [
+        "@BarackObama visited #Paris via www.example.com/x. Great!",
+        "see https://t.co/abc, then (London)",
+        "",
+    ]
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        out = model.serve(tf.constant(values["texts"]))
+        decode = lambda rows: [[x.decode() for x in row] for row in rows.to_list()]
+        print(json.dumps({"tokens": decode(out["tokens"]), "tags": decode(out["tags"])}))
+        """,
+        tmp_path,
+        path=str(tmp_path / "tagger"),
+        texts=texts,
+    )
+    args = ["tag", "--model-dir", str(out), "--json", *(f"--text={t}" for t in texts if t)]
+    tagged = json.loads(CliRunner().invoke(cli, args).output)["sentences"]
+    assert exported["tokens"][:-1] == [s["tokens"] for s in tagged]
+    assert exported["tags"][:-1] == [s["tags"] for s in tagged]
+    assert exported["tokens"][-1] == exported["tags"][-1] == []
+    assert exported["tokens"][-3] == [
+        "@BarackObama",
+        "visited",
+        "#Paris",
+        "via",
+        "www.example.com/x",
+        ".",
+        "Great",
+        "!",
+    ]

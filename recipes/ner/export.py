@@ -1,0 +1,139 @@
+"""`export`: the tagger as a SavedModel, raw text in, tokens and tags out.
+
+    serve(text: string[batch]) -> {tokens: ragged string[batch, (tokens)],
+                                   tags: ragged string[batch, (tokens)]}
+
+The same steps as `tag --text`, in TensorFlow ops: the tokenisation rule of `tag.py`
+(whitespace separates; URLs, @mentions and #hashtags stay whole; the word rule splits the
+rest), the word ids (lower-cased, looked up whole) and character ids of each token, the
+model, and the constrained decoding (Viterbi over log-probabilities, IOB2 transitions only:
+`I-X` never follows `O`). Tags are IOB2. The in-graph tokenizer does not NFC-normalise
+(TensorFlow has no op for it), and RE2 reads `\\w` of @mentions and #hashtags as letters,
+digits and "_" (Python's `\\w` also counts a few other numeric characters).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LITERT_UNAVAILABLE = (
+    "not available for ner: tokenisation and the constrained decoding are part of the "
+    "SavedModel endpoint (serve); use --format saved_model"
+)
+
+
+def whole_pattern_re2(space: str) -> str:
+    """`tag._WHOLE` for RE2: URLs, @mentions and #hashtags, with explicit classes."""
+    return (
+        rf"(?:https?://|www\.)[^{space}]*[^{space}.,;:!?)\]}}\"'’]"
+        r"|[@#][\p{L}\p{N}_]+"
+    )
+
+
+def tokenize(text):
+    """string[batch] -> ragged string[batch, (tokens)] by `tag.tokenize`'s rule."""
+    import tensorflow as tf
+
+    from common.tokenization import re2_word_patterns
+
+    token, space_class = re2_word_patterns()
+    space = space_class[1:-1]
+    # Cut the text at every URL / mention / hashtag: odd pieces are whole tokens.
+    marked = tf.strings.regex_replace(text, whole_pattern_re2(space), "\x00\\0\x00")
+    pieces = tf.strings.split(marked, sep="\x00")
+    flat = pieces.flat_values
+    whole = tf.math.floormod(tf.ragged.range(pieces.row_lengths()).flat_values, 2) == 1
+    split = tf.strings.regex_replace(flat, space_class + "+", " ")
+    split = tf.strings.regex_replace(split, token, r" \0 ")
+    flat_tokens = tf.strings.split(tf.where(whole, flat, split))
+    return pieces.with_flat_values(flat_tokens).merge_dims(1, 2)
+
+
+def viterbi(log_p, lengths, allowed, start):
+    """Batched `bio.constrained_decode`: log_p float64[b, T, K], lengths int32[b] ->
+    tag ids int32[b, T] (the best valid path; positions past a length are 0)."""
+    import tensorflow as tf
+
+    neg_inf = tf.constant(-float("inf"), tf.float64)
+    forbid = tf.where(tf.constant(allowed), tf.constant(0.0, tf.float64), neg_inf)
+    score0 = tf.where(tf.constant(start)[None, :], log_p[:, 0], neg_inf)
+    steps = tf.transpose(log_p, [1, 0, 2])[1:]  # [T-1, b, K]
+    k = tf.shape(log_p)[2]
+    live = tf.transpose(tf.sequence_mask(lengths, tf.shape(log_p)[1]))[1:]  # [T-1, b]
+
+    def forward(carry, inputs):
+        score, _ = carry
+        emit, on = inputs
+        candidates = score[:, :, None] + forbid[None]  # [b, from, to]
+        back = tf.argmax(candidates, axis=1, output_type=tf.int32)
+        best = tf.reduce_max(candidates, axis=1) + emit
+        identity = tf.broadcast_to(tf.range(k)[None, :], tf.shape(back))
+        return tf.where(on[:, None], best, score), tf.where(on[:, None], back, identity)
+
+    scores, backs = tf.scan(
+        forward,
+        (steps, live),
+        initializer=(score0, tf.zeros_like(score0, tf.int32)),
+    )
+    final = tf.concat([score0[None], scores], axis=0)[-1]
+    last = tf.argmax(final, axis=-1, output_type=tf.int32)
+
+    def backward(tag, back):
+        return tf.gather(back, tag, batch_dims=1)
+
+    earlier = tf.scan(backward, backs, initializer=last, reverse=True)  # [T-1, b]
+    path = tf.concat([tf.transpose(earlier), last[:, None]], axis=1)
+    return tf.where(tf.sequence_mask(lengths, tf.shape(log_p)[1]), path, 0)
+
+
+def archive(model_dir: Path):
+    """A `keras.export.ExportArchive` with the `serve` endpoint."""
+    import keras
+    import tensorflow as tf
+
+    from common import runtime
+    from common.tokenization import PAD, UNK
+    from recipes.ner import bio
+    from recipes.ner.data import Vocab
+
+    vocab = Vocab.load(runtime.RunDir(model_dir))
+    model = runtime.load_model(model_dir)
+    allowed, start = bio.transition_rules(vocab.tags)
+    lookup = {
+        name: keras.layers.StringLookup(
+            vocabulary=list(tok.vocab)[2:], mask_token=PAD, oov_token=UNK, name=f"{name}_ids"
+        )
+        for name, tok in (("words", vocab.words), ("chars", vocab.chars))
+    }
+    for layer in lookup.values():
+        layer(tf.constant([""]))  # built, as ExportArchive.track requires
+    tag_names = tf.constant(list(vocab.tags))
+
+    def serve(text):
+        tokens = tokenize(text)
+        lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        words = tokens.with_flat_values(lookup["words"](tf.strings.lower(tokens.flat_values)))
+        chars = tf.strings.unicode_split(tokens, "UTF-8")
+        chars = chars.with_flat_values(lookup["chars"](chars.flat_values))
+        # At least one column, so that a batch of empty texts still runs (and tags nothing).
+        words = words.to_tensor()
+        chars = chars.to_tensor(shape=[None, None, vocab.max_word_chars])
+        extra = tf.maximum(1 - tf.shape(words)[1], 0)
+        inputs = {
+            "words": tf.cast(tf.pad(words, [[0, 0], [0, extra]]), tf.int32),
+            "chars": tf.cast(tf.pad(chars, [[0, 0], [0, extra], [0, 0]]), tf.int32),
+        }
+        probs = tf.cast(model(inputs, training=False), tf.float64)
+        log_p = tf.math.log(tf.clip_by_value(probs, 1e-12, 1.0))
+        ids = viterbi(log_p, lengths, allowed, start)
+        tags = tf.RaggedTensor.from_tensor(tf.gather(tag_names, ids), lengths=lengths)
+        return {"tokens": tokens, "tags": tags}
+
+    export = keras.export.ExportArchive()
+    export.track(model)
+    for layer in lookup.values():
+        export.track(layer)
+    export.add_endpoint(
+        "serve", serve, input_signature=[tf.TensorSpec([None], tf.string, name="text")]
+    )
+    return export
