@@ -32,6 +32,7 @@ CORE_FILES = (
     "model.py",
     "train.py",
     "main.py",
+    "export.py",
 )
 # Shared concept -> the one field name; the other names seen for it are refused.
 SHARED_FIELDS = ("epochs", "batch_size", "time_budget", "cell", "learning_rate")
@@ -106,7 +107,11 @@ def test_cli_shape(name):
     assert re.fullmatch(r"heldout(\.[a-z]+)?", config.HELDOUT_FILE)
     assert data.HELDOUT_FILE is config.HELDOUT_FILE  # one definition, in the light config
     commands = main.cli.commands
-    assert {"train", "evaluate"} <= set(commands)
+    assert {"train", "evaluate", "export"} <= set(commands)
+    assert {"--model-dir", "--output", "--format", "--overwrite"} <= _options(commands["export"])
+    export = importlib.import_module(f"recipes.{name}.export")
+    assert callable(export.archive)
+    assert callable(getattr(export, "litert", None)) or export.LITERT_UNAVAILABLE
     train = _options(commands["train"])
     assert set(SHARED_TRAIN_OPTIONS) <= train, f"missing {set(SHARED_TRAIN_OPTIONS) - train}"
     evaluate = _options(commands["evaluate"])
