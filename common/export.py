@@ -109,23 +109,38 @@ def litert_bytes(model) -> bytes:
         ) from None
 
 
-def linear_copy(layers, inputs, name: str):
-    """A new Keras model applying `layers` (a linear chain, weights shared) to `inputs`, with
-    every `common` LSTM/GRU switched to Keras's generic loop: the XLA fast path does not
-    convert to TFLite, the generic loop becomes a TFLite WHILE."""
-    import keras
+def generic_loops(*roots) -> None:
+    """Switch every `common` LSTM/GRU inside `roots` (models and layers, searched through
+    `.layers`, wrappers and `Bidirectional`) to Keras's generic loop.
 
+    The XLA fast path would put XLA-compiled functions into the artifact, which TFLite cannot
+    convert and TensorFlow Serving runs only with `--xla_cpu_compilation_enabled`; the
+    generic loop is a plain `while` loop that runs everywhere, with the same outputs
+    (within 1e-5, `tests/common/test_fast_path.py`).
+    """
     from common.layers import GRU, LSTM
 
+    stack, seen = list(roots), set()
+    while stack:
+        layer = stack.pop()
+        if layer is None or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if isinstance(layer, (LSTM, GRU)):
+            layer.implementation = "generic"
+        stack.extend(getattr(layer, "layers", None) or [])
+        for name in ("layer", "forward_layer", "backward_layer"):
+            stack.append(getattr(layer, name, None))
+
+
+def linear_copy(layers, inputs, name: str):
+    """A new Keras model applying `layers` (a linear chain, weights shared) to `inputs`, with
+    the recurrent layers on the generic loop (it becomes a TFLite WHILE)."""
+    import keras
+
+    generic_loops(*layers)
     x = inputs
     for layer in layers:
-        for inner in (
-            layer,
-            getattr(layer, "forward_layer", None),
-            getattr(layer, "backward_layer", None),
-        ):
-            if isinstance(inner, (LSTM, GRU)):
-                inner.implementation = "generic"
         x = layer(x)
     return keras.Model(inputs, x, name=name)
 

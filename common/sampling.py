@@ -16,9 +16,9 @@ Sampling rules (`choose`):
 - `top_k` > 0 samples only among the k most likely tokens (after banning); 0 = all.
 - `banned` token ids are never emitted: their logits are set to -inf before choosing, so the
   others are renormalised -- exactly what resampling until another token comes up gives.
-- Draws come from TensorFlow's stateless random ops seeded with (seed, step): the same model,
-  prime, options and seed give the same tokens, run after run, in a batch of any size (row r
-  of a batch of n draws what row r draws in any other batch of n).
+- Draws are a hash of (seed, step, row) (`uniform`), mapped through the inverse of the
+  cumulative distribution: the same model, prime, options and seed give the same tokens, run
+  after run, under XLA or not (row r draws the same number in a batch of any size).
 """
 
 from __future__ import annotations
@@ -33,11 +33,37 @@ StepFn = Callable[[tf.Tensor, list], tuple[tf.Tensor, list]]
 PrimeFn = Callable[[tf.Tensor, list], tuple[tf.Tensor, list]]
 
 
-def choose(logits, banned_mask, temperature, top_k, seed):
+_MASK32 = 0xFFFFFFFF
+
+
+def _hash32(x):
+    """A 32-bit integer hash (Wellons' lowbias32) on int64 tensors holding 32-bit values."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = (x * 0x7FEB352D) & _MASK32
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = (x * 0x846CA68B) & _MASK32
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def uniform(seed, step, rows):
+    """float32[rows] in [0, 1), a function of (seed, step, row) only.
+
+    Integer arithmetic, so the numbers are the same whether the loop runs under XLA or as a
+    plain graph (TensorFlow's stateless random ops use another generator under XLA): the
+    compiled `sample` and an exported SavedModel without XLA draw the same tokens.
+    """
+    row = tf.range(rows, dtype=tf.int64)
+    x = tf.cast(seed, tf.int64) * 0x9E3779B1 + tf.cast(step, tf.int64) * 0x85EBCA77
+    x = _hash32(tf.bitwise.bitwise_xor(_hash32((x + row * 0xC2B2AE3D) & _MASK32), 0x27D4EB2F))
+    return tf.cast(tf.bitwise.right_shift(x, 8), tf.float32) / float(1 << 24)
+
+
+def choose(logits, banned_mask, temperature, top_k, seed, step):
     """One token id per row of `logits` float[batch, vocab] under the sampling rules.
 
     banned_mask: bool[vocab]; temperature: float32 scalar (0 = greedy); top_k: int32 scalar
-    (0 = all); seed: int32[2] for the stateless draw.
+    (0 = all); seed, step: int32 scalars for the draw (`uniform`, then the inverse of the
+    cumulative distribution).
     """
     logits = tf.cast(logits, tf.float32)
     logits = tf.where(banned_mask[None, :], tf.constant(-float("inf")), logits)
@@ -49,9 +75,13 @@ def choose(logits, banned_mask, temperature, top_k, seed):
 
     def sample():
         kept = tf.cond((top_k > 0) & (top_k < vocab), keep_top_k, lambda: logits)
-        return tf.random.stateless_categorical(kept / temperature, 1, seed=seed, dtype=tf.int32)[
-            :, 0
-        ]
+        probs = tf.nn.softmax(kept / temperature, axis=-1)
+        cumulative = tf.cumsum(probs, axis=-1)
+        draw = uniform(seed, step, tf.shape(logits)[0])[:, None] * cumulative[:, -1:]
+        token = tf.reduce_sum(tf.cast(cumulative <= draw, tf.int32), axis=-1)
+        # Rounding can leave the draw at the very top: take the last token that can come.
+        possible = tf.cast(probs > 0, tf.int32) * tf.range(vocab)[None, :]
+        return tf.minimum(token, tf.reduce_max(possible, axis=-1))
 
     def greedy():
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -121,7 +151,7 @@ class Generator:
         rows = tf.range(batch)
 
         def draw(t, logits):
-            return choose(logits, self.banned_mask, temperature, top_k, tf.stack([seed, t]))
+            return choose(logits, self.banned_mask, temperature, top_k, seed, t)
 
         def record(t, tokens, done, lengths, ids):
             if self.eos is not None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 PRELUDE = """
 import importlib.util, json, sys
@@ -19,6 +20,8 @@ import tensorflow as tf
 def run_outside(script: str, tmp_path, **values):
     """Run `script` (after PRELUDE, with `values` passed as JSON in the variable `values`) in a fresh
     process outside the project; it must print one JSON document, which is returned."""
+    if "path" in values and (Path(values["path"]) / "saved_model.pb").is_file():
+        assert xla_functions(values["path"]) == 0, "XLA-compiled functions in the SavedModel"
     work = tmp_path / "outside"
     work.mkdir(exist_ok=True)
     (work / "values.json").write_text(json.dumps(values))
@@ -54,3 +57,16 @@ def tflite_outputs(path, inputs):
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(target["index"])[0])
     return np.array(outputs)
+
+
+def xla_functions(path) -> int:
+    """How many functions of a SavedModel must be compiled by XLA (TensorFlow Serving runs
+    those only with --xla_cpu_compilation_enabled; the exports keep it at 0)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    library = model.meta_graphs[0].graph_def.library
+    flagged = [f for f in library.function if f.attr["_XlaMustCompile"].b]
+    calls = [n for f in library.function for n in f.node_def if n.attr["_XlaMustCompile"].b]
+    return len(flagged) + len(calls)

@@ -36,9 +36,10 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
-    from common.export import labelled
+    from common.export import generic_loops, labelled
 
     model, info = _load(model_dir)
+    generic_loops(model)
     classes = len(info.class_names)
 
     def serve(recording):

@@ -32,12 +32,14 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
+    from common.export import generic_loops
     from common.tokenization import BOS_ID, PAD_ID, UNK_ID
     from recipes.char_lm.main import _load_run
     from recipes.char_lm.sample import Sampler
 
     cfg, tok, model = _load_run(model_dir)
-    sampler = Sampler(cfg, tok, model)
+    sampler = Sampler(cfg, tok, model, jit_compile=False)
+    generic_loops(model, sampler.step)
     prime_ids = tok.keras_layer(add_bos=True, name="prime_tokens")
     line_ids = tok.keras_layer(add_eos=cfg.level == "word", name="text_tokens")
 

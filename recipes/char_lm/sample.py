@@ -12,9 +12,9 @@ constant and no step leaves the graph.
 Sampling rules (see `common.sampling.choose`): temperature 0 is greedy, `top_k` > 0 keeps the
 k most likely tokens, `<pad>`, `<bos>` and `<unk>` are never emitted (probability set to zero,
 the rest renormalised). At character level `<eos>` is never emitted either; at word level a
-sample stops at `<eos>` (which is not printed). The draws come from TensorFlow's stateless
-random ops seeded with (seed, step), so the same model, prime, options and seed give the same
-text.
+sample stops at `<eos>` (which is not printed). The draws are a hash of (seed, step, row)
+(`common.sampling.uniform`), so the same model, prime, options and seed give the same text,
+under XLA or not.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def encode_prime(tok, prime: str, level: str) -> list[int]:
 class Sampler:
     """Generates with a step model built from a trained model."""
 
-    def __init__(self, cfg, tok, trained):
+    def __init__(self, cfg, tok, trained, jit_compile: bool = True):
         self.cfg, self.tok = cfg, tok
         self.step = model_lib.build_step_model(cfg, trained)
         banned = [PAD, BOS, UNK] + ([EOS] if cfg.level == "char" else [])
@@ -83,6 +83,7 @@ class Sampler:
             banned=self.banned.tolist(),
             eos=self.eos,
             pad=tok.token_to_id(PAD),
+            jit_compile=jit_compile,
         )
 
     def generate(

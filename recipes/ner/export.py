@@ -92,12 +92,14 @@ def archive(model_dir: Path):
     import tensorflow as tf
 
     from common import runtime
+    from common.export import generic_loops
     from common.tokenization import PAD, UNK
     from recipes.ner import bio
     from recipes.ner.data import Vocab
 
     vocab = Vocab.load(runtime.RunDir(model_dir))
     model = runtime.load_model(model_dir)
+    generic_loops(model)
     allowed, start = bio.transition_rules(vocab.tags)
     lookup = {
         name: keras.layers.StringLookup(

@@ -23,9 +23,10 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
-    from common.export import labelled
+    from common.export import generic_loops, labelled
 
     model, class_names = classify.load_run(model_dir)
+    generic_loops(model)
     export = keras.export.ExportArchive()
     export.track(model)
     export.add_endpoint(

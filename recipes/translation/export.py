@@ -32,12 +32,15 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
+    from common.export import generic_loops
     from recipes.translation import train as train_lib
+    from recipes.translation.search import Decoder
 
     loaded = train_lib.load_run(model_dir)
     translator = loaded.translator
     source = translator.source_tokenizer.keras_layer(name="source_tokens")
-    decoder = translator.decoder
+    generic_loops(translator.model, *translator.model.encoders)
+    decoder = Decoder(translator.model, translator.max_steps, jit_greedy=False)
 
     def translate(text, beam_size):
         ids = source(text)[:, : translator.max_source_length]

@@ -31,9 +31,10 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
-    from common.export import labelled
+    from common.export import generic_loops, labelled
 
     model, info = _load(model_dir)
+    generic_loops(model)
     shape = [None, info.frames, info.frame_size, info.frame_size, info.channels]
     export = keras.export.ExportArchive()
     export.track(model)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.sampling import Generator
+from common.sampling import Generator, uniform
 
 VOCAB = 6
 PAD, EOS = 0, 3
@@ -92,3 +92,12 @@ def test_rows_stop_at_eos_and_are_filled_with_pad():
     # Without an <eos> id nothing stops: <eos> is an ordinary token then.
     ids, lengths = run(toy_generator(probs), [[2]], 4, temperature=0.0)
     assert lengths.tolist() == [4] and ids.tolist() == [[4, EOS, 4, EOS]]
+
+
+def test_the_draws_are_the_same_with_and_without_xla():
+    # sample runs the loop under XLA, the exported SavedModel as a plain graph: same tokens.
+    compiled = run(toy_generator(UNIFORM_ISH, jit_compile=True), [[2]] * 6, 60, seed=5, top_k=4)
+    plain = run(toy_generator(UNIFORM_ISH, jit_compile=False), [[2]] * 6, 60, seed=5, top_k=4)
+    assert (compiled[0] == plain[0]).all()
+    u = uniform(tf.constant(5), tf.constant(1), 10000).numpy()
+    assert 0.0 <= u.min() and u.max() < 1.0 and abs(u.mean() - 0.5) < 0.01
