@@ -193,48 +193,30 @@ def evaluate_data_option(what: str, heldout: str):
     )
 
 
-def export_options(default_output_dir: str):
-    """The `export` verb's options: --model-dir, --output, --format, --overwrite
-    (parameters model_dir, output, fmt, overwrite); see `common.export`."""
-
-    def decorator(func):
-        for option in reversed(
-            [
-                model_dir_option(default_output_dir),
-                click.option(
-                    "--output",
-                    type=click.Path(path_type=Path),
-                    required=True,
-                    help="Where to write the artifact: a SavedModel directory, or a .tflite "
-                    "file for --format litert.",
-                ),
-                click.option(
-                    "--format",
-                    "fmt",
-                    type=click.Choice(EXPORT_FORMATS),
-                    default="saved_model",
-                    show_default=True,
-                    help="saved_model: raw inputs in, final answers out, for TensorFlow and "
-                    "TensorFlow Serving; litert: the core model as a .tflite file.",
-                ),
-                click.option(
-                    "--overwrite", is_flag=True, help="Replace --output if it already exists."
-                ),
-            ]
-        ):
-            func = option(func)
-        return func
-
-    return decorator
-
-
 def export_command(group: click.Group, default_output_dir: str, module: str, help_text: str):
     """Add the `export` verb to a recipe's group. `module` (imported only when the verb runs)
     has `archive(model_dir)` -> `keras.export.ExportArchive`, and `litert(model_dir)` -> bytes
     or `LITERT_UNAVAILABLE`, the reason it has none; see `common.export`."""
 
     @group.command("export", help=help_text)
-    @export_options(default_output_dir)
+    @model_dir_option(default_output_dir)
+    @click.option(
+        "--output",
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Where to write the artifact: a SavedModel directory, or a .tflite "
+        "file for --format litert.",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(EXPORT_FORMATS),
+        default="saved_model",
+        show_default=True,
+        help="saved_model: raw inputs in, final answers out, for TensorFlow and "
+        "TensorFlow Serving; litert: the core model as a .tflite file.",
+    )
+    @click.option("--overwrite", is_flag=True, help="Replace --output if it already exists.")
     def export(model_dir, output, fmt, overwrite):
         import importlib
 

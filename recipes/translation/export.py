@@ -39,7 +39,7 @@ def archive(model_dir: Path):
     loaded = train_lib.load_run(model_dir)
     translator = loaded.translator
     source = translator.source_tokenizer.keras_layer(name="source_tokens")
-    generic_loops(translator.model, *translator.model.encoders)
+    generic_loops(translator.model)
     decoder = Decoder(translator.model, translator.max_steps, jit_greedy=False)
 
     def translate(text, beam_size):
