@@ -541,9 +541,11 @@ def recurrent_layer(
     return CellRNN(make_cell(cell, units), **options)
 
 
-def recurrent_stack(x, cell, units, layers, *, bidirectional=False, dropout=0.0):
+def recurrent_stack(x, cell, units, layers, *, bidirectional=False, dropout=0.0, mask=None):
     """``layers`` recurrent layers over ``x`` (bidirectional if asked); the last returns one
     vector per sequence: float32[batch, time, features] -> [batch, units (x2 if bidirectional)].
+
+    ``mask`` bool[batch, time] (true = a real step, right-padded) goes to every layer.
 
     ``dropout`` after every layer, the same units at every step between layers
     (``noise_shape=(batch, 1, features)``), never inside a cell.
@@ -555,7 +557,7 @@ def recurrent_stack(x, cell, units, layers, *, bidirectional=False, dropout=0.0)
         )
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")
-        x = layer(x)
+        x = layer(x) if mask is None else layer(x, mask=mask)
         if dropout:
             noise = None if last else (None, 1, x.shape[-1])
             x = keras.layers.Dropout(dropout, noise_shape=noise, name=f"dropout_{i}")(x)

@@ -14,7 +14,13 @@ per file (`.txt`, `.csv`, `.tsv` or `.dat`), one sample per line, channels
 separated by whitespace or commas.
 Blank lines and lines starting with `#` are skipped; a first line with no
 number in it is a header (channel names). Every recording must have the same
-number of channels and at least `window` samples.
+number of channels. The directory says nothing about time: give its sample
+rate with `--sample-rate HZ` so that windows are cut in seconds.
+
+A recording shorter than one window becomes one window, padded at the end
+with NaN: the model masks those steps (`model.PaddedSteps`), so they change
+nothing. User files never hold NaN (`parse_recording` refuses non-finite
+values), so NaN cannot be mistaken for a sample.
 
 The default data set is seglearn's smartwatch exercise set
 (`seglearn/data/watch_dataset.npy`: 140 recordings, 6 channels ax ay az wx wy
@@ -43,6 +49,7 @@ from common.errors import UserError
 from recipes.activity.config import HELDOUT_FILE
 
 DEFAULT_DESCRIPTION = "seglearn watch_dataset (smartwatch shoulder exercises, 50 Hz)"
+DEFAULT_RATE = 50.0
 _WATCH_FILE = ("seglearn", "seglearn/data/watch_dataset.npy")
 # The recording files of a class directory.
 RECORDING_SUFFIXES = (".txt", ".csv", ".tsv", ".dat")
@@ -71,6 +78,8 @@ class SensorData:
     recordings: tuple[Recording, ...]
     class_names: tuple[str, ...]
     channel_names: tuple[str, ...] | None = None
+    # Samples per second when the source says (the default set), else None.
+    sample_rate: float | None = None
 
     @property
     def channels(self) -> int:
@@ -212,7 +221,7 @@ def load_default() -> SensorData:
         Recording(np.asarray(x, dtype=np.float32), int(y), f"{path.name}#{i}")
         for i, (x, y) in enumerate(zip(series, labels, strict=True))
     )
-    return SensorData(recordings, class_names, channel_names)
+    return SensorData(recordings, class_names, channel_names, DEFAULT_RATE)
 
 
 def load(source, *, class_names: tuple[str, ...] | None = None, what: str = "--data") -> SensorData:
@@ -263,15 +272,21 @@ def write_heldout(run_dir, data: SensorData) -> Path:
 # --------------------------------------------------------------------------- windows
 
 
-def check_lengths(data: SensorData, window: int) -> None:
-    """Every recording must hold at least one window."""
-    for recording in data.recordings:
-        n = len(recording.values)
-        if n < window:
-            raise UserError(
-                f"{recording.where()}: recording has {n} samples, fewer than the "
-                f"window of {window} (lower --window or drop the file)"
-            )
+def resolve_rate(
+    data: SensorData, given: float | None, what: str = "--sample-rate"
+) -> float | None:
+    """The sample rate of `data`: `given` (--sample-rate) or the one the source knows.
+
+    A given rate that contradicts the source's own is a one-line error.
+    """
+    if given is not None and data.sample_rate is not None and given != data.sample_rate:
+        raise UserError(f"{what} {given:g}: this data set is sampled at {data.sample_rate:g} Hz")
+    return given if given is not None else data.sample_rate
+
+
+def short_recordings(data: SensorData, window: int) -> int:
+    """How many recordings are shorter than one window (each becomes one padded window)."""
+    return sum(len(r.values) < window for r in data.recordings)
 
 
 def check_channels(data: SensorData, channels: int, expected_by: str = "the model") -> None:
@@ -285,14 +300,20 @@ def check_channels(data: SensorData, channels: int, expected_by: str = "the mode
 
 
 def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Start indices of the windows of one recording; the tail shorter than a stride is dropped."""
+    """Start indices of the windows of one recording; the tail shorter than a stride is
+    dropped. A recording shorter than one window has one window, at 0 (padded)."""
     if window < 1 or stride < 1:
         raise ValueError(f"window and stride must be positive. Received: {window=}, {stride=}")
-    return np.arange(0, max(length - window + 1, 0), stride, dtype=np.int64)
+    return np.arange(0, max(length - window + 1, 1), stride, dtype=np.int64)
 
 
 def recording_windows(values: np.ndarray, window: int, stride: int) -> np.ndarray:
-    """float32[n_windows, window, channels] cut from one recording."""
+    """float32[n_windows, window, channels] cut from one recording; a recording shorter
+    than `window` gives one window padded at the end with NaN (masked by the model)."""
+    values = np.asarray(values, dtype=np.float32)
+    if len(values) < window:
+        pad = np.full((window - len(values), values.shape[1]), np.nan, dtype=np.float32)
+        values = np.concatenate([values, pad])
     starts = window_starts(len(values), window, stride)
     return values[starts[:, None] + np.arange(window)[None, :]]
 

@@ -11,8 +11,8 @@ Each is cut into the model's windows (`window` samples every `stride`, the tail 
 than a stride dropped, as in `predict`), every window is classified (the normalisation
 fitted on the training recordings is the model's first layer), and the label is the
 majority vote of the windows (ties to the higher mean probability); `probabilities` are
-the mean window probabilities. A recording with fewer samples than one window is an
-error (InvalidArgumentError naming the window), as in `predict`.
+the mean window probabilities. A recording with fewer samples than one window is one
+window, padded with NaN and masked, as in `predict`.
 
 LiteRT (`--format litert`): the window model, `window float32[1, window, channels]` ->
 `probabilities float32[1, classes]`; cutting windows and voting stay with the caller.
@@ -43,11 +43,9 @@ def archive(model_dir: Path):
     classes = len(info.class_names)
 
     def serve(recording):
-        tf.debugging.assert_greater_equal(
-            tf.shape(recording)[1],
-            info.window,
-            message=f"recording has fewer samples than one window of the model ({info.window})",
-        )
+        # A recording shorter than one window is one window padded with NaN (masked).
+        short = tf.maximum(info.window - tf.shape(recording)[1], 0)
+        recording = tf.pad(recording, [[0, 0], [0, short], [0, 0]], constant_values=float("nan"))
         windows = tf.signal.frame(recording, info.window, info.stride, axis=1)
         batch, count = tf.shape(windows)[0], tf.shape(windows)[1]
         flat = tf.reshape(windows, [-1, info.window, info.channels])
@@ -72,10 +70,11 @@ def window_model(model, info: ModelInfo):
     """The window classifier at batch 1, recurrent layers on the generic loop."""
     import keras
 
-    from common.export import linear_copy
+    from common.export import generic_loops
 
+    generic_loops(model)
     window = keras.Input(batch_shape=(1, info.window, info.channels), name="window")
-    return linear_copy(model.layers[1:], window, "activity_window")
+    return keras.Model(window, model(window), name="activity_window")
 
 
 def litert(model_dir: Path) -> bytes:

@@ -1,6 +1,6 @@
 """Command line of the activity recipe: train, evaluate, predict, export.
 
-python -m recipes.activity train [--window N] [--stride N] [--data DIR] ...
+python -m recipes.activity train [--data DIR] [--sample-rate HZ] [--model rnn|conv-rnn] ...
 python -m recipes.activity evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.activity predict --model-dir DIR --input FILE [--json]
 python -m recipes.activity export --model-dir DIR --output PATH [--format saved_model|litert]
@@ -8,6 +8,7 @@ python -m recipes.activity export --model-dir DIR --output PATH [--format saved_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,22 +31,76 @@ def cli():
 @cli.command()
 @common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
+    "--sample-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="HZ",
+    help="Samples per second of the --data recordings, so that windows are cut in seconds "
+    "[default: 50 for the default data set; a directory's rate is unknown, and windows "
+    "are then --window/--stride samples].",
+)
+@click.option(
+    "--window-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"Seconds per window, with a known sample rate [default: the preset's; "
+    f"{_DEFAULT.window_seconds:g} in default].",
+)
+@click.option(
+    "--stride-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help=f"Seconds between window starts, with a known sample rate [default: the preset's; "
+    f"{_DEFAULT.stride_seconds:g} in default].",
+)
+@click.option(
     "--window",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Samples per window [default: the preset's; {_DEFAULT.window} in default].",
+    help=f"Samples per window; overrides --window-seconds [default: the preset's seconds when "
+    f"the rate is known, else {_DEFAULT.window} in default].",
 )
 @click.option(
     "--stride",
     type=click.IntRange(min=1),
     default=None,
-    help=f"Samples between window starts [default: the preset's; {_DEFAULT.stride} in default].",
+    help=f"Samples between window starts, with --window [default: the preset's; "
+    f"{_DEFAULT.stride} in default].",
 )
-def train(run, window, stride):
-    """Train on sensor windows, evaluate the best model, show predictions."""
+@click.option(
+    "--model",
+    "model_kind",
+    type=click.Choice(config.MODELS),
+    default=None,
+    help=f"rnn: recurrent layers on the samples; conv-rnn: 1-D convolutions over time, then "
+    f"the recurrent layers (DeepConvLSTM-style) [default: the preset's; {_DEFAULT.model} in "
+    f"default].",
+)
+def train(run, sample_rate, window_seconds, stride_seconds, window, stride, model_kind):
+    """Train on sensor windows, evaluate the best model, show predictions.
+
+    Windows are cut in seconds when the sample rate is known (--sample-rate, or the default
+    data set's 50 Hz), in samples otherwise; a recording shorter than one window becomes one
+    window, padded and masked.
+    """
     from recipes.activity import train as train_lib
 
-    cfg = common_cli.apply_overrides(config.PRESETS[run.preset], run, window=window, stride=stride)
+    if stride is not None and window is None:
+        raise click.UsageError("--stride (samples) goes with --window; else use --stride-seconds")
+    if window is not None and (window_seconds or stride_seconds):
+        raise click.UsageError("give the window in samples (--window) or in seconds, not both")
+    cfg = common_cli.apply_overrides(
+        config.PRESETS[run.preset],
+        run,
+        sample_rate=sample_rate,
+        window_seconds=window_seconds,
+        stride_seconds=stride_seconds,
+        window=window,
+        stride=stride,
+        model=model_kind,
+    )
+    if window is not None:  # samples given: the seconds no longer apply
+        cfg = dataclasses.replace(cfg, window_seconds=None)
     train_lib.train(cfg, run)
 
 

@@ -29,6 +29,8 @@ class ModelInfo:
     channels: int
     window: int
     stride: int
+    # Samples per second the model's windows were cut at (None: unknown, windows in samples).
+    sample_rate: float | None
 
     @classmethod
     def read(cls, model_dir: Path) -> ModelInfo:
@@ -85,8 +87,11 @@ def headline(result: dict) -> dict:
     }
 
 
-def segments(starts: np.ndarray, window: int, labels: np.ndarray, confidence: np.ndarray):
-    """Runs of consecutive windows with the same predicted class (for printing a timeline)."""
+def segments(
+    starts: np.ndarray, window: int, labels: np.ndarray, confidence: np.ndarray, length: int
+):
+    """Runs of consecutive windows with the same predicted class (for printing a timeline);
+    `end` never goes past the recording's `length` samples."""
     runs = []
     begin = 0
     for i in range(1, len(labels) + 1):
@@ -94,7 +99,7 @@ def segments(starts: np.ndarray, window: int, labels: np.ndarray, confidence: np
             runs.append(
                 {
                     "start": int(starts[begin]),
-                    "end": int(starts[i - 1] + window),
+                    "end": int(min(starts[i - 1] + window, length)),
                     "label": int(labels[begin]),
                     "windows": i - begin,
                     "probability": float(confidence[begin:i].mean()),
@@ -119,11 +124,6 @@ def predict_recording(
     where = f"{source}:{last_line}" if last_line else source
     if values.shape[1] != info.channels:
         raise UserError(f"{where}: {values.shape[1]} channels, the model expects {info.channels}")
-    if len(values) < info.window:
-        raise UserError(
-            f"{where}: recording has {len(values)} samples, fewer than the "
-            f"model's window of {info.window}"
-        )
     starts = sensor_data.window_starts(len(values), info.window, info.stride)
     windows = sensor_data.recording_windows(values, info.window, info.stride)
     probs = model.predict(windows, batch_size=PREDICT_BATCH, verbose=0)
@@ -140,7 +140,7 @@ def predict_recording(
         "windows": [
             {
                 "start": int(s),
-                "end": int(s + info.window),
+                "end": int(min(s + info.window, len(values))),
                 "activity": names[int(k)],
                 "probability": float(p[k]),
             }
@@ -149,7 +149,11 @@ def predict_recording(
         "segments": [
             dict(run, activity=names[run.pop("label")])
             for run in segments(
-                starts, info.window, window_labels, probs[np.arange(len(probs)), window_labels]
+                starts,
+                info.window,
+                window_labels,
+                probs[np.arange(len(probs)), window_labels],
+                len(values),
             )
         ],
     }
@@ -176,7 +180,6 @@ def evaluate(model_dir: Path, spec: str | None) -> dict:
     source = common_data.resolve(RunDir(model_dir).evaluation_data(spec, sensor_data.HELDOUT_FILE))
     data = sensor_data.load(source, class_names=info.class_names)
     sensor_data.check_channels(data, info.channels)
-    sensor_data.check_lengths(data, info.window)
     model = runtime.load_model(model_dir)
     result = evaluate_sensor(model, data, info.window, info.stride)
     return dict(headline(result), data=str(source))

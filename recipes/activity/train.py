@@ -2,7 +2,8 @@
 
     recordings --split by recording--> train / validation recordings
         train: per-channel mean/variance -> the model's Normalization layer
-        both:  sliding windows (window, stride) -> tf.data -> common.runtime.fit
+        both:  sliding windows (seconds x sample rate, or samples) -> tf.data
+               -> common.runtime.fit
     best model -> window- and recording-level accuracy / macro-F1, confusion matrices
     validation recordings -> heldout/<class>/*.txt in the run directory (what
         `evaluate` reads without --data)
@@ -21,6 +22,7 @@ import click
 from common import data as common_data
 from common import metrics, runtime
 from common.cli import TrainArgs, print_table
+from recipes.activity import config
 from recipes.activity import data as sensor_data
 from recipes.activity import model as model_lib
 from recipes.activity import predict as predict_lib
@@ -41,29 +43,43 @@ def _describe(source) -> str:
     return sensor_data.DEFAULT_DESCRIPTION if source.kind == "default" else str(source)
 
 
-def load_splits(cfg: Config, run: TrainArgs) -> Splits:
+def load_splits(cfg: Config, run: TrainArgs) -> tuple[Config, Splits]:
+    """The training and validation recordings, and `cfg` with the window and stride in
+    samples for their sample rate (and the rate itself) filled in."""
     source = common_data.resolve(run.data)
     data = sensor_data.load(source)
-    sensor_data.check_lengths(data, cfg.window)
+    rate = sensor_data.resolve_rate(data, cfg.sample_rate)
+    window, stride = config.window_samples(cfg, rate)
+    cfg = dataclasses.replace(cfg, sample_rate=rate, window=window, stride=stride)
     description = _describe(source)
     if run.validation_data:
         val_source = common_data.resolve(run.validation_data, what="--validation-data")
         val = sensor_data.load(val_source, class_names=data.class_names, what="--validation-data")
         sensor_data.check_channels(val, data.channels, "the training data")
-        sensor_data.check_lengths(val, cfg.window)
-        return Splits(data, val, description, _describe(val_source))
+        return cfg, Splits(data, val, description, _describe(val_source))
     train, val = sensor_data.split(data, cfg.validation_fraction, run.seed)
     held_out = (
         f"{description}, {cfg.validation_fraction:g} of each class's recordings held out "
         f"(seed {run.seed})"
     )
-    return Splits(train, val, description, held_out)
+    return cfg, Splits(train, val, description, held_out)
+
+
+def describe_windows(cfg: Config) -> str:
+    """ "2 s = 100 samples at 50 Hz, stride 0.5 s = 25" or "100 samples, stride 25"."""
+    if cfg.sample_rate is None:
+        return f"{cfg.window} samples, stride {cfg.stride}"
+    rate = cfg.sample_rate
+    return (
+        f"{cfg.window / rate:g} s = {cfg.window} samples at {rate:g} Hz, "
+        f"stride {cfg.stride / rate:g} s = {cfg.stride}"
+    )
 
 
 def train(cfg: Config, run: TrainArgs) -> dict:
     """Train, evaluate the best model on the validation data, write the run directory."""
     started = time.monotonic()
-    splits = load_splits(cfg, run)
+    cfg, splits = load_splits(cfg, run)
     train_data, val_data = splits.train, splits.val
     classes = len(train_data.class_names)
 
@@ -72,10 +88,11 @@ def train(cfg: Config, run: TrainArgs) -> dict:
     x_val, y_val, _ = sensor_data.make_windows(val_data, cfg.window, cfg.stride)
     mean, variance = sensor_data.normalization_stats(train_data)
     click.echo(
-        f"Data: {splits.train_description}\n  train: {len(train_data.recordings)} "
-        f"recordings -> {len(x_train)} windows of {cfg.window} x {train_data.channels} "
-        f"(stride {cfg.stride})\n  validation: {len(val_data.recordings)} recordings -> "
-        f"{len(x_val)} windows ({splits.val_description})"
+        f"Data: {splits.train_description}\n  windows: {describe_windows(cfg)}, "
+        f"{train_data.channels} channels\n  train: {len(train_data.recordings)} recordings -> "
+        f"{len(x_train)} windows{_padded(train_data, cfg.window)}\n  validation: "
+        f"{len(val_data.recordings)} recordings -> {len(x_val)} windows"
+        f"{_padded(val_data, cfg.window)} ({splits.val_description})"
     )
 
     with strategy.scope():
@@ -95,6 +112,7 @@ def train(cfg: Config, run: TrainArgs) -> dict:
         channels=train_data.channels,
         window=cfg.window,
         stride=cfg.stride,
+        sample_rate=cfg.sample_rate,
     )
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     run_dir.write_json(predict_lib.LABELS_FILE, info)
@@ -151,6 +169,11 @@ def train(cfg: Config, run: TrainArgs) -> dict:
         f"{summary['wall_seconds']:.0f} s"
     )
     return summary
+
+
+def _padded(data: sensor_data.SensorData, window: int) -> str:
+    short = sensor_data.short_recordings(data, window)
+    return f" ({short} shorter than one window, padded and masked)" if short else ""
 
 
 def _demo(model, info, val_data, result, run_dir, shown: int = 6) -> None:

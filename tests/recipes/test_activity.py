@@ -7,6 +7,7 @@ synthetic recording directories. No network.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -98,6 +99,59 @@ def test_windows_never_cross_recordings():
         np.testing.assert_array_equal(window, recordings[owner].values[start : start + 16])
 
 
+def test_a_recording_shorter_than_a_window_is_one_padded_window():
+    values = np.arange(30, dtype=np.float32).reshape(10, 3)
+    windows = sensor_data.recording_windows(values, window=16, stride=4)
+    assert windows.shape == (1, 16, 3)
+    np.testing.assert_array_equal(windows[0, :10], values)
+    assert np.isnan(windows[0, 10:]).all()
+    np.testing.assert_array_equal(sensor_data.window_starts(10, 16, 4), [0])
+    data = sensor_data.SensorData(
+        (
+            sensor_data.Recording(values, 0, "short"),
+            sensor_data.Recording(np.zeros((40, 3), np.float32), 1, "long"),
+        ),
+        CLASSES,
+    )
+    assert sensor_data.short_recordings(data, 16) == 1
+    x, _, owners = sensor_data.make_windows(data, 16, 4)
+    np.testing.assert_array_equal(owners, [0] + [1] * 7)
+
+
+@pytest.mark.parametrize("rate", [50.0, 32.0, 10.0])
+def test_windows_in_seconds_span_the_same_time_at_any_rate(rate):
+    from recipes.activity import config
+
+    cfg = config.PRESETS["default"]
+    window, stride = config.window_samples(cfg, rate)
+    assert window / rate == pytest.approx(cfg.window_seconds, abs=0.5 / rate)
+    assert stride / rate == pytest.approx(cfg.stride_seconds, abs=0.5 / rate)
+    # A recording of 10 s gives the same number of windows at every rate.
+    starts = sensor_data.window_starts(int(10 * rate), window, stride)
+    assert len(starts) == 17  # (10 - 2) / 0.5 + 1
+    assert config.window_samples(cfg, None) == (cfg.window, cfg.stride)  # samples, no rate
+    assert config.window_samples(cfg, 50.0) == (cfg.window, cfg.stride)  # the same at 50 Hz
+
+
+@pytest.mark.parametrize("kind", ["rnn", "conv-rnn"])
+def test_padded_steps_change_nothing(kind):
+    """A short window padded with NaN gives what the same weights give on the real steps."""
+    from recipes.activity import config
+    from recipes.activity import model as model_lib
+
+    cfg = dataclasses.replace(config.PRESETS["tiny"], model=kind, conv_layers=2, conv_pool=2)
+    rng = np.random.default_rng(0)
+    stats = dict(channels=3, classes=4, mean=rng.normal(size=3), variance=rng.uniform(1, 2, 3))
+    padded_model = model_lib.build_model(cfg, **stats)
+    real = rng.normal(size=(2, 20, 3)).astype(np.float32)
+    exact_model = model_lib.build_model(dataclasses.replace(cfg, window=20), **stats)
+    exact_model.set_weights(padded_model.get_weights())
+    padded = np.concatenate([real, np.full((2, cfg.window - 20, 3), np.nan, np.float32)], 1)
+    got = padded_model.predict(padded, verbose=0)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, exact_model.predict(real, verbose=0), atol=1e-6)
+
+
 def test_split_is_by_recording_and_seeded():
     data = sensor_data.load_default()
     train, val = sensor_data.split(data, 0.2, seed=7)
@@ -181,13 +235,14 @@ def test_help_shows_defaults():
     assert "--modality" not in run_cli("train", "--help").output
 
 
-@pytest.mark.parametrize("problem", ["short", "ragged", "non-numeric", "channels"])
+@pytest.mark.parametrize("problem", ["ragged", "non-numeric", "channels", "rate"])
 def test_bad_recordings_fail_with_one_line_and_write_nothing(tmp_path, problem):
     root = make_sensor_dir(tmp_path / "data")
     bad = root / "fast" / "rec1.txt"
-    if problem == "short":
-        write_recording(bad, np.ones((10, 3)))
-        expected = f"{bad}:10: recording has 10 samples, fewer than the window of 32"
+    extra = []
+    if problem == "rate":
+        root, extra = "", ["--sample-rate", "32"]  # the default data is sampled at 50 Hz
+        expected = "--sample-rate 32: this data set is sampled at 50 Hz"
     elif problem == "ragged":
         bad.write_text("1 2 3\n4 5 6\n7 8\n")
         expected = f"{bad}:3: expected 3 channels (as on line 1), got 2"
@@ -198,7 +253,7 @@ def test_bad_recordings_fail_with_one_line_and_write_nothing(tmp_path, problem):
         write_recording(bad, np.ones((40, 4)))
         expected = f"{bad}:40: 4 channels, but"
     out = tmp_path / "run"
-    result = run_cli("train", "--preset", "tiny", "--data", root, "--output-dir", out)
+    result = run_cli("train", "--preset", "tiny", "--data", root, "--output-dir", out, *extra)
     assert result.exit_code == 1, result.output
     assert expected in result.output
     assert "Traceback" not in result.output
@@ -211,8 +266,10 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
     # Validation recordings live on another scale: if their samples leaked into the
     # statistics, the stored mean would move towards 50.
     val_dir = make_sensor_dir(tmp_path / "val", offset=50.0, scale=10.0, seed=2)
+    # A recording shorter than one window (0.64 s = 16 samples at 25 Hz) is padded, and counted.
+    short = write_recording(train_dir / "fast" / "short.txt", np.ones((9, 3)))
     out = tmp_path / "run"
-    ok(
+    result = ok(
         run_cli(
             "train",
             "--preset",
@@ -227,11 +284,19 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
             "1",
             "--cell",  # also checks that --cell reaches the model (and it compiles fastest)
             "simple",
+            "--model",
+            "conv-rnn",
+            "--sample-rate",
+            "25",
         )
     )
+    assert "windows: 0.64 s = 16 samples at 25 Hz, stride 1.28 s = 32, 3 channels" in result.output
+    assert "train: 7 recordings -> 19 windows (1 shorter than one window, padded" in result.output
     from common.runtime import load_model
 
-    layer = load_model(out).get_layer("normalize")
+    model = load_model(out)
+    assert model.get_layer("conv").filters == 8 and model.input_shape == (None, 16, 3)
+    layer = model.get_layer("normalize")
     train_samples = np.concatenate(
         [sensor_data.read_recording(p)[0] for p in sorted(train_dir.rglob("*.txt"))]
     )
@@ -239,7 +304,17 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
     np.testing.assert_allclose(np.ravel(layer.variance), train_samples.var(axis=0), rtol=1e-3)
     labels = json.loads((out / "labels.json").read_text())
     assert labels["class_names"] == sorted(CLASSES) and labels["channels"] == 3
-    assert json.loads((out / "config.json").read_text())["cell"] == "simple"
+    assert (labels["window"], labels["stride"], labels["sample_rate"]) == (16, 32, 25.0)
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["cell"], saved["model"], saved["window"]) == ("simple", "conv-rnn", 16)
+
+    # The short recording on its own: one padded window, its timeline within its 9 samples.
+    predicted = json.loads(
+        ok(run_cli("predict", "--model-dir", out, "--input", short, "--json")).stdout
+    )
+    assert predicted["samples"] == 9 and len(predicted["windows"]) == 1
+    assert predicted["windows"][0]["end"] == predicted["segments"][0]["end"] == 9
+    assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
     # A validation class the model does not know is a one-line error.
     (val_dir / "fast").rename(val_dir / "sprint")
@@ -302,14 +377,8 @@ def test_tiny_sensor_end_to_end(sensor_run):
     assert "Timeline" in text and predicted["activity"] in text
 
 
-def test_predict_rejects_short_and_foreign_recordings(sensor_run, tmp_path):
+def test_predict_rejects_foreign_recordings(sensor_run, tmp_path):
     out, _ = sensor_run
-    short = write_recording(tmp_path / "short.txt", np.ones((5, 6)))
-    result = run_cli("predict", "--model-dir", out, "--input", short)
-    assert result.exit_code == 1
-    assert (
-        f"{short}:5: recording has 5 samples, fewer than the model's window of 32" in result.output
-    )
     narrow = write_recording(tmp_path / "narrow.txt", np.ones((50, 2)))
     result = run_cli("predict", "--model-dir", out, "--input", narrow)
     assert result.exit_code == 1 and "2 channels, the model expects 6" in result.output
@@ -347,6 +416,10 @@ def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
     path = tmp_path / "recogniser"
     ok(run_cli("export", "--model-dir", out, "--output", path))
     files = sorted((out / "heldout").rglob("*.txt"))[::9]  # a few classes and lengths
+    # and one recording shorter than a window (padded inside the endpoint too)
+    short = sensor_data.read_recording(files[0])[0][:20]
+    files.append(tmp_path / "short.txt")
+    files[-1].write_text(sensor_data.format_recording(short))
     recordings = [sensor_data.read_recording(f)[0] for f in files]
     assert len({len(r) for r in recordings}) > 1
     exported = run_outside(
@@ -359,12 +432,7 @@ def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
                 "label": out["label"].numpy()[0].decode(),
                 "probabilities": out["probabilities"].numpy()[0].tolist(),
             })
-        try:
-            model.serve(tf.ones([1, 5, 6]))
-            short = "no error"
-        except tf.errors.InvalidArgumentError as e:
-            short = e.message
-        print(json.dumps({"results": results, "short": short}))
+        print(json.dumps({"results": results}))
         """,
         tmp_path,
         path=str(path),
@@ -378,7 +446,6 @@ def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
         assert result["label"] == predicted["activity"]
         expected = [predicted["probabilities"][n] for n in names]
         np.testing.assert_allclose(result["probabilities"], expected, atol=1e-5)
-    assert "recording has fewer samples than one window of the model (32)" in exported["short"]
 
 
 def test_litert_window_model_agrees_with_keras(sensor_run, tmp_path):
@@ -389,6 +456,8 @@ def test_litert_window_model_agrees_with_keras(sensor_run, tmp_path):
     ok(run_cli("export", "--model-dir", out, "--output", path, "--format", "litert"))
     info = predict_lib.ModelInfo.read(out)
     values = sensor_data.read_recording(out / "example_recording.txt")[0]
-    windows = sensor_data.recording_windows(values, info.window, info.stride)[:8]
+    windows = sensor_data.recording_windows(values, info.window, info.stride)[:7]
+    # and a padded window (NaN steps, masked: isnan and where are LiteRT builtins too)
+    windows = np.concatenate([windows, sensor_data.recording_windows(values[:11], info.window, 1)])
     expected = runtime.load_model(out).predict(windows, verbose=0)
     np.testing.assert_allclose(tflite_outputs(path, windows), expected, atol=1e-4)
