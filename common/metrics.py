@@ -38,6 +38,15 @@ def classification_report(
     }
 
 
+def confusion_rows(report: dict, class_names: Sequence[str]) -> list[dict]:
+    """A `classification_report`'s confusion matrix as table rows (true class down,
+    predicted class across), for `common.cli.print_table`."""
+    return [
+        {"true \\ predicted": name, **dict(zip(class_names, row, strict=True))}
+        for name, row in zip(class_names, report["confusion_matrix"], strict=True)
+    ]
+
+
 def plot_confusion_matrix(
     matrix, class_names: Sequence[str], path: os.PathLike, title: str = ""
 ) -> Path:

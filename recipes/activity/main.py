@@ -109,7 +109,8 @@ def train(run, sample_rate, window_seconds, stride_seconds, window, stride, mode
 @common_cli.evaluate_data_option("A class-per-directory tree of recordings", HELDOUT_FILE)
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
-    """Accuracy and macro-F1 at window and recording level."""
+    """Accuracy and macro-F1 at window and recording level, and the recordings' confusion
+    matrix."""
     from recipes.activity import predict as predict_lib
 
     result = predict_lib.evaluate(model_dir, data_spec)
@@ -129,6 +130,10 @@ def evaluate(model_dir, data_spec, as_json):
             for k in levels
         ]
     )
+    from common.metrics import confusion_rows
+
+    click.echo("\nRecordings, confusion matrix (rows: true, columns: predicted):")
+    common_cli.print_table(confusion_rows(result, result["class_names"]))
 
 
 @cli.command()

@@ -182,4 +182,10 @@ def evaluate(model_dir: Path, spec: str | None) -> dict:
     sensor_data.check_channels(data, info.channels)
     model = runtime.load_model(model_dir)
     result = evaluate_sensor(model, data, info.window, info.stride)
-    return dict(headline(result), data=str(source))
+    return dict(
+        headline(result),
+        data=str(source),
+        class_names=list(info.class_names),
+        # Recording level; rows are the true classes, columns the predicted ones.
+        confusion_matrix=result["recording"]["confusion_matrix"],
+    )

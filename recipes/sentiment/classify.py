@@ -92,13 +92,5 @@ def evaluate(
     return report
 
 
-def confusion_rows(report: dict, class_names) -> list[dict]:
-    """The confusion matrix as table rows (true class down, predicted class across)."""
-    return [
-        {"true \\ predicted": name, **dict(zip(class_names, row, strict=True))}
-        for name, row in zip(class_names, report["confusion_matrix"], strict=True)
-    ]
-
-
 def per_class_rows(report: dict) -> list[dict]:
     return [{"class": name, **values} for name, values in report["per_class"].items()]

@@ -73,7 +73,7 @@ def train(run, text_column, label_column):
 def evaluate(model_dir, data_spec, text_column, label_column, as_json):
     """Accuracy, macro-F1, per-class precision/recall; confusion_matrix.png in the model dir."""
     from common import data as common_data
-    from common import runtime
+    from common import metrics, runtime
     from recipes.sentiment import classify
     from recipes.sentiment import data as data_lib
 
@@ -117,7 +117,7 @@ def evaluate(model_dir, data_spec, text_column, label_column, as_json):
     click.echo()
     common_cli.print_table(classify.per_class_rows(report))
     click.echo("\nConfusion matrix (rows: true, columns: predicted):")
-    common_cli.print_table(classify.confusion_rows(report, names))
+    common_cli.print_table(metrics.confusion_rows(report, names))
     click.echo(f"\nWrote {report['confusion_matrix_png']}")
 
 

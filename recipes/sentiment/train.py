@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from common import data as common_data
-from common import runtime
+from common import metrics, runtime
 from common.cli import print_table
 from common.tokenization import Tokenizer
 from recipes.sentiment import classify, data
@@ -150,7 +150,7 @@ def train(cfg, run, *, text_column: str, label_column: str) -> dict:
     click.echo()
     print_table(classify.per_class_rows(report))
     click.echo("\nConfusion matrix (rows: true, columns: predicted):")
-    print_table(classify.confusion_rows(report, names))
+    print_table(metrics.confusion_rows(report, names))
     click.echo("\nExample predictions:")
     rows = classify.predictions(best, names, list(EXAMPLES))
     print_table([{"text": r["text"], "label": r["label"], **r["probabilities"]} for r in rows])

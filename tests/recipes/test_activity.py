@@ -284,8 +284,8 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
             "1",
             "--cell",  # also checks that --cell reaches the model (and it compiles fastest)
             "simple",
-            "--model",
-            "conv-rnn",
+            "--model",  # the default preset's is conv-rnn: the other one here
+            "rnn",
             "--sample-rate",
             "25",
         )
@@ -295,7 +295,8 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
     from common.runtime import load_model
 
     model = load_model(out)
-    assert model.get_layer("conv").filters == 8 and model.input_shape == (None, 16, 3)
+    assert "conv" not in [layer.name for layer in model.layers]
+    assert model.input_shape == (None, 16, 3)
     layer = model.get_layer("normalize")
     train_samples = np.concatenate(
         [sensor_data.read_recording(p)[0] for p in sorted(train_dir.rglob("*.txt"))]
@@ -306,7 +307,7 @@ def test_directory_data_normalisation_from_training_recordings_only(tmp_path):
     assert labels["class_names"] == sorted(CLASSES) and labels["channels"] == 3
     assert (labels["window"], labels["stride"], labels["sample_rate"]) == (16, 32, 25.0)
     saved = json.loads((out / "config.json").read_text())
-    assert (saved["cell"], saved["model"], saved["window"]) == ("simple", "conv-rnn", 16)
+    assert (saved["cell"], saved["model"], saved["window"]) == ("simple", "rnn", 16)
 
     # The short recording on its own: one padded window, its timeline within its 9 samples.
     predicted = json.loads(
@@ -363,6 +364,10 @@ def test_tiny_sensor_end_to_end(sensor_run):
     assert evaluated["data"] == str(out / "heldout")
     for key in ("accuracy", "macro_f1", "window", "recording"):
         assert evaluated[key] == metrics[key]  # the same recordings, so the same numbers
+    assert evaluated["confusion_matrix"] == metrics["reports"]["recording"]["confusion_matrix"]
+    assert json.loads((out / "config.json").read_text())["model"] == "conv-rnn"  # the default
+    text = ok(run_cli("evaluate", "--model-dir", out)).output
+    assert "confusion matrix (rows: true, columns: predicted)" in text
 
     example = out / "example_recording.txt"
     result = ok(run_cli("predict", "--model-dir", out, "--input", example, "--json"))
