@@ -233,6 +233,22 @@ def test_help_shows_defaults():
         result = ok(run_cli(command, "--help"))
         assert "--help" in result.output
     assert "--modality" not in run_cli("train", "--help").output
+    assert "--sample-rate HZ" in run_cli("train", "--help").output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stride", "10"], "--stride (samples) goes with --window"),
+        (["--window", "50", "--window-seconds", "1"], "in samples (--window) or in seconds"),
+        (["--model", "cnn"], "'cnn' is not one of 'rnn', 'conv-rnn'"),
+        (["--sample-rate", "0"], "--sample-rate"),
+    ],
+)
+def test_window_options_are_checked_before_anything_runs(tmp_path, args, message):
+    result = run_cli("train", "--preset", "tiny", "--output-dir", tmp_path / "run", *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("problem", ["ragged", "non-numeric", "channels", "rate"])
