@@ -1,14 +1,14 @@
 """Reusable parts of the recipes: recurrent cells and layers, tokenization,
 data sources, the shared training runtime and CLI options.
 
-    from common import SimpleRNNCell, MinimalGRUCell, GRUCell, LSTMCell, GRU, LSTM
+    from common import SimpleRNNCell, MinimalGRUCell, GRUCell, LSTMCell, GRU, LSTM, CRF
 
 Importing the bare package is light: it imports neither Keras nor TensorFlow,
 so the recipes' command lines (`common.cli`) start instantly. The public names
 above are loaded on first use (PEP 562), and the first of them imports
 `common.cells`, `common.layers` and `common.tokenization` together, which
 registers every serializable layer of the package (cells, sequence layers, the
-in-model tokenizer) under `package="common"`. So `keras.saving.load_model(path)`
+CRF, the in-model tokenizer) under `package="common"`. So `keras.saving.load_model(path)`
 needs no `custom_objects` after any `from common import ...` of those names,
 after `register_layers()`, or when loading through `common.runtime.load_model`,
 which does this itself. `import common.layers` alone registers the cells and
@@ -20,9 +20,10 @@ from __future__ import annotations
 import importlib
 
 # The modules that register layers under package "common" for `.keras` saving.
-LAYER_MODULES = ("common.cells", "common.layers", "common.tokenization")
+LAYER_MODULES = ("common.cells", "common.layers", "common.crf", "common.tokenization")
 
 _EXPORTS = {
+    "CRF": "common.crf",
     "GRU": "common.layers",
     "LSTM": "common.layers",
     "GRUCell": "common.cells",
@@ -31,7 +32,7 @@ _EXPORTS = {
     "SimpleRNNCell": "common.cells",
 }
 
-__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell", "MinimalGRUCell", "SimpleRNNCell"]
+__all__ = ["CRF", "GRU", "LSTM", "GRUCell", "LSTMCell", "MinimalGRUCell", "SimpleRNNCell"]
 
 
 def register_layers() -> None:

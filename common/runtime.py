@@ -404,20 +404,25 @@ def _register_layers_of(path: Path) -> None:
 def load_model(model_dir: os.PathLike, name: str = "model.keras") -> keras.Model:
     """Load a saved model from a run directory; failures become one-line `UserError`s.
 
-    Every layer the model names is registered first (see `_register_layers_of`).
+    Every layer the model names is registered first (see `_register_layers_of`), and a
+    compiled `common.CRF` loss is bound to its layer again (`common.crf.bind`).
     """
     path = Path(model_dir) / name
     if not path.is_file():
         raise UserError(f"{path}: missing (train a model into {model_dir} first)")
     _register_layers_of(path)
     try:
-        return keras.saving.load_model(path)
+        model = keras.saving.load_model(path)
     except Exception as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{path}: cannot load this model ({message[:300]}); if it was trained by an "
             "older version, retrain it"
         ) from None
+    from common import crf
+
+    crf.bind(model)  # a CRF loss comes back knowing its layer only by name
+    return model
 
 
 # ----------------------------------------------------------------------------- callbacks
