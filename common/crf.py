@@ -237,6 +237,9 @@ class CRF(keras.layers.Layer):
 class CRFLoss(keras.losses.Loss):
     """`CRF.loss`: the mean negative log-likelihood of the gold tag sequences.
 
+    Padding is a gold tag of -1, or a per-token sample weight of 0 (`fit(x, y, w)` with
+    w float[b, T]); per-sequence weights (float[b]) weight the sequences.
+
     It needs the layer's transition scores, so it holds the layer; its saved config holds
     the layer's name. A model loaded from a `.keras` file therefore comes back compiled
     with an unbound loss: `bind(model)` finds the layer again (`common.runtime.load_model`
@@ -262,6 +265,17 @@ class CRFLoss(keras.losses.Loss):
     def bind(self, model) -> CRFLoss:
         self._bind(model.get_layer(self.layer_name))
         return self
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None and len(sample_weight.shape) == 2:
+            # Per-token weights, as tagging pipelines give them (0 at padding), say which
+            # tokens are real: the loss of a sequence is not a sum over its tokens.
+            y_true = ops.cast(y_true, "int32")
+            if len(y_true.shape) == 3:
+                y_true = ops.squeeze(y_true, -1)
+            y_true = ops.where(ops.cast(sample_weight, "float32") > 0, y_true, PAD)
+            sample_weight = None
+        return super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         crf = self.layer()

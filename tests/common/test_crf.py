@@ -69,6 +69,10 @@ def test_likelihood_and_viterbi_equal_brute_force(constrained, seed):
     loss = keras.ops.convert_to_numpy(crf.negative_log_likelihood(gold, scores))
     mean = float(keras.ops.convert_to_numpy(crf.loss(gold, scores)))  # the Keras loss: a mean
     np.testing.assert_allclose(mean, loss.mean(), rtol=1e-5)
+    # Padding given as per-token weights of 0 instead of -1 labels: the same loss.
+    zeros = np.where(mask, gold, 0)
+    weighted = crf.loss(zeros, scores, sample_weight=mask.astype("float32"))
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(weighted)), mean, rtol=1e-6)
     decoded = keras.ops.convert_to_numpy(crf.decode(scores, mask))
     for i, (log_z, table) in enumerate(brute_force(crf, scores, mask)):
         n = int(mask[i].sum())
