@@ -56,6 +56,13 @@ def _bool_matrix(value, shape, name):
     return array
 
 
+def _time_major_steps(scores, mask):
+    """Steps 1.. as one tensor [T-1, b, tags + 1]: the scores, then the mask as 0/1. (One
+    tensor: the TensorFlow backend's scan fails over several of unknown length.)"""
+    both = ops.concatenate([scores, ops.expand_dims(ops.cast(mask, scores.dtype), -1)], -1)
+    return ops.moveaxis(both[:, 1:], 1, 0)
+
+
 @keras.saving.register_keras_serializable(package="common")
 class CRF(keras.layers.Layer):
     """Linear-chain CRF over `num_tags` tags (see the module docstring).
@@ -130,7 +137,10 @@ class CRF(keras.layers.Layer):
 
     # -- the scores with the forbidden transitions applied -------------------------------
 
-    def _scores(self):
+    def transition_scores(self):
+        """(transitions [tags, tags], start [tags], end [tags]) with the forbidden ones at
+        -1e4: the scores the likelihood and `decode` use (e.g. for decoding elsewhere)."""
+
         def constrain(weights, allowed):
             weights = ops.convert_to_tensor(weights)
             if allowed is None:
@@ -165,7 +175,7 @@ class CRF(keras.layers.Layer):
         return -self.log_likelihood(y_pred, y_true, ops.not_equal(y_true, PAD))
 
     def _gold_score(self, scores, tags, mask):
-        transitions, start, end = self._scores()
+        transitions, start, end = self.transition_scores()
         real = ops.cast(mask, scores.dtype)
         emitted = ops.take_along_axis(scores, ops.expand_dims(tags, -1), axis=-1)[..., 0]
         total = ops.sum(emitted * real, axis=1) + ops.take(start, tags[:, 0])
@@ -177,16 +187,17 @@ class CRF(keras.layers.Layer):
         return total + ops.take(end, last_tags)
 
     def _log_partition(self, scores, mask):
-        transitions, start, end = self._scores()
+        transitions, start, end = self.transition_scores()
         alpha = start + scores[:, 0]  # [b, tags]
-        steps = (ops.moveaxis(scores[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+        steps = _time_major_steps(scores, mask)
 
         def step(alpha, inputs):
-            emission, real = inputs
+            emission, real = inputs[..., :-1], inputs[..., -1] > 0
             # [b, from, 1] + [from, to] -> log-sum-exp over `from`
             new = ops.logsumexp(ops.expand_dims(alpha, -1) + transitions, axis=1) + emission
             alpha = ops.where(ops.expand_dims(real, -1), new, alpha)
-            return alpha, None
+            # An output as well: the TensorFlow backend's scan fails in a graph without one.
+            return alpha, alpha
 
         if scores.shape[1] is None or scores.shape[1] > 1:
             alpha, _ = ops.scan(step, alpha, steps)
@@ -204,10 +215,10 @@ class CRF(keras.layers.Layer):
         if mask is None:
             mask = ops.ones(ops.shape(scores)[:2], "bool")
         mask = ops.cast(ops.convert_to_tensor(mask), "bool")
-        transitions, start, end = self._scores()
+        transitions, start, end = self.transition_scores()
 
         def forward(delta, inputs):
-            emission, real = inputs
+            emission, real = inputs[..., :-1], inputs[..., -1] > 0
             candidates = ops.expand_dims(delta, -1) + transitions  # [b, from, to]
             best_from = ops.cast(ops.argmax(candidates, axis=1), "int32")  # [b, to]
             new = ops.max(candidates, axis=1) + emission
@@ -219,7 +230,7 @@ class CRF(keras.layers.Layer):
             return ops.where(real, new, delta), back
 
         delta = start + scores[:, 0]
-        steps = (ops.moveaxis(scores[:, 1:], 1, 0), ops.moveaxis(mask[:, 1:], 1, 0))
+        steps = _time_major_steps(scores, mask)
         delta, back = ops.scan(forward, delta, steps)  # back: [T-1, b, tags]
         back = ops.cast(back, "int32")
         last = ops.cast(ops.argmax(delta + end, axis=-1), "int32")  # [b]

@@ -112,17 +112,29 @@ def constrained_decode(probs: np.ndarray, allowed: np.ndarray, start: np.ndarray
     `B-X` or `O` instead, whichever the whole sentence supports better).
     """
     log_p = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
-    if log_p.shape[0] == 0:
-        return []
     forbid = np.where(allowed, 0.0, -np.inf)
-    score = np.where(start, log_p[0], -np.inf)
-    back = np.zeros(log_p.shape, dtype=np.int64)
-    for t in range(1, log_p.shape[0]):
-        candidates = score[:, None] + forbid  # [from, to]
+    return viterbi(log_p, forbid, np.where(start, 0.0, -np.inf), np.zeros(len(start)))
+
+
+def viterbi(
+    emissions: np.ndarray, transitions: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> list[int]:
+    """The path of tag ids maximising start[y_0] + sum_t emissions[t, y_t] +
+    sum_t transitions[y_{t-1}, y_t] + end[y_last], for one sentence without padding
+    (emissions float[time, num_tags]; a CRF's scores, or log-probabilities with 0/-inf
+    transitions for `constrained_decode`)."""
+    emissions = np.asarray(emissions, dtype=np.float64)
+    if emissions.shape[0] == 0:
+        return []
+    transitions = np.asarray(transitions, dtype=np.float64)
+    score = np.asarray(start, dtype=np.float64) + emissions[0]
+    back = np.zeros(emissions.shape, dtype=np.int64)
+    for t in range(1, emissions.shape[0]):
+        candidates = score[:, None] + transitions  # [from, to]
         back[t] = np.argmax(candidates, axis=0)
-        score = candidates[back[t], np.arange(log_p.shape[1])] + log_p[t]
-    path = [int(np.argmax(score))]
-    for t in range(log_p.shape[0] - 1, 0, -1):
+        score = candidates[back[t], np.arange(emissions.shape[1])] + emissions[t]
+    path = [int(np.argmax(score + np.asarray(end, dtype=np.float64)))]
+    for t in range(emissions.shape[0] - 1, 0, -1):
         path.append(int(back[t, path[-1]]))
     return path[::-1]
 

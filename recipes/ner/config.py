@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 HELDOUT_FILE = "heldout.conll"  # in the run directory: the sentences `train` reported on
+DECODERS = ("softmax", "crf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Config:
     layers: int = 1
     dropout: float = 0.5
     word_dropout: float = 0.05  # training only: words replaced by <unk> with this probability
+    # Output layer: "softmax" (per-token softmax, IOB2-constrained Viterbi when tagging) or
+    # "crf" (common.CRF: learned tag transitions, trained on whole tag sequences).
+    decoder: str = "softmax"
 
 
 # Presets read as tables, a few fields a line, so the formatter leaves them alone.

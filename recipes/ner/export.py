@@ -6,8 +6,9 @@
 The same steps as `tag --text`, in TensorFlow ops: the tokenisation rule of `tag.py`
 (whitespace separates; URLs, @mentions and #hashtags stay whole; the word rule splits the
 rest), the word ids (lower-cased, looked up whole) and character ids of each token, the
-model, and the constrained decoding (Viterbi over log-probabilities, IOB2 transitions only:
-`I-X` never follows `O`). Tags are IOB2. The in-graph tokenizer does not NFC-normalise
+model, and the decoding: Viterbi over the log-probabilities with the IOB2 transitions only
+(`I-X` never follows `O`), or with `--decoder crf` over the CRF's scores and its learned
+transitions (the IOB2 rules inside). Tags are IOB2. The in-graph tokenizer does not NFC-normalise
 (TensorFlow has no op for it), and RE2 reads `\\w` of @mentions and #hashtags as letters,
 digits and "_" (Python's `\\w` also counts a few other numeric characters).
 """
@@ -49,22 +50,22 @@ def tokenize(text):
     return pieces.with_flat_values(flat_tokens).merge_dims(1, 2)
 
 
-def viterbi(log_p, lengths, allowed, start):
-    """Batched `bio.constrained_decode`: log_p float64[b, T, K], lengths int32[b] ->
-    tag ids int32[b, T] (the best valid path; positions past a length are 0)."""
+def viterbi(emissions, lengths, transitions, start, end):
+    """Batched `bio.viterbi`: emissions float64[b, T, K], lengths int32[b], transitions
+    float64[K, K], start and end float64[K] -> tag ids int32[b, T] (the best path; positions
+    past a length are 0)."""
     import tensorflow as tf
 
-    neg_inf = tf.constant(-float("inf"), tf.float64)
-    forbid = tf.where(tf.constant(allowed), tf.constant(0.0, tf.float64), neg_inf)
-    score0 = tf.where(tf.constant(start)[None, :], log_p[:, 0], neg_inf)
-    steps = tf.transpose(log_p, [1, 0, 2])[1:]  # [T-1, b, K]
-    k = tf.shape(log_p)[2]
-    live = tf.transpose(tf.sequence_mask(lengths, tf.shape(log_p)[1]))[1:]  # [T-1, b]
+    transitions = tf.constant(transitions, tf.float64)
+    score0 = tf.constant(start, tf.float64)[None, :] + emissions[:, 0]
+    steps = tf.transpose(emissions, [1, 0, 2])[1:]  # [T-1, b, K]
+    k = tf.shape(emissions)[2]
+    live = tf.transpose(tf.sequence_mask(lengths, tf.shape(emissions)[1]))[1:]  # [T-1, b]
 
     def forward(carry, inputs):
         score, _ = carry
         emit, on = inputs
-        candidates = score[:, :, None] + forbid[None]  # [b, from, to]
+        candidates = score[:, :, None] + transitions[None]  # [b, from, to]
         back = tf.argmax(candidates, axis=1, output_type=tf.int32)
         best = tf.reduce_max(candidates, axis=1) + emit
         identity = tf.broadcast_to(tf.range(k)[None, :], tf.shape(back))
@@ -75,7 +76,7 @@ def viterbi(log_p, lengths, allowed, start):
         (steps, live),
         initializer=(score0, tf.zeros_like(score0, tf.int32)),
     )
-    final = tf.concat([score0[None], scores], axis=0)[-1]
+    final = tf.concat([score0[None], scores], axis=0)[-1] + tf.constant(end, tf.float64)[None]
     last = tf.argmax(final, axis=-1, output_type=tf.int32)
 
     def backward(tag, back):
@@ -83,12 +84,13 @@ def viterbi(log_p, lengths, allowed, start):
 
     earlier = tf.scan(backward, backs, initializer=last, reverse=True)  # [T-1, b]
     path = tf.concat([tf.transpose(earlier), last[:, None]], axis=1)
-    return tf.where(tf.sequence_mask(lengths, tf.shape(log_p)[1]), path, 0)
+    return tf.where(tf.sequence_mask(lengths, tf.shape(emissions)[1]), path, 0)
 
 
 def archive(model_dir: Path):
     """A `keras.export.ExportArchive` with the `serve` endpoint."""
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from common import runtime
@@ -96,11 +98,18 @@ def archive(model_dir: Path):
     from common.tokenization import PAD, UNK
     from recipes.ner import bio
     from recipes.ner.data import Vocab
+    from recipes.ner.model import crf_layer
 
     vocab = Vocab.load(runtime.RunDir(model_dir))
     model = runtime.load_model(model_dir)
     generic_loops(model)
-    allowed, start = bio.transition_rules(vocab.tags)
+    crf = crf_layer(model)
+    if crf is None:  # softmax: log-probabilities, the IOB2 rules as 0 / -inf transitions
+        allowed, start = bio.transition_rules(vocab.tags)
+        decoding = (np.where(allowed, 0.0, -np.inf), np.where(start, 0.0, -np.inf))
+        decoding += (np.zeros(len(start)),)
+    else:  # the CRF's learned scores (its forbidden transitions at -1e4)
+        decoding = tuple(np.asarray(keras.ops.convert_to_numpy(w)) for w in crf.transition_scores())
     lookup = {
         name: keras.layers.StringLookup(
             vocabulary=list(tok.vocab)[2:], mask_token=PAD, oov_token=UNK, name=f"{name}_ids"
@@ -125,9 +134,10 @@ def archive(model_dir: Path):
             "words": tf.cast(tf.pad(words, [[0, 0], [0, extra]]), tf.int32),
             "chars": tf.cast(tf.pad(chars, [[0, 0], [0, extra], [0, 0]]), tf.int32),
         }
-        probs = tf.cast(model(inputs, training=False), tf.float64)
-        log_p = tf.math.log(tf.clip_by_value(probs, 1e-12, 1.0))
-        ids = viterbi(log_p, lengths, allowed, start)
+        outputs = tf.cast(model(inputs, training=False), tf.float64)
+        if crf is None:
+            outputs = tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0))
+        ids = viterbi(outputs, lengths, *decoding)
         tags = tf.RaggedTensor.from_tensor(tf.gather(tag_names, ids), lengths=lengths)
         return {"tokens": tokens, "tags": tags}
 

@@ -22,7 +22,16 @@ def cli():
 
 @cli.command()
 @common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
-def train(run: common_cli.TrainArgs):
+@click.option(
+    "--decoder",
+    type=click.Choice(config.DECODERS),
+    default=None,
+    help="Output layer: softmax per token (decoded with the IOB2 rules), or crf: a "
+    "conditional random field (common.CRF) that learns the tag transitions, trained on "
+    f"whole tag sequences [default: the preset's; {config.PRESETS['default'].decoder} in "
+    "default].",
+)
+def train(run: common_cli.TrainArgs, decoder):
     """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
 
     --data takes a CoNLL file (token first column, tag last; IOB1 or IOB2),
@@ -30,7 +39,8 @@ def train(run: common_cli.TrainArgs):
     """
     from recipes.ner import train as train_lib
 
-    train_lib.train(common_cli.apply_overrides(config.PRESETS[run.preset], run), run)
+    cfg = common_cli.apply_overrides(config.PRESETS[run.preset], run, decoder=decoder)
+    train_lib.train(cfg, run)
 
 
 def _tagger(model_dir: Path):

@@ -64,8 +64,10 @@ class WordAndChars(layers.Layer):
         return (*word_shape[:2], width)
 
 
-def build_model(cfg, *, num_words: int, num_chars: int, num_tags: int) -> keras.Model:
-    """The uncompiled tagger for `cfg` (a `Config`) and the vocabulary sizes."""
+def build_model(cfg, *, num_words: int, num_chars: int, tags) -> keras.Model:
+    """The uncompiled tagger for `cfg` (a `Config`), the vocabulary sizes and the tag names
+    (the CRF's forbidden transitions come from them)."""
+    num_tags = len(tags)
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     chars = keras.Input(shape=(None, None), dtype="int32", name="chars")
 
@@ -89,28 +91,50 @@ def build_model(cfg, *, num_words: int, num_chars: int, num_tags: int) -> keras.
         )
         x = layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}")(x)
         x = layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
+    inputs = {"words": words, "chars": chars}
+    if cfg.decoder == "crf":
+        from common.crf import CRF
+        from recipes.ner import bio
+
+        allowed, start = bio.transition_rules(tags)
+        scores = layers.Dense(num_tags, dtype="float32", name="tags")(x)
+        crf = CRF(num_tags, allowed=allowed, allowed_start=start, name="crf")
+        return keras.Model(inputs, crf(scores), name="ner_tagger")
     # float32 softmax even under a mixed-precision policy.
     probs = layers.Dense(num_tags, activation="softmax", dtype="float32", name="tags")(x)
-    return keras.Model({"words": words, "chars": chars}, probs, name="ner_tagger")
+    return keras.Model(inputs, probs, name="ner_tagger")
 
 
 def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
-    """Token cross-entropy averaged over real tokens only, token accuracy and entity F1.
+    """Token cross-entropy averaged over real tokens only (or, with a CRF, the negative
+    log-likelihood of each sentence's tags), token accuracy and entity F1 (of the per-token
+    argmax: the softmax's, or the CRF's emission scores').
 
     The datasets carry a per-token weight (1 for tokens, 0 for padding);
     `mean_with_sample_weight` divides by the number of real tokens, so neither
     the loss nor the metrics depend on how much padding a batch has (and none
     relies on Keras propagating the embedding mask to the output).
     """
+    crf = crf_layer(model)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
+        # The CRF's loss is per sentence; the token weights (0 at padding) give the lengths.
+        loss=crf.loss
+        if crf is not None
+        else keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
         weighted_metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"),
             EntityF1(tags),
         ],
     )
     return model
+
+
+def crf_layer(model: keras.Model):
+    """The model's `common.CRF` output layer (`--decoder crf`), or None (softmax)."""
+    from common.crf import CRF
+
+    return next((layer for layer in model.layers if isinstance(layer, CRF)), None)
 
 
 @keras.saving.register_keras_serializable(package="recipes.ner.model")

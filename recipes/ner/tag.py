@@ -47,9 +47,26 @@ class Tagger:
         self.model, self.vocab = model, vocab
         self.batch_size, self.length_multiple = batch_size, length_multiple
         self.allowed, self.start = bio.transition_rules(vocab.tags)
+        from recipes.ner.model import crf_layer
+
+        crf = crf_layer(model)
+        # --decoder crf: Viterbi with the CRF's learned transitions (IOB2 rules inside).
+        self.crf_scores = (
+            None
+            if crf is None
+            else tuple(np.asarray(keras_numpy(w), np.float64) for w in crf.transition_scores())
+        )
+
+    def best_path(self, outputs: np.ndarray) -> list[int]:
+        """The best valid tag ids of one sentence from the model's outputs: the CRF's
+        Viterbi path, or the constrained decoding of the softmax (`bio.constrained_decode`)."""
+        if self.crf_scores is not None:
+            return bio.viterbi(outputs, *self.crf_scores)
+        return bio.constrained_decode(outputs, self.allowed, self.start)
 
     def probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """float[len(sentence), num_tags] per sentence (padding removed), in input order."""
+        """float[len(sentence), num_tags] per sentence (padding removed), in input order: the
+        softmax probabilities, or with --decoder crf the CRF's emission scores."""
         out = [np.zeros((len(s), len(self.vocab.tags)), np.float32) for s in sentences]
         words, chars = self.vocab.encode(sentences)
         keep = [i for i, s in enumerate(sentences) if len(s)]
@@ -73,11 +90,7 @@ class Tagger:
         `repair=False`: plain per-token argmax, which may put `I-X` after `O`."""
         result = []
         for p in self.probabilities(sentences):
-            ids = (
-                bio.constrained_decode(p, self.allowed, self.start)
-                if repair
-                else [int(i) for i in np.argmax(p, axis=-1)]
-            )
+            ids = self.best_path(p) if repair else [int(i) for i in np.argmax(p, axis=-1)]
             result.append([self.vocab.tags[i] for i in ids])
         return result
 
@@ -86,14 +99,17 @@ class Tagger:
         plus `f1_argmax`: the F1 the same model gets without the repair."""
         self.vocab.encode_tags(corpus)  # unknown tags -> UserError before predicting
         probs = self.probabilities(corpus.tokens)
-        repaired = [
-            [self.vocab.tags[i] for i in bio.constrained_decode(p, self.allowed, self.start)]
-            for p in probs
-        ]
+        repaired = [[self.vocab.tags[i] for i in self.best_path(p)] for p in probs]
         argmax = [[self.vocab.tags[i] for i in np.argmax(p, axis=-1)] for p in probs]
         metrics = bio.entity_metrics(corpus.tags, repaired)
         metrics["f1_argmax"] = bio.entity_metrics(corpus.tags, argmax)["f1"]
         return metrics
+
+
+def keras_numpy(x):
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
 
 
 def tagged_sentence(tokens: Sequence[str], tags: Sequence[str]) -> dict:

@@ -162,7 +162,7 @@ def train(cfg, run) -> dict:
             cfg,
             num_words=vocab.words.vocab_size,
             num_chars=vocab.chars.vocab_size,
-            num_tags=len(vocab.tags),
+            tags=vocab.tags,
         )
         compile_model(model, vocab.tags, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
 

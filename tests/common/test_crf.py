@@ -48,7 +48,7 @@ def make_case(seed, tags=3, steps=4, batch=6, constrained=True, dtype="float32")
 
 def brute_force(crf, scores, mask):
     """(log Z, {sequence: score}) of each sequence by enumerating every tag sequence."""
-    transitions, start, end = (keras.ops.convert_to_numpy(w) for w in crf._scores())
+    transitions, start, end = (keras.ops.convert_to_numpy(w) for w in crf.transition_scores())
     results = []
     for s, m in zip(scores.astype(np.float64), mask, strict=True):
         n = int(m.sum())

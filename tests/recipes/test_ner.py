@@ -200,7 +200,12 @@ def test_bad_tag_names_file_and_line(tmp_path):
 # ----------------------------------------------------------------------------- padding
 
 
-def _tiny_model():
+TINY_TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
+
+
+def _tiny_model(decoder="softmax"):
+    import dataclasses
+
     import keras
 
     from recipes.ner.config import PRESETS
@@ -208,8 +213,9 @@ def _tiny_model():
 
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy("float32")  # whatever an earlier test left
-    model = build_model(PRESETS["tiny"], num_words=50, num_chars=30, num_tags=5)
-    return compile_model(model, ["O", "B-A", "I-A", "B-B", "I-B"], keras.optimizers.Adam())
+    cfg = dataclasses.replace(PRESETS["tiny"], decoder=decoder)
+    model = build_model(cfg, num_words=50, num_chars=30, tags=TINY_TAGS)
+    return compile_model(model, TINY_TAGS, keras.optimizers.Adam())
 
 
 def _pad(sentences, tags, length, chars, pad_tag):
@@ -247,6 +253,32 @@ def test_padding_counts_in_neither_loss_nor_metrics_nor_predictions():
     probs_long = model.predict_on_batch(long[0])
     for i, s in enumerate(sentences):
         np.testing.assert_allclose(probs[i, : len(s)], probs_long[i, : len(s)], atol=1e-5)
+
+
+def test_crf_decoder_loss_is_the_sentence_likelihood_whatever_the_padding():
+    from recipes.ner.model import crf_layer
+
+    model = _tiny_model("crf")
+    crf = crf_layer(model)
+    assert crf is not None and not crf.allowed[0, 2]  # O -> I-A is forbidden
+    sentences = [[5, 9, 17], [3, 4, 8, 22, 41, 7]]
+    tags = [[0, 1, 2], [0, 0, 3, 4, 0, 1]]
+    short = _pad(sentences, tags, 8, 4, pad_tag=3)
+    long = _pad(sentences, tags, 24, 12, pad_tag=1)
+    loss_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)[0]
+    loss_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)[0]
+    assert loss_short == pytest.approx(loss_long, rel=1e-5)
+    # The mean over the two sentences of -log p(tags | sentence).
+    scores = model.predict_on_batch(short[0])
+    mask = short[2] > 0
+    expected = -np.mean(keras_numpy(crf.log_likelihood(scores, np.where(mask, short[1], 0), mask)))
+    assert loss_short == pytest.approx(expected, rel=1e-5)
+
+
+def keras_numpy(x):
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
 
 
 # ----------------------------------------------------------------------------- TFDS
@@ -372,7 +404,8 @@ def test_tiny_preset_end_to_end(tmp_path):
 
 
 def test_evaluate_needs_only_the_run_directory(tmp_path):
-    """Train on a --data file (IOB1), delete it: evaluate gives the numbers of metrics.json."""
+    """Train on a --data file (IOB1), delete it: evaluate gives the numbers of metrics.json.
+    The run uses the CRF decoder, so this is also its run through the CLI and export."""
     corpus = data.load_default()
     corpus = data.Corpus(
         tokens=corpus.tokens[:200], tags=corpus.tags[:200], scheme="IOB1", origin="iob1"
@@ -385,9 +418,10 @@ def test_evaluate_needs_only_the_run_directory(tmp_path):
     result = runner.invoke(
         cli,
         ["train", "--preset", "tiny", "--epochs", "1", "--data", str(train_file)]
-        + ["--output-dir", str(out)],
+        + ["--output-dir", str(out), "--decoder", "crf"],
     )
     assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["decoder"] == "crf"
     train_file.unlink()
     metrics = json.loads((out / "metrics.json").read_text())
     heldout = data.read_conll(out / data.HELDOUT_FILE)
@@ -400,6 +434,7 @@ def test_evaluate_needs_only_the_run_directory(tmp_path):
     assert {k: v for k, v in scores.items() if k not in ("data", "scheme")} == {
         k: v for k, v in metrics.items() if k not in ("data", "split", "validation")
     }
+    check_export(out, tmp_path)  # the CRF's Viterbi inside the SavedModel equals `tag`
 
     (out / data.HELDOUT_FILE).unlink()
     result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
