@@ -19,6 +19,8 @@ model tag names it never met in training (Ma & Hovy 2016, Chiu & Nichols 2016).
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 from keras import layers, ops
 
@@ -107,8 +109,8 @@ def build_model(cfg, *, num_words: int, num_chars: int, tags) -> keras.Model:
 
 def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
     """Token cross-entropy averaged over real tokens only (or, with a CRF, the negative
-    log-likelihood of each sentence's tags), token accuracy and entity F1 (of the per-token
-    argmax: the softmax's, or the CRF's emission scores').
+    log-likelihood of each sentence's tags), token accuracy (of the per-token argmax) and
+    entity F1 (of the argmax, or of the CRF's Viterbi path).
 
     The datasets carry a per-token weight (1 for tokens, 0 for padding);
     `mean_with_sample_weight` divides by the number of real tokens, so neither
@@ -124,7 +126,7 @@ def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
         else keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
         weighted_metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"),
-            EntityF1(tags),
+            EntityF1(tags, crf=crf),
         ],
     )
     return model
@@ -139,7 +141,8 @@ def crf_layer(model: keras.Model):
 
 @keras.saving.register_keras_serializable(package="recipes.ner.model")
 class EntityF1(keras.metrics.Metric):
-    """Entity-level F1 of the per-token argmax, in the graph, so `fit` can monitor `val_entity_f1`.
+    """Entity-level F1 of the per-token argmax (with `crf`, of its Viterbi path), in the graph,
+    so `fit` can monitor `val_entity_f1`.
 
     The chunk rules are conlleval's (the same as `bio.entity_metrics`, which the
     final reports use): an entity starts at `B-X`, or at `I-X` after `O` or after
@@ -149,8 +152,12 @@ class EntityF1(keras.metrics.Metric):
     Tokens with sample weight 0 (padding) count as `O` on both sides.
     """
 
-    def __init__(self, tags, name="entity_f1", **kwargs):
+    def __init__(self, tags, name="entity_f1", crf=None, **kwargs):
         super().__init__(name=name, **kwargs)
+        # With a CRF the emission scores' argmax says little (the transitions carry much of
+        # the decision): the prediction is the CRF's Viterbi path. A weak reference, as
+        # saving walks every attribute; a metric loaded from a file falls back to argmax.
+        self._crf = None if crf is None else weakref.ref(crf)
         self.tags = list(tags)
         kinds = sorted({t[2:] for t in self.tags if t != "O"})
         self._type = [0 if t == "O" else kinds.index(t[2:]) + 1 for t in self.tags]
@@ -170,8 +177,12 @@ class EntityF1(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "int32")
-        y_pred = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
         valid = ops.ones_like(y_true, "bool") if sample_weight is None else sample_weight > 0
+        crf = None if self._crf is None else self._crf()
+        if crf is None:
+            y_pred = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        else:  # -1 at padding, which `valid` leaves out anyway
+            y_pred = ops.maximum(crf.decode(y_pred, valid), 0)
         kind_t, start_t, end_t = self._chunks(y_true, valid)
         kind_p, start_p, end_p = self._chunks(y_pred, valid)
         disagree = (kind_t > 0) & ((kind_t != kind_p) | (start_t != start_p) | (end_t != end_p))

@@ -265,14 +265,21 @@ def test_crf_decoder_loss_is_the_sentence_likelihood_whatever_the_padding():
     tags = [[0, 1, 2], [0, 0, 3, 4, 0, 1]]
     short = _pad(sentences, tags, 8, 4, pad_tag=3)
     long = _pad(sentences, tags, 24, 12, pad_tag=1)
-    loss_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)[0]
-    loss_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)[0]
+    loss_short, _, f1_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)
+    loss_long, _, f1_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)
     assert loss_short == pytest.approx(loss_long, rel=1e-5)
+    assert f1_short == pytest.approx(f1_long, rel=1e-6)
     # The mean over the two sentences of -log p(tags | sentence).
     scores = model.predict_on_batch(short[0])
     mask = short[2] > 0
     expected = -np.mean(keras_numpy(crf.log_likelihood(scores, np.where(mask, short[1], 0), mask)))
     assert loss_short == pytest.approx(expected, rel=1e-5)
+    # The monitored entity F1 is that of the CRF's Viterbi paths, as seqeval scores them.
+    paths = keras_numpy(crf.decode(scores, mask))
+    names = lambda rows: [[TINY_TAGS[t] for t in row[row >= 0]] for row in rows]  # noqa: E731
+    gold = [np.array(t) for t in tags]
+    expected_f1 = bio.entity_metrics(names(gold), names(paths))["f1"]
+    assert f1_short == pytest.approx(expected_f1, abs=1e-6)
 
 
 def keras_numpy(x):
