@@ -38,9 +38,10 @@ class Config:
     layers: int = 1
     dropout: float = 0.5
     word_dropout: float = 0.05  # training only: words replaced by <unk> with this probability
-    # Output layer: "softmax" (per-token softmax, IOB2-constrained Viterbi when tagging) or
-    # "crf" (common.CRF: learned tag transitions, trained on whole tag sequences).
-    decoder: str = "softmax"
+    # Output layer: "crf" (common.CRF: learned tag transitions, trained on whole tag
+    # sequences; ahead on validation F1 by 2.6 and 8.7 points over two seeds, README) or
+    # "softmax" (per token, decoded with the IOB2 rules).
+    decoder: str = "crf"
 
 
 # Presets read as tables, a few fields a line, so the formatter leaves them alone.

@@ -359,6 +359,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"precision", "recall", "f1", "per_type", "token_accuracy"} <= metrics.keys()
+    assert json.loads((out / "config.json").read_text())["decoder"] == "crf"  # the default
 
     # Loose quality bound: better than a uniform guess over the tags after two epochs.
     num_tags = len(json.loads((out / "tags.json").read_text())["tags"])
@@ -412,7 +413,7 @@ def test_tiny_preset_end_to_end(tmp_path):
 
 def test_evaluate_needs_only_the_run_directory(tmp_path):
     """Train on a --data file (IOB1), delete it: evaluate gives the numbers of metrics.json.
-    The run uses the CRF decoder, so this is also its run through the CLI and export."""
+    The run uses the softmax decoder (the tiny preset's is the CRF, end to end above)."""
     corpus = data.load_default()
     corpus = data.Corpus(
         tokens=corpus.tokens[:200], tags=corpus.tags[:200], scheme="IOB1", origin="iob1"
@@ -425,10 +426,10 @@ def test_evaluate_needs_only_the_run_directory(tmp_path):
     result = runner.invoke(
         cli,
         ["train", "--preset", "tiny", "--epochs", "1", "--data", str(train_file)]
-        + ["--output-dir", str(out), "--decoder", "crf"],
+        + ["--output-dir", str(out), "--decoder", "softmax"],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["decoder"] == "crf"
+    assert json.loads((out / "config.json").read_text())["decoder"] == "softmax"
     train_file.unlink()
     metrics = json.loads((out / "metrics.json").read_text())
     heldout = data.read_conll(out / data.HELDOUT_FILE)
@@ -441,7 +442,7 @@ def test_evaluate_needs_only_the_run_directory(tmp_path):
     assert {k: v for k, v in scores.items() if k not in ("data", "scheme")} == {
         k: v for k, v in metrics.items() if k not in ("data", "split", "validation")
     }
-    check_export(out, tmp_path)  # the CRF's Viterbi inside the SavedModel equals `tag`
+    check_export(out, tmp_path)  # the softmax's constrained decoding in the SavedModel
 
     (out / data.HELDOUT_FILE).unlink()
     result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
