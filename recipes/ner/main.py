@@ -31,7 +31,17 @@ def cli():
     f"whole tag sequences [default: the preset's; {config.PRESETS['default'].decoder} in "
     "default].",
 )
-def train(run: common_cli.TrainArgs, decoder):
+@click.option(
+    "--embeddings",
+    "embeddings_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Pretrained word vectors in the GloVe/word2vec text format (e.g. glove.6B.100d.txt) "
+    "to initialise the word embedding; its dimension replaces the preset's. The run "
+    "directory records the file's name and checksum (embeddings.json), not the vectors.",
+)
+def train(run: common_cli.TrainArgs, decoder, embeddings_file):
     """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
 
     --data takes a CoNLL file (token first column, tag last; IOB1 or IOB2),
@@ -40,7 +50,7 @@ def train(run: common_cli.TrainArgs, decoder):
     from recipes.ner import train as train_lib
 
     cfg = common_cli.apply_overrides(config.PRESETS[run.preset], run, decoder=decoder)
-    train_lib.train(cfg, run)
+    train_lib.train(cfg, run, embeddings_file=embeddings_file)
 
 
 def _tagger(model_dir: Path):

@@ -33,7 +33,7 @@ import click
 from common import data as common_data
 from common import runtime
 from common.cli import print_table
-from recipes.ner import data, tag
+from recipes.ner import data, embeddings, tag
 from recipes.ner.model import build_model, compile_model
 
 DEMO_TEXT = "Yesterday, Harry Potter met Hermione Granger."
@@ -133,12 +133,18 @@ def print_report(metrics: dict) -> None:
     )
 
 
-def train(cfg, run) -> dict:
-    """Train `cfg` (a `Config`) with the shared options `run` (common.cli.TrainArgs)."""
+def train(cfg, run, embeddings_file=None) -> dict:
+    """Train `cfg` (a `Config`) with the shared options `run` (common.cli.TrainArgs), the
+    word embedding initialised from `embeddings_file` (pretrained vectors) if given."""
     splits = _load_splits(run, cfg)
     vocab = data.Vocab.build(
         splits.train, word_min_freq=cfg.word_min_freq, max_word_chars=cfg.max_word_chars
     )
+    vectors = None
+    if embeddings_file is not None:  # read (and checked) before the run directory exists
+        ids = {w: i for i, w in enumerate(vocab.words.vocab) if w not in data.SPECIALS}
+        vectors = embeddings.read(embeddings_file, ids)
+        cfg = dataclasses.replace(cfg, word_embedding_dim=vectors.dim)
     for part in (splits.validation, splits.test):
         if part is not None:
             vocab.encode_tags(part)  # an entity type unseen in training -> UserError, now
@@ -164,10 +170,16 @@ def train(cfg, run) -> dict:
             num_chars=vocab.chars.vocab_size,
             tags=vocab.tags,
         )
+        if vectors is not None:
+            embeddings.initialise(model, vectors)
         compile_model(model, vocab.tags, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
+    if vectors is not None:
+        click.echo(vectors.describe())
 
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     vocab.save(run_dir)
+    if vectors is not None:
+        run_dir.write_json(embeddings.RECORD_FILE, vectors.record())
     run_dir.write_text(data.HELDOUT_FILE, heldout_text)
 
     def dataset(corpus, training=False):

@@ -413,7 +413,8 @@ def test_tiny_preset_end_to_end(tmp_path):
 
 def test_evaluate_needs_only_the_run_directory(tmp_path):
     """Train on a --data file (IOB1), delete it: evaluate gives the numbers of metrics.json.
-    The run uses the softmax decoder (the tiny preset's is the CRF, end to end above)."""
+    The run uses the softmax decoder (the tiny preset's is the CRF, end to end above) and
+    pretrained word vectors (--embeddings)."""
     corpus = data.load_default()
     corpus = data.Corpus(
         tokens=corpus.tokens[:200], tags=corpus.tags[:200], scheme="IOB1", origin="iob1"
@@ -421,15 +422,41 @@ def test_evaluate_needs_only_the_run_directory(tmp_path):
     train_file = tmp_path / "train.conll"
     train_file.write_text(data.format_conll(corpus), encoding="utf-8")
     assert data.read_conll(train_file).scheme == "IOB1"
+    # Pretrained vectors (12-d) for every word of the corpus.
+    rng = np.random.default_rng(0)
+    vectors = {
+        w: rng.normal(size=12).round(4) for w in {w.lower() for s in corpus.tokens for w in s}
+    }
+    vectors_file = tmp_path / "glove.txt"
+    vectors_file.write_text(
+        "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in sorted(vectors.items())),
+        encoding="utf-8",
+    )
     out = tmp_path / "run"
     runner = CliRunner()
     result = runner.invoke(
         cli,
         ["train", "--preset", "tiny", "--epochs", "1", "--data", str(train_file)]
-        + ["--output-dir", str(out), "--decoder", "softmax"],
+        + ["--output-dir", str(out), "--decoder", "softmax", "--embeddings", str(vectors_file)],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["decoder"] == "softmax"
+    config = json.loads((out / "config.json").read_text())
+    assert config["decoder"] == "softmax" and config["word_embedding_dim"] == 12
+    assert "Embeddings: " in result.output and "found in glove.txt" in result.output
+    record = json.loads((out / "embeddings.json").read_text())
+    assert record["dim"] == 12 and record["found"] == record["vocabulary"] > 50
+    # One tiny epoch (a few Adam steps of 5e-3) moves each value by little: the rows are
+    # still close to the file's vectors (~ N(0, 1)), far from a fresh initialisation
+    # (uniform in +-0.05).
+    from common import runtime
+
+    vocab = data.Vocab.load(runtime.RunDir(out))
+    table = runtime.load_model(out).get_layer("word_embedding").embeddings.numpy()
+    pairs = [(table[i], vectors[w]) for i, w in enumerate(vocab.words.vocab) if w in vectors]
+    assert len(pairs) == record["found"]
+    trained, given = (np.stack(x) for x in zip(*pairs, strict=True))
+    np.testing.assert_allclose(trained, given, atol=0.3)
+    assert np.corrcoef(trained.ravel(), given.ravel())[0, 1] > 0.98
     train_file.unlink()
     metrics = json.loads((out / "metrics.json").read_text())
     heldout = data.read_conll(out / data.HELDOUT_FILE)
@@ -488,3 +515,48 @@ def check_export(out, tmp_path):
         "Great",
         "!",
     ]
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+def test_pretrained_vectors_are_read_by_word_then_lower_cased(tmp_path):
+    from recipes.ner import embeddings
+
+    path = tmp_path / "vectors.txt"
+    path.write_text(
+        "5 3\n"  # word2vec header: skipped
+        "paris 1 2 3\n"
+        "Paris 9 9 9\n"  # the exact lower-case line wins whatever the order
+        "London 4 5 6\n"  # only a cased form: used for "london"
+        "LONDON 7 7 7\n"  # a second cased form: the first one stays
+        "zebra 0 0 1\n",  # not in the vocabulary
+        encoding="utf-8",
+    )
+    vectors = embeddings.read(path, {"paris": 4, "london": 5, "rome": 6})
+    assert vectors.dim == 3 and list(vectors.ids) == [4, 5] and vectors.exact == 1
+    np.testing.assert_array_equal(vectors.rows, [[1, 2, 3], [4, 5, 6]])
+    record = vectors.record()
+    assert record["file"] == "vectors.txt" and record["found"] == 2 and record["vocabulary"] == 3
+    assert len(record["sha256"]) == 64
+
+    for text, message in [
+        ("a 1 2\nb 1\n", "vectors.txt:2: 1 values, the first vector has 2"),
+        ("a 1 x\n", "vectors.txt:1: not a number: 'x'"),
+        ("a 1 nan\n", "vectors.txt:1: not a finite number"),
+        ("\n\n", "no word vectors"),
+    ]:
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(UserError) as err:
+            embeddings.read(path, {"a": 4, "b": 5})
+        assert message in err.value.message and "\n" not in err.value.message
+
+
+def test_a_bad_vectors_file_stops_train_before_the_run_directory(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a 1 2\nb 1\n", encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--output-dir", str(out), "--embeddings", str(bad)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and f"{bad}:2: 1 values" in result.output
+    assert not out.exists()
