@@ -361,11 +361,13 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert {"precision", "recall", "f1", "per_type", "token_accuracy"} <= metrics.keys()
     assert json.loads((out / "config.json").read_text())["decoder"] == "crf"  # the default
 
-    # Loose quality bound: better than a uniform guess over the tags after two epochs.
+    # Loose quality bound: better than a uniform guess over the tags after two epochs. The
+    # CRF's loss is per sentence: a uniform guess costs log(tags) for each of its tokens.
     num_tags = len(json.loads((out / "tags.json").read_text())["tags"])
     last = (out / "history.csv").read_text().strip().splitlines()[-1].split(",")
     header = (out / "history.csv").read_text().splitlines()[0].split(",")
-    assert float(last[header.index("val_loss")]) < math.log(num_tags)
+    tokens = np.mean([len(s) for s in data.load_default().tokens[:200]])  # the tiny preset's
+    assert float(last[header.index("val_loss")]) < tokens * math.log(num_tags) / 4
 
     result = runner.invoke(
         cli,
