@@ -8,22 +8,16 @@ import TensorFlow at import time (helpers that need it import it inside).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from common.cells import GRUCell, LSTMCell, MinimalGRUCell, SimpleRNNCell
+from tests.common.jax_backend import run_on_jax
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BATCH, TIME, FEATURES, UNITS = 3, 5, 3, 4
 LENGTHS = (5, 3, 1)  # right-padded: sample i has LENGTHS[i] valid steps
 ATOL = 1e-5
@@ -456,54 +450,25 @@ def test_mixed_precision(name, policy, atol):
 # --------------------------------------------------------------------------------------------
 # JAX backend (a subprocess: the backend is fixed when keras is first imported)
 # --------------------------------------------------------------------------------------------
-JAX_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    try:
-        import jax  # noqa: F401
-    except Exception as error:
-        print(f"import jax failed: {error!r}")
-        sys.exit(3)
-    import keras
-    assert keras.backend.backend() == "jax", keras.backend.backend()
-    from tests.common.test_cells import (
-        CASES, as_list, make_batch, max_abs_diff, numpy_run, randomize, weight_dict,
-    )
-    result = {}
-    for name, case in CASES.items():
-        # Cheap initializers (the weights are randomized anyway): JAX compiles each initializer.
-        cell = case.make(kernel_initializer="zeros", recurrent_initializer="zeros")
-        layer = keras.layers.RNN(cell, return_sequences=True, return_state=True)
-        x, mask = make_batch()
-        layer.build(x.shape)
-        randomize(layer)
-        outputs = [keras.ops.convert_to_numpy(o) for o in as_list(layer(x, mask=mask))]
-        ref_seq, ref_states = numpy_run(case.step, weight_dict(layer.cell), x, mask, case.n_states)
-        result[name] = max_abs_diff(outputs, [ref_seq, *ref_states])
-    print("RESULT " + json.dumps(result))
-    """
+JAX_BODY = """
+from tests.common.test_cells import (
+    CASES, as_list, make_batch, max_abs_diff, numpy_run, randomize, weight_dict,
 )
+result = {}
+for name, case in CASES.items():
+    # Cheap initializers (the weights are randomized anyway): JAX compiles each initializer.
+    cell = case.make(kernel_initializer="zeros", recurrent_initializer="zeros")
+    layer = keras.layers.RNN(cell, return_sequences=True, return_state=True)
+    x, mask = make_batch()
+    layer.build(x.shape)
+    randomize(layer)
+    outputs = [keras.ops.convert_to_numpy(o) for o in as_list(layer(x, mask=mask))]
+    ref_seq, ref_states = numpy_run(case.step, weight_dict(layer.cell), x, mask, case.n_states)
+    result[name] = max_abs_diff(outputs, [ref_seq, *ref_states])
+"""
 
 
 def test_cells_on_jax_backend_match_numpy_reference():
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode == 3:
-        pytest.skip(f"JAX backend unavailable: {proc.stdout.strip()}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    result = run_on_jax(JAX_BODY)
     assert sorted(result) == sorted(CASES)
     assert all(diff <= ATOL for diff in result.values()), result

@@ -4,20 +4,13 @@ finite differences, training with model.fit, save/load, and the JAX backend."""
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from common.crf import CRF, bind
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.common.jax_backend import run_on_jax
 
 
 def make_case(seed, tags=3, steps=4, batch=6, constrained=True, dtype="float32"):
@@ -203,39 +196,12 @@ def case_numbers() -> dict:
 
 
 def test_same_numbers_on_the_jax_backend():
-    script = textwrap.dedent(
+    jax_numbers = run_on_jax(
         """
-        import json, sys
-        try:
-            import jax  # noqa: F401
-        except Exception as error:
-            print(f"import jax failed: {error!r}")
-            sys.exit(3)
-        import keras
-        assert keras.backend.backend() == "jax", keras.backend.backend()
         from tests.common.test_crf import case_numbers
-        print("RESULT " + json.dumps(case_numbers()))
+        result = case_numbers()
         """
     )
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode == 3:
-        pytest.skip(f"JAX backend unavailable: {proc.stdout.strip()}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    jax_numbers = json.loads(line[len("RESULT ") :])
     here = case_numbers()
     for seed, numbers in here.items():
         theirs = jax_numbers[str(seed)]

@@ -10,11 +10,6 @@ cell name; the generic path on the JAX backend.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -23,8 +18,8 @@ import tensorflow as tf
 
 from common.cells import MinimalGRUCell, SimpleRNNCell
 from common.layers import CELL_NAMES, GRU, LSTM, CellRNN, recurrent_layer
+from tests.common.jax_backend import run_on_jax
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ATOL = 1e-5
 VOCAB, BATCH, TIME, UNITS = 12, 4, 6, 5
 LENGTHS = (6, 4, 2, 1)
@@ -262,67 +257,38 @@ def test_mixed_precision_model_trains_to_finite_loss():
     assert model.layers[2].forward_layer.compute_dtype == "bfloat16"
 
 
-JAX_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    try:
-        import jax  # noqa: F401
-    except Exception as error:
-        print(f"import jax failed: {error!r}")
-        sys.exit(3)
-    import keras
-    import numpy as np
-    assert keras.backend.backend() == "jax", keras.backend.backend()
-    from common.layers import GRU, LSTM, recurrent_layer
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, 5, 4)).astype("float32")
-    mask = np.arange(5)[None, :] < np.array([[5], [3], [1]])
-    result = {}
-    for name, ours, builtin in [
-        ("lstm", LSTM(6, return_sequences=True, return_state=True, go_backwards=True),
-         keras.layers.LSTM(6, return_sequences=True, return_state=True, go_backwards=True)),
-        ("gru", GRU(6, return_sequences=True, return_state=True),
-         keras.layers.GRU(6, return_sequences=True, return_state=True)),
-    ]:
-        assert ours._select_loop() == "generic"
-        builtin(x)
-        builtin.set_weights([0.4 * rng.standard_normal(w.shape) for w in builtin.get_weights()])
-        ours(x)
-        ours.set_weights(builtin.get_weights())
-        got, expected = ours(x, mask=mask), builtin(x, mask=mask)
-        result[name] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
-                           for a, b in zip(got, expected))
-    layer = recurrent_layer("minimal-gru", 6, dropout=0.5)
-    result["minimal-gru-shape"] = list(layer(x, training=True).shape)
-    try:
-        LSTM(4, implementation="fast")
-    except ValueError as error:
-        result["fast-error"] = str(error)
-    print("RESULT " + json.dumps(result))
-    """
-)
+JAX_BODY = """
+import numpy as np
+from common.layers import GRU, LSTM, recurrent_layer
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 5, 4)).astype("float32")
+mask = np.arange(5)[None, :] < np.array([[5], [3], [1]])
+result = {}
+for name, ours, builtin in [
+    ("lstm", LSTM(6, return_sequences=True, return_state=True, go_backwards=True),
+     keras.layers.LSTM(6, return_sequences=True, return_state=True, go_backwards=True)),
+    ("gru", GRU(6, return_sequences=True, return_state=True),
+     keras.layers.GRU(6, return_sequences=True, return_state=True)),
+]:
+    assert ours._select_loop() == "generic"
+    builtin(x)
+    builtin.set_weights([0.4 * rng.standard_normal(w.shape) for w in builtin.get_weights()])
+    ours(x)
+    ours.set_weights(builtin.get_weights())
+    got, expected = ours(x, mask=mask), builtin(x, mask=mask)
+    result[name] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                       for a, b in zip(got, expected))
+layer = recurrent_layer("minimal-gru", 6, dropout=0.5)
+result["minimal-gru-shape"] = list(layer(x, training=True).shape)
+try:
+    LSTM(4, implementation="fast")
+except ValueError as error:
+    result["fast-error"] = str(error)
+"""
 
 
 def test_generic_path_on_jax_backend():
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if proc.returncode == 3:
-        pytest.skip(f"JAX backend unavailable: {proc.stdout.strip()}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    result = run_on_jax(JAX_BODY)
     assert result["lstm"] <= ATOL and result["gru"] <= ATOL, result
     assert result["minimal-gru-shape"] == [3, 6]
     assert "TensorFlow backend" in result["fast-error"]

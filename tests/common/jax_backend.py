@@ -1,0 +1,51 @@
+"""Run a piece of test code under the JAX backend, in a subprocess (Keras fixes its backend
+when it is first imported, and the test process runs TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_PROLOGUE = """
+import json, sys
+try:
+    import jax  # noqa: F401
+except Exception as error:
+    print(f"import jax failed: {error!r}")
+    sys.exit(3)
+import keras
+assert keras.backend.backend() == "jax", keras.backend.backend()
+"""
+
+
+def run_on_jax(body: str) -> dict:
+    """Run `body` (code that fills a JSON-serialisable dict named `result`) on the JAX
+    backend, on CPU, and return `result`. Skips the test when JAX cannot be imported."""
+    script = _PROLOGUE + textwrap.dedent(body) + '\nprint("RESULT " + json.dumps(result))\n'
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode == 3:
+        pytest.skip(f"JAX backend unavailable: {proc.stdout.strip()}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
