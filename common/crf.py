@@ -165,7 +165,10 @@ class CRF(keras.layers.Layer):
         scores = ops.cast(scores, self._float)
         mask = ops.cast(mask, "bool")
         tags = ops.where(mask, ops.cast(tags, "int32"), 0)
-        return self._gold_score(scores, tags, mask) - self._log_partition(scores, mask)
+        weights = self.transition_scores()
+        return self._gold_score(scores, tags, mask, *weights) - self._log_partition(
+            scores, mask, *weights
+        )
 
     def negative_log_likelihood(self, y_true, y_pred):
         """-log p(y_true | y_pred) per sequence, float[b]; `y_true` int[b, T] padded with -1."""
@@ -174,8 +177,7 @@ class CRF(keras.layers.Layer):
             y_true = ops.squeeze(y_true, -1)
         return -self.log_likelihood(y_pred, y_true, ops.not_equal(y_true, PAD))
 
-    def _gold_score(self, scores, tags, mask):
-        transitions, start, end = self.transition_scores()
+    def _gold_score(self, scores, tags, mask, transitions, start, end):
         real = ops.cast(mask, scores.dtype)
         emitted = ops.take_along_axis(scores, ops.expand_dims(tags, -1), axis=-1)[..., 0]
         total = ops.sum(emitted * real, axis=1) + ops.take(start, tags[:, 0])
@@ -186,8 +188,7 @@ class CRF(keras.layers.Layer):
         last_tags = ops.take_along_axis(tags, ops.expand_dims(last, -1), axis=1)[:, 0]
         return total + ops.take(end, last_tags)
 
-    def _log_partition(self, scores, mask):
-        transitions, start, end = self.transition_scores()
+    def _log_partition(self, scores, mask, transitions, start, end):
         alpha = start + scores[:, 0]  # [b, tags]
         steps = _time_major_steps(scores, mask)
 
