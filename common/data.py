@@ -141,6 +141,15 @@ def package_file(dist: str, relpath: str) -> Path:
     return path
 
 
+def is_number(text: str) -> bool:
+    """Whether `float(text)` accepts `text` (for naming the bad field of a line of numbers)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_text(path: os.PathLike, *, encoding: str = "utf-8") -> str:
     """Read a whole text file strictly; bad bytes and empty files raise `UserError`."""
     path = Path(path)

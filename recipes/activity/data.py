@@ -102,14 +102,6 @@ def _fields(line: str) -> list[str]:
     return line.split()
 
 
-def _is_number(field: str) -> bool:
-    try:
-        float(field)
-    except ValueError:
-        return False
-    return True
-
-
 def parse_recording(text: str, source: str) -> tuple[np.ndarray, int, tuple[str, ...] | None]:
     """Parse one recording file's text.
 
@@ -126,7 +118,7 @@ def parse_recording(text: str, source: str) -> tuple[np.ndarray, int, tuple[str,
         if not line or line.startswith("#"):
             continue
         fields = _fields(line)
-        if not rows and header is None and not any(_is_number(f) for f in fields):
+        if not rows and header is None and not any(common_data.is_number(f) for f in fields):
             header = tuple(fields)
             continue
         if not width:

@@ -112,8 +112,14 @@ def constrained_decode(probs: np.ndarray, allowed: np.ndarray, start: np.ndarray
     `B-X` or `O` instead, whichever the whole sentence supports better).
     """
     log_p = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+    return viterbi(log_p, *rule_scores(allowed, start))
+
+
+def rule_scores(allowed: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The IOB2 rules of `transition_rules` as Viterbi scores: (transitions float[K, K],
+    start float[K], end float[K]), 0 where allowed and -inf where not, no end scores."""
     forbid = np.where(allowed, 0.0, -np.inf)
-    return viterbi(log_p, forbid, np.where(start, 0.0, -np.inf), np.zeros(len(start)))
+    return forbid, np.where(start, 0.0, -np.inf), np.zeros(len(start))
 
 
 def viterbi(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.data import is_number
 from common.errors import UserError
 
 RECORD_FILE = "embeddings.json"
@@ -100,7 +101,7 @@ def read(path: Path, words: dict[str, int]) -> Vectors:
             try:
                 vector = np.array([float(v) for v in values], dtype=np.float32)
             except ValueError:
-                bad = next(v for v in values if not _is_float(v))
+                bad = next(v for v in values if not is_number(v))
                 raise UserError(f"{path}:{lineno}: not a number: {bad!r}") from None
             if not np.isfinite(vector).all():
                 raise UserError(f"{path}:{lineno}: not a finite number in the vector of {word!r}")
@@ -114,14 +115,6 @@ def read(path: Path, words: dict[str, int]) -> Vectors:
     ids = np.array(sorted(found), dtype=np.int64)
     rows = np.stack([found[i] for i in ids]) if len(ids) else np.zeros((0, dim), np.float32)
     return Vectors(str(path), digest.hexdigest(), dim, ids, rows, len(exact), len(wanted))
-
-
-def _is_float(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
 
 
 def initialise(model, vectors: Vectors) -> None:

@@ -90,26 +90,19 @@ def viterbi(emissions, lengths, transitions, start, end):
 def archive(model_dir: Path):
     """A `keras.export.ExportArchive` with the `serve` endpoint."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from common import runtime
     from common.export import generic_loops
     from common.tokenization import PAD, UNK
-    from recipes.ner import bio
     from recipes.ner.data import Vocab
-    from recipes.ner.model import crf_layer
+    from recipes.ner.model import crf_layer, decoding_scores
 
     vocab = Vocab.load(runtime.RunDir(model_dir))
     model = runtime.load_model(model_dir)
     generic_loops(model)
     crf = crf_layer(model)
-    if crf is None:  # softmax: log-probabilities, the IOB2 rules as 0 / -inf transitions
-        allowed, start = bio.transition_rules(vocab.tags)
-        decoding = (np.where(allowed, 0.0, -np.inf), np.where(start, 0.0, -np.inf))
-        decoding += (np.zeros(len(start)),)
-    else:  # the CRF's learned scores (its forbidden transitions at -1e4)
-        decoding = tuple(np.asarray(keras.ops.convert_to_numpy(w)) for w in crf.transition_scores())
+    decoding = decoding_scores(model, vocab.tags)  # with a softmax, over log-probabilities
     lookup = {
         name: keras.layers.StringLookup(
             vocabulary=list(tok.vocab)[2:], mask_token=PAD, oov_token=UNK, name=f"{name}_ids"

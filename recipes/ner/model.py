@@ -22,6 +22,7 @@ from __future__ import annotations
 import weakref
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from common.layers import recurrent_layer
@@ -137,6 +138,18 @@ def crf_layer(model: keras.Model):
     from common.crf import CRF
 
     return next((layer for layer in model.layers if isinstance(layer, CRF)), None)
+
+
+def decoding_scores(model: keras.Model, tags) -> tuple[np.ndarray, ...]:
+    """(transitions, start, end) float64 for Viterbi over the model's outputs (`bio.viterbi`):
+    the CRF's learned scores (its forbidden transitions at -1e4), or for a softmax model the
+    IOB2 rules (`bio.rule_scores`), to be used on its log-probabilities."""
+    from recipes.ner import bio
+
+    crf = crf_layer(model)
+    if crf is None:
+        return bio.rule_scores(*bio.transition_rules(tags))
+    return tuple(np.asarray(ops.convert_to_numpy(w), np.float64) for w in crf.transition_scores())
 
 
 @keras.saving.register_keras_serializable(package="recipes.ner.model")

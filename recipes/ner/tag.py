@@ -46,23 +46,18 @@ class Tagger:
     def __init__(self, model, vocab: Vocab, batch_size: int, length_multiple: int):
         self.model, self.vocab = model, vocab
         self.batch_size, self.length_multiple = batch_size, length_multiple
-        self.allowed, self.start = bio.transition_rules(vocab.tags)
-        from recipes.ner.model import crf_layer
+        from recipes.ner.model import crf_layer, decoding_scores
 
-        crf = crf_layer(model)
-        # --decoder crf: Viterbi with the CRF's learned transitions (IOB2 rules inside).
-        self.crf_scores = (
-            None
-            if crf is None
-            else tuple(np.asarray(keras_numpy(w), np.float64) for w in crf.transition_scores())
-        )
+        # --decoder crf: Viterbi over the emission scores with the CRF's learned transitions;
+        # softmax: over the log-probabilities with the IOB2 rules (bio.constrained_decode).
+        self.crf = crf_layer(model) is not None
+        self.decoding = decoding_scores(model, vocab.tags)
 
     def best_path(self, outputs: np.ndarray) -> list[int]:
-        """The best valid tag ids of one sentence from the model's outputs: the CRF's
-        Viterbi path, or the constrained decoding of the softmax (`bio.constrained_decode`)."""
-        if self.crf_scores is not None:
-            return bio.viterbi(outputs, *self.crf_scores)
-        return bio.constrained_decode(outputs, self.allowed, self.start)
+        """The best valid tag ids of one sentence from the model's outputs."""
+        if not self.crf:
+            outputs = np.log(np.clip(np.asarray(outputs, dtype=np.float64), 1e-12, 1.0))
+        return bio.viterbi(outputs, *self.decoding)
 
     def probabilities(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """float[len(sentence), num_tags] per sentence (padding removed), in input order: the
@@ -104,12 +99,6 @@ class Tagger:
         metrics = bio.entity_metrics(corpus.tags, repaired)
         metrics["f1_argmax"] = bio.entity_metrics(corpus.tags, argmax)["f1"]
         return metrics
-
-
-def keras_numpy(x):
-    import keras
-
-    return keras.ops.convert_to_numpy(x)
 
 
 def tagged_sentence(tokens: Sequence[str], tags: Sequence[str]) -> dict:

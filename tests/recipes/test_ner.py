@@ -232,12 +232,17 @@ def _pad(sentences, tags, length, chars, pad_tag):
     return {"words": words, "chars": char_ids}, y, w
 
 
-def test_padding_counts_in_neither_loss_nor_metrics_nor_predictions():
-    model = _tiny_model()
+def _padding_case():
+    """Two sentences, and the same batch padded to 8 and to 24 tokens (padding labelled with
+    different real tags)."""
     sentences = [[5, 9, 17], [3, 4, 8, 22, 41, 7]]
     tags = [[0, 1, 2], [0, 0, 3, 4, 0, 1]]
-    short = _pad(sentences, tags, 8, 4, pad_tag=3)
-    long = _pad(sentences, tags, 24, 12, pad_tag=1)
+    return sentences, tags, _pad(sentences, tags, 8, 4, 3), _pad(sentences, tags, 24, 12, 1)
+
+
+def test_padding_counts_in_neither_loss_nor_metrics_nor_predictions():
+    model = _tiny_model()
+    sentences, tags, short, long = _padding_case()
     loss_short, acc_short, f1_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)
     loss_long, acc_long, f1_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)
     assert loss_short == pytest.approx(loss_long, rel=1e-5)
@@ -261,10 +266,7 @@ def test_crf_decoder_loss_is_the_sentence_likelihood_whatever_the_padding():
     model = _tiny_model("crf")
     crf = crf_layer(model)
     assert crf is not None and not crf.allowed[0, 2]  # O -> I-A is forbidden
-    sentences = [[5, 9, 17], [3, 4, 8, 22, 41, 7]]
-    tags = [[0, 1, 2], [0, 0, 3, 4, 0, 1]]
-    short = _pad(sentences, tags, 8, 4, pad_tag=3)
-    long = _pad(sentences, tags, 24, 12, pad_tag=1)
+    sentences, tags, short, long = _padding_case()
     loss_short, _, f1_short = model.evaluate(*short[:2], sample_weight=short[2], verbose=0)
     loss_long, _, f1_long = model.evaluate(*long[:2], sample_weight=long[2], verbose=0)
     assert loss_short == pytest.approx(loss_long, rel=1e-5)
