@@ -19,15 +19,9 @@ under XLA or not.
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-import tensorflow as tf
-
+from common import lm
 from common.errors import UserError
-from common.sampling import Generator
 from common.tokenization import BOS, EOS, PAD, UNK
-from recipes.char_lm import model as model_lib
 
 
 def encode_prime(tok, prime: str, level: str) -> list[int]:
@@ -45,75 +39,22 @@ def encode_prime(tok, prime: str, level: str) -> list[int]:
     return ids
 
 
-class Sampler:
-    """Generates with a step model built from a trained model."""
+class Sampler(lm.Sampler):
+    """`common.lm.Sampler` with char_lm's rules: <pad>, <bos>, <unk> (and at character level
+    <eos>) never emitted; at word level a sample stops at <eos>."""
 
     def __init__(self, cfg, tok, trained, jit_compile: bool = True):
-        self.cfg, self.tok = cfg, tok
-        self.step = model_lib.build_step_model(cfg, trained)
+        self.tok = tok
         banned = [PAD, BOS, UNK] + ([EOS] if cfg.level == "char" else [])
-        self.banned = np.array([tok.token_to_id(t) for t in banned])
-        self.eos = tok.token_to_id(EOS) if cfg.level == "word" else None
-        n_states = model_lib.states_per_layer(cfg.cell)
-        embedding = self.step.get_layer("embedding")
-        cells = [self.step.get_layer(model_lib.rnn_name(i)).cell for i in range(cfg.layers)]
-        head = self.step.get_layer("logits")
-
-        def read_prime(ids, states):
-            logits, *states = self.step([ids, *states], training=False)
-            return logits[:, -1, :], states
-
-        def step(tokens, states):
-            x, new_states = embedding(tokens), []
-            for i, cell in enumerate(cells):
-                x, cell_states = cell(x, states[i * n_states : (i + 1) * n_states])
-                new_states.extend(
-                    cell_states if isinstance(cell_states, (list, tuple)) else [cell_states]
-                )
-            return head(x), new_states
-
-        def initial_states(batch):
-            return [tf.zeros([batch, cfg.units]) for _ in range(cfg.layers * n_states)]
-
-        self.generator = Generator(
-            read_prime=read_prime,
-            step=step,
-            initial_states=initial_states,
-            vocab_size=tok.vocab_size,
-            banned=self.banned.tolist(),
-            eos=self.eos,
+        super().__init__(
+            cfg,
+            trained,
+            banned=[tok.token_to_id(t) for t in banned],
+            eos=tok.token_to_id(EOS) if cfg.level == "word" else None,
             pad=tok.token_to_id(PAD),
             jit_compile=jit_compile,
         )
 
-    def generate(
-        self,
-        prime_ids: list[int],
-        *,
-        length: int,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        num_samples: int = 1,
-        seed: int = 0,
-    ):
-        """`num_samples` continuations of `prime_ids`.
-
-        Returns (one list of ids per sample, seconds of the whole call: the prime, the
-        generation and, for a new length or number of samples, compiling the loop).
-        """
-        if length < 1:
-            raise ValueError(f"length must be at least 1. Received: length={length}")
-        bos = self.tok.token_to_id(BOS)
-        prime = np.tile(np.array([[bos, *prime_ids]], dtype=np.int32), (num_samples, 1))
-        start = time.perf_counter()
-        ids, lengths = self.generator.generate(
-            prime,
-            tf.constant(length, tf.int32),
-            tf.constant(temperature, tf.float32),
-            tf.constant(top_k, tf.int32),
-            tf.constant(seed, tf.int32),
-        )
-        seconds = time.perf_counter() - start
-        ids, lengths = ids.numpy(), lengths.numpy()
-        outputs = [row[:n].tolist() for row, n in zip(ids, lengths, strict=True)]
-        return outputs, seconds
+    def generate(self, prime_ids: list[int], **options):
+        """`num_samples` continuations of <bos> + `prime_ids`; see `common.lm.Sampler`."""
+        return super().generate([self.tok.token_to_id(BOS), *prime_ids], **options)

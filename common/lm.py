@@ -1,0 +1,192 @@
+"""Recurrent language models: the training model, its one-step twin, and generation.
+
+Training model (many-to-many), token ids in, next-token logits out:
+
+    ids int32[batch, time]
+      -> Embedding(vocab, embedding_dim)
+      -> [recurrent_layer(cell, units, return_sequences=True) -> Dropout] x layers
+      -> Dense(vocab)                      logits float32[batch, time, vocab]
+
+Dropout drops the same features at every time step (`noise_shape=(batch, 1,
+features)`) and sits between layers, never inside a cell.
+
+Step model: the same layers with `return_state=True`, taking the recurrent
+states as inputs and returning the new ones, so generation feeds one token at
+a time and carries the state instead of re-running the prefix:
+
+    (ids[batch, t], *states) -> (logits[batch, t, vocab], *new_states)
+
+lstm layers carry (h, c), the other cells h, each float32[batch, units].
+The step model is built from the config and takes its weights from the saved
+model layer by layer (by name), so it needs only what `train` saved.
+
+`Sampler` generates with the compiled loop of `common.sampling`. The config is any object
+with the fields cell, layers, units, embedding_dim and dropout (char_lm's and music's).
+"""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from common.layers import recurrent_layer
+from common.sampling import Generator
+
+
+def rnn_name(i: int) -> str:
+    return f"rnn_{i + 1}"
+
+
+def states_per_layer(cell: str) -> int:
+    return 2 if cell == "lstm" else 1
+
+
+def build_model(cfg, vocab_size: int, name: str = "lm") -> keras.Model:
+    """The training model: int ids [batch, time] -> logits [batch, time, vocab]."""
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    x = layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
+    for i in range(cfg.layers):
+        x = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, name=rnn_name(i))(x)
+        if cfg.dropout:
+            x = layers.Dropout(
+                cfg.dropout, noise_shape=(None, 1, cfg.units), name=f"dropout_{i + 1}"
+            )(x)
+    logits = layers.Dense(vocab_size, name="logits", dtype="float32")(x)
+    return keras.Model(ids, logits, name=name)
+
+
+def build_step_model(cfg, trained: keras.Model) -> keras.Model:
+    """The stateful twin of `trained`: (ids, *states) -> (logits, *new_states).
+
+    Weights are copied from `trained` by layer name; dropout is left out
+    (inference only).
+    """
+    vocab_size = trained.get_layer("embedding").input_dim
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    n_states = states_per_layer(cfg.cell)
+    state_inputs = [
+        keras.Input(shape=(cfg.units,), name=f"state_{i + 1}_{j}")
+        for i in range(cfg.layers)
+        for j in range(n_states)
+    ]
+    embedding = layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")
+    x = embedding(ids)
+    new_states = []
+    copies = [embedding]
+    for i in range(cfg.layers):
+        rnn = recurrent_layer(
+            cfg.cell, cfg.units, return_sequences=True, return_state=True, name=rnn_name(i)
+        )
+        outputs = rnn(x, initial_state=state_inputs[i * n_states : (i + 1) * n_states])
+        x, states = outputs[0], list(outputs[1:])
+        new_states.extend(states)
+        copies.append(rnn)
+    head = layers.Dense(vocab_size, name="logits", dtype="float32")
+    logits = head(x)
+    copies.append(head)
+    step = keras.Model([ids, *state_inputs], [logits, *new_states], name="step_model")
+    for layer in copies:
+        layer.set_weights(trained.get_layer(layer.name).get_weights())
+    return step
+
+
+def zero_states(cfg, batch_size: int):
+    """Initial states for `build_step_model`: zeros, as at the start of every training
+    sequence."""
+    n = cfg.layers * states_per_layer(cfg.cell)
+    return [np.zeros((batch_size, cfg.units), dtype="float32") for _ in range(n)]
+
+
+class Sampler:
+    """Generates with a step model built from a trained model.
+
+        states = 0;  (logits, states) = step_model(prime, states)     # prime read once
+        repeat up to length times, inside one tf.while_loop:
+            t ~ softmax(top_k(logits) / temperature)  # never a `banned` id; stop at `eos`
+            (logits, states) = cells(embedding(t), states) -> logits
+
+    The prime is read by the Keras step model in one call; afterwards each step feeds only
+    the new token through the same layers' cells and carries the state, so the cost per
+    token is constant and no step leaves the graph. The rules are `common.sampling.choose`'s.
+    """
+
+    def __init__(
+        self,
+        cfg,
+        trained: keras.Model,
+        *,
+        banned,
+        eos: int | None,
+        pad: int,
+        jit_compile: bool = True,
+    ):
+        self.cfg = cfg
+        self.step = build_step_model(cfg, trained)
+        self.banned = np.asarray(banned)
+        self.eos = eos
+        n_states = states_per_layer(cfg.cell)
+        embedding = self.step.get_layer("embedding")
+        cells = [self.step.get_layer(rnn_name(i)).cell for i in range(cfg.layers)]
+        head = self.step.get_layer("logits")
+
+        def read_prime(ids, states):
+            logits, *states = self.step([ids, *states], training=False)
+            return logits[:, -1, :], states
+
+        def step(tokens, states):
+            x, new_states = embedding(tokens), []
+            for i, cell in enumerate(cells):
+                x, cell_states = cell(x, states[i * n_states : (i + 1) * n_states])
+                new_states.extend(
+                    cell_states if isinstance(cell_states, (list, tuple)) else [cell_states]
+                )
+            return head(x), new_states
+
+        def initial_states(batch):
+            return [tf.zeros([batch, cfg.units]) for _ in range(cfg.layers * n_states)]
+
+        self.generator = Generator(
+            read_prime=read_prime,
+            step=step,
+            initial_states=initial_states,
+            vocab_size=embedding.input_dim,
+            banned=self.banned.tolist(),
+            eos=eos,
+            pad=pad,
+            jit_compile=jit_compile,
+        )
+
+    def generate(
+        self,
+        prime_ids: list[int],
+        *,
+        length: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        num_samples: int = 1,
+        seed: int = 0,
+    ):
+        """`num_samples` continuations of `prime_ids` (at least one id: <bos> and the prime).
+
+        Returns (one list of ids per sample, without `eos`; seconds of the whole call: the
+        prime, the generation and, for a new length or number of samples, compiling the loop).
+        """
+        if length < 1:
+            raise ValueError(f"length must be at least 1. Received: length={length}")
+        prime = np.tile(np.array([prime_ids], dtype=np.int32), (num_samples, 1))
+        start = time.perf_counter()
+        ids, lengths = self.generator.generate(
+            prime,
+            tf.constant(length, tf.int32),
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32),
+            tf.constant(seed, tf.int32),
+        )
+        seconds = time.perf_counter() - start
+        ids, lengths = ids.numpy(), lengths.numpy()
+        outputs = [row[:n].tolist() for row, n in zip(ids, lengths, strict=True)]
+        return outputs, seconds
