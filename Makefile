@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-RECIPES := char-lm sentiment ner translation activity video
+RECIPES := char-lm sentiment ner translation activity video music
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
 .PHONY: help venv test recipes bench bench-rnn bench-inference lint $(RECIPE_TARGETS)

@@ -237,6 +237,26 @@ def export_command(group: click.Group, default_output_dir: str, module: str, hel
     return export
 
 
+# Size options of the language models (char_lm, music); None = the preset's value.
+layers_option = click.option(
+    "--layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stacked recurrent layers [default: the preset's].",
+)
+units_option = click.option(
+    "--units",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Units per recurrent layer [default: the preset's].",
+)
+dropout_option = click.option(
+    "--dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Dropout between layers [default: the preset's].",
+)
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
 )

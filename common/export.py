@@ -109,6 +109,19 @@ def litert_bytes(model) -> bytes:
         ) from None
 
 
+def generate_signature() -> list:
+    """The inputs of a language model's `generate` endpoint (char_lm, music), all scalars:
+    prime string, length int32, temperature float32, seed int32."""
+    import tensorflow as tf
+
+    return [
+        tf.TensorSpec([], tf.string, name="prime"),
+        tf.TensorSpec([], tf.int32, name="length"),
+        tf.TensorSpec([], tf.float32, name="temperature"),
+        tf.TensorSpec([], tf.int32, name="seed"),
+    ]
+
+
 def generic_loops(*roots) -> None:
     """Switch every `common` LSTM/GRU inside `roots` (models and layers, searched through
     `.layers`, wrappers and `Bidirectional`) to Keras's generic loop.

@@ -37,6 +37,22 @@ from common.layers import recurrent_layer
 from common.sampling import Generator
 
 
+def load_run(model_dir, config_cls):
+    """(config, tokenizer, model) of a finished language-model run directory: config.json
+    read strictly as `config_cls`, tokenizer.json and model.keras, checked to match."""
+    from common import runtime
+    from common.errors import UserError
+    from common.tokenization import Tokenizer
+
+    run_dir = runtime.RunDir(model_dir)
+    cfg = run_dir.read_config(config_cls)
+    tok = Tokenizer.load(run_dir.file("tokenizer.json"))
+    model = runtime.load_model(model_dir)
+    if model.get_layer("embedding").input_dim != tok.vocab_size:
+        raise UserError(f"{model_dir}: model.keras and tokenizer.json do not match")
+    return cfg, tok, model
+
+
 def rnn_name(i: int) -> str:
     return f"rnn_{i + 1}"
 

@@ -32,7 +32,7 @@ def archive(model_dir: Path):
     import keras
     import tensorflow as tf
 
-    from common.export import generic_loops
+    from common.export import generate_signature, generic_loops
     from common.tokenization import BOS_ID, PAD_ID, UNK_ID
     from recipes.char_lm.main import _load_run
     from recipes.char_lm.sample import Sampler
@@ -79,12 +79,7 @@ def archive(model_dir: Path):
     export.add_endpoint(
         "generate",
         generate,
-        input_signature=[
-            tf.TensorSpec([], tf.string, name="prime"),
-            tf.TensorSpec([], tf.int32, name="length"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int32, name="seed"),
-        ],
+        input_signature=generate_signature(),
     )
     export.add_endpoint(
         "score", score, input_signature=[tf.TensorSpec([None], tf.string, name="text")]

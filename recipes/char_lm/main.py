@@ -40,18 +40,8 @@ def cli():
     help="Token level; word = capped vocabulary with <unk> and <eos> "
     "[default: the preset's, char].",
 )
-@click.option(
-    "--layers",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Stacked recurrent layers [default: the preset's].",
-)
-@click.option(
-    "--units",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Units per recurrent layer [default: the preset's].",
-)
+@common_cli.layers_option
+@common_cli.units_option
 @click.option(
     "--seq-len",
     type=click.IntRange(min=2),
@@ -59,12 +49,7 @@ def cli():
     help="Tokens per training window, the truncation of backpropagation "
     "through time [default: the preset's].",
 )
-@click.option(
-    "--dropout",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
-    default=None,
-    help="Dropout between layers [default: the preset's].",
-)
+@common_cli.dropout_option
 def train(run, level, layers, units, seq_len, dropout):
     """Train on --data, keep the best model by validation loss, report bits per
     character on the held-out text and print a sample."""
@@ -84,16 +69,9 @@ def train(run, level, layers, units, seq_len, dropout):
 
 def _load_run(model_dir):
     """(config, tokenizer, model) of a finished run directory."""
-    from common import runtime
-    from common.tokenization import Tokenizer
+    from common import lm
 
-    run_dir = runtime.RunDir(model_dir)
-    cfg = run_dir.read_config(config.Config)
-    tok = Tokenizer.load(run_dir.file("tokenizer.json"))
-    model = runtime.load_model(model_dir)
-    if model.get_layer("embedding").input_dim != tok.vocab_size:
-        raise UserError(f"{model_dir}: model.keras and tokenizer.json do not match")
-    return cfg, tok, model
+    return lm.load_run(model_dir, config.Config)
 
 
 def _at_least(minimum):

@@ -1,0 +1,1 @@
+"""Melody generation: a recurrent language model over folk tunes in ABC notation."""

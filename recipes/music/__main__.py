@@ -1,0 +1,3 @@
+from recipes.music.main import main
+
+main()

@@ -1,0 +1,211 @@
+"""music: the ABC tokens (round trip on real corpus tunes, durations and accidentals by the
+ABC rules, transposition keeping intervals), reading corpora (skipped tunes counted,
+duplicates removed, one-line errors), and the CLI end to end on the tiny preset: train,
+compose (ABC that music21 reads, MIDI and PNG written, the same seed giving the same
+tunes), evaluate --json, the exported generate endpoint, and one-line errors."""
+
+import json
+from fractions import Fraction
+
+import pytest
+from click.testing import CliRunner
+
+from common.data import DataSource
+from common.errors import UserError
+from recipes.music import abc, checks, data
+from recipes.music.main import cli
+from tests.exported import run_outside
+
+# ----------------------------------------------------------------------------- tokens
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """The first tunes of each default collection, tokenised."""
+    files, _ = data._files(DataSource("default"))
+    tunes = []
+    for collection in ("essenFolksong", "oneills1850"):
+        paths = [f for f in files if f.parent.name == collection]
+        records = [r for path in paths[:3] for r in abc.split_tunes(path.read_text())][:120]
+        for record in records:
+            try:
+                tunes.append(abc.tokenize(record))
+            except abc.ParseError:
+                pass
+    assert len(tunes) > 200
+    return tunes
+
+
+def test_tokens_to_abc_to_tokens_is_the_identity_on_corpus_tunes(corpus):
+    for tokens in corpus:
+        assert abc.tokenize(abc.render(tokens)) == tokens
+
+
+def test_a_tune_becomes_header_and_one_token_per_note():
+    tune = "X:1\nT:t\nM:C\nL:1/16\nK:Ador\n|: A2 (3Bcd e>f ^g'4 z2 | [1 a8- a4 :|[2 A,,8 |]\n"
+    assert abc.tokenize(tune) == [
+        "M:4/4", "K:Ador", "L:1/8",  # fmt: skip
+        "|:", "A", "(3", "B/2", "c/2", "d/2", "e/2", ">", "f/2", "^g'2", "z", "|",
+        "[1", "a4", "-", "a2", ":|", "[2", "A,,4", "|]",
+    ]  # fmt: skip
+
+
+def test_durations_follow_tuplets_broken_rhythm_and_ties():
+    tokens = abc.tokenize("X:1\nM:3/4\nL:1/8\nK:C\nA>B (3cde f2 | g2-g4 |\n")
+    analysis = abc.analyse(tokens)
+    lengths = [length for _, length, _ in analysis.onsets]
+    assert lengths == [Fraction(3, 2), Fraction(1, 2), *[Fraction(2, 3)] * 3, 2, 6]
+    assert [d for _, d, _ in analysis.bars] == [6, 6]
+
+
+def test_accidentals_hold_to_the_end_of_the_bar_over_the_key_signature():
+    # K:D sharpens F and C; =F holds for the next F of the bar, not after the bar line.
+    tokens = abc.tokenize("X:1\nM:4/4\nL:1/8\nK:D\n=F F c f | F c _B B |\n")
+    assert abc.analyse(tokens).pitches == [65, 65, 73, 78, 66, 73, 70, 70]
+
+
+def test_transposition_keeps_every_interval(corpus):
+    for tokens in corpus[::10]:
+        pitches = abc.analyse(tokens).pitches
+        for shift in (-5, -1, 2, 6):
+            moved = abc.transpose(tokens, shift)
+            if moved is None:  # no spelling with at most six sharps or flats
+                continue
+            assert [p + shift for p in pitches] == abc.analyse(moved).pitches
+            assert abs(abc.key_of(moved).fifths) <= 6
+            assert abc.tokenize(abc.render(moved)) == moved
+
+
+def test_unsupported_tunes_are_refused_with_the_reason():
+    with pytest.raises(abc.ParseError, match="chords"):
+        abc.tokenize("X:1\nM:4/4\nK:G\n[GB]2 d2 |\n")
+    with pytest.raises(abc.ParseError, match="K: field inside"):
+        abc.tokenize("X:1\nM:4/4\nK:G\nG2 d2 |\nK:D\nd4 |\n")
+    with pytest.raises(abc.ParseError, match="unknown key"):
+        abc.tokenize("X:1\nM:4/4\nK:H\nG2 d2 |\n")
+
+
+def test_musical_checks_of_real_tunes():
+    tune = abc.tokenize("X:1\nM:2/4\nL:1/8\nK:G\nD | G2 AB | cB AG | A2 FA | G3 ||\n")
+    assert checks.bars_ok(tune) is True and checks.ends_on_tonic(tune)
+    short = abc.tokenize("X:1\nM:2/4\nL:1/8\nK:G\nD | G2 AB | cB A | A2 FA | G3 ||\n")
+    assert checks.bars_ok(short) is False
+    report = checks.report([tune], [tune])
+    assert report["parses"] == 1.0 and report["pitch_class_js"] == 0.0
+
+
+# ----------------------------------------------------------------------------- corpora
+
+
+def test_default_corpus_reads_both_collections_without_duplicates():
+    tunes = data.load(DataSource("default"), max_tokens=512)
+    assert tunes.records > 10_000 and len(tunes.tunes) > 9_500
+    assert len({tuple(t) for t in tunes.tunes}) == len(tunes.tunes)
+    assert sum(tunes.skipped.values()) < 200 and tunes.duplicates > 0
+
+
+def test_own_file_skips_and_counts_what_it_cannot_read(tmp_path):
+    path = tmp_path / "mine.abc"
+    good = "X:{}\nM:6/8\nL:1/8\nK:D\nA | d2e fed | e3 A3 |]\n"
+    path.write_text(good.format(1) + "\n" + good.format(2) + "\nX:3\nK:G\n[GB]2 |\n")
+    tunes = data.load(DataSource("path", path=path), max_tokens=512)
+    assert (tunes.records, len(tunes.tunes), tunes.duplicates) == (3, 1, 1)
+    assert tunes.skipped == {"chords": 1}
+    with pytest.raises(UserError, match="no ABC tunes"):
+        (tmp_path / "none.abc").write_text("T: no tunes here\n")
+        data.load(DataSource("path", path=tmp_path / "none.abc"), max_tokens=512)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result, *needles):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def music_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("music") / "run"
+    result = invoke("train", "--preset", "tiny", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_the_run_and_learns(music_run):
+    for name in ("model.keras", "tokenizer.json", "metrics.json", data.HELDOUT_FILE, "train.abc"):
+        assert (music_run / name).is_file(), name
+    metrics = json.loads((music_run / "metrics.json").read_text())
+    assert metrics["loss"] < 0.9 * __import__("math").log(metrics["vocab_size"])
+    assert len(list((music_run / "tunes").glob("*.abc"))) == 3
+
+
+def test_compose_writes_abc_midi_and_png_and_is_seeded(music_run, tmp_path):
+    args = ["compose", "--model-dir", music_run, "--meter", "4/4", "--key", "G"]
+    first = invoke(*args, "--prime", "G2 AB|", "--num-tunes", 2, "--output-dir", tmp_path / "a")
+    assert first.exit_code == 0, first.output
+    invoke(*args, "--prime", "G2 AB|", "--num-tunes", 2, "--output-dir", tmp_path / "b")
+    invoke(*args, "--seed", 7, "--output-dir", tmp_path / "c")
+    texts = [(tmp_path / d / "tune_001.abc").read_text() for d in "abc"]
+    assert texts[0] == texts[1] != texts[2]
+    assert "M:4/4\nL:1/8\nK:G\nG2AB |" in texts[0]
+    for suffix in (".abc", ".mid", ".png"):
+        assert (tmp_path / "a" / f"tune_002{suffix}").stat().st_size > 0
+    assert checks.music21_parses(texts[0])
+
+
+def test_evaluate_reports_loss_and_musical_checks(music_run):
+    result = invoke("evaluate", "--model-dir", music_run, "--num-tunes", 4, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    metrics = json.loads((music_run / "metrics.json").read_text())
+    assert report["loss"] == pytest.approx(metrics["loss"], rel=1e-5)
+    for key in ("parses", "bars_ok", "ends_on_tonic", "finished", "pitch_class_js", "interval_js"):
+        assert 0.0 <= report[f"generated_{key}"] <= 1.0, key
+    assert report["generated_tunes"] == 4 and report["heldout_parses"] == 1.0
+
+
+def test_bad_input_fails_in_one_line(music_run, tmp_path):
+    one_line_error(
+        invoke("train", "--data", tmp_path / "missing.abc", "--output-dir", tmp_path / "r"),
+        "missing.abc",
+    )
+    (tmp_path / "empty.abc").write_text("% nothing\nT: a title\n")
+    one_line_error(
+        invoke("train", "--data", tmp_path / "empty.abc", "--output-dir", tmp_path / "r"),
+        "empty.abc",
+        "no ABC tunes",
+    )
+    assert not (tmp_path / "r").exists()
+    one_line_error(invoke("compose", "--model-dir", music_run, "--key", "Q"), "--key", "'Q'")
+    one_line_error(invoke("compose", "--model-dir", music_run, "--meter", "13/7"), "--meter")
+    one_line_error(invoke("compose", "--model-dir", music_run, "--prime", "G2"), "--prime")
+
+
+def test_exported_model_composes_like_the_cli(music_run, tmp_path):
+    path = tmp_path / "music"
+    assert invoke("export", "--model-dir", music_run, "--output", path).exit_code == 0
+    exported = run_outside(
+        """
+        model = tf.saved_model.load(values["path"])
+        text = model.generate(tf.constant("M:4/4 K:G L:1/8"), tf.constant(252),
+                              tf.constant(1.0), tf.constant(5))
+        print(json.dumps({"tokens": text.numpy().decode()}))
+        """,
+        tmp_path,
+        path=str(path),
+    )
+    cli_run = invoke(
+        "compose", "--model-dir", music_run, "--meter", "4/4", "--key", "G", "--seed", 5,
+        "--output-dir", tmp_path / "cli",
+    )  # fmt: skip
+    assert cli_run.exit_code == 0, cli_run.output
+    tokens = exported["tokens"].split()
+    assert (tmp_path / "cli" / "tune_001.abc").read_text().startswith(abc.render(tokens)[:-1])
