@@ -32,6 +32,14 @@ def cli():
     "default].",
 )
 @click.option(
+    "--char-encoder",
+    type=click.Choice(config.CHAR_ENCODERS),
+    default=None,
+    help="How a word's spelling becomes features: cnn (a convolution over its characters, "
+    "max-pooled; Ma & Hovy 2016) or lstm (a bidirectional LSTM over them, its last states; "
+    "Lample et al. 2016) [default: the preset's].",
+)
+@click.option(
     "--embeddings",
     "embeddings_file",
     type=click.Path(path_type=Path),
@@ -41,7 +49,7 @@ def cli():
     "to initialise the word embedding; its dimension replaces the preset's. The run "
     "directory records the file's name and checksum (embeddings.json), not the vectors.",
 )
-def train(run: common_cli.TrainArgs, decoder, embeddings_file):
+def train(run: common_cli.TrainArgs, decoder, char_encoder, embeddings_file):
     """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
 
     --data takes a CoNLL file (token first column, tag last; IOB1 or IOB2),
@@ -49,7 +57,9 @@ def train(run: common_cli.TrainArgs, decoder, embeddings_file):
     """
     from recipes.ner import train as train_lib
 
-    cfg = common_cli.apply_overrides(config.PRESETS[run.preset], run, decoder=decoder)
+    cfg = common_cli.apply_overrides(
+        config.PRESETS[run.preset], run, decoder=decoder, char_encoder=char_encoder
+    )
     train_lib.train(cfg, run, embeddings_file=embeddings_file)
 
 

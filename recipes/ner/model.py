@@ -48,6 +48,8 @@ class WordAndChars(layers.Layer):
 
     def call(self, inputs, mask=None):
         word_vectors, char_features, char_ids = inputs
+        if len(char_features.shape) == 3:  # one vector per word already (CharRNN)
+            return ops.concatenate([word_vectors, ops.cast(char_features, word_vectors.dtype)], -1)
         real = ops.expand_dims(ops.not_equal(char_ids, 0), -1)
         lowest = ops.cast(-1e4, char_features.dtype)
         pooled = ops.max(ops.where(real, char_features, lowest), axis=2)
@@ -67,6 +69,38 @@ class WordAndChars(layers.Layer):
         return (*word_shape[:2], width)
 
 
+@keras.saving.register_keras_serializable(package="recipes.ner.model")
+class CharRNN(layers.Layer):
+    """Each word's characters through a bidirectional recurrent layer (Lample et al. 2016).
+
+    inputs: `[char_vectors float[b, T, C, E], char_ids int[b, T, C]]` -> float[b, T, 2 *
+    units]: the forward layer's state after the word's last real character and the backward
+    layer's after its first (char id 0 is padding, masked); a padded token gets zeros.
+    """
+
+    def __init__(self, cell: str, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.cell, self.units = cell, units
+        self.rnn = layers.Bidirectional(recurrent_layer(cell, units), name="char_rnn")
+
+    def build(self, input_shapes):
+        self.rnn.build((None, input_shapes[0][2], input_shapes[0][3]))
+
+    def call(self, inputs):
+        vectors, ids = inputs
+        batch, words, chars = ops.shape(ids)[0], ops.shape(ids)[1], ops.shape(ids)[2]
+        real = ops.reshape(ops.not_equal(ids, 0), (-1, chars))
+        out = self.rnn(ops.reshape(vectors, (-1, chars, vectors.shape[-1])), mask=real)
+        out = ops.where(ops.any(real, axis=-1, keepdims=True), out, ops.zeros_like(out))
+        return ops.reshape(out, (batch, words, 2 * self.units))
+
+    def compute_output_shape(self, input_shapes):
+        return (*input_shapes[1][:2], 2 * self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "cell": self.cell, "units": self.units}
+
+
 def build_model(cfg, *, num_words: int, num_chars: int, tags) -> keras.Model:
     """The uncompiled tagger for `cfg` (a `Config`), the vocabulary sizes and the tag names
     (the CRF's forbidden transitions come from them)."""
@@ -79,13 +113,16 @@ def build_model(cfg, *, num_words: int, num_chars: int, tags) -> keras.Model:
     )(words)
     char_vectors = layers.Embedding(num_chars, cfg.char_embedding_dim, name="char_embedding")(chars)
     char_vectors = layers.Dropout(cfg.dropout, name="char_dropout")(char_vectors)
-    char_features = layers.Conv2D(
-        cfg.char_filters,
-        (1, cfg.char_kernel_size),
-        padding="same",
-        activation="tanh",
-        name="char_cnn",
-    )(char_vectors)
+    if cfg.char_encoder == "lstm":
+        char_features = CharRNN(cfg.cell, cfg.char_units, name="char_rnn")([char_vectors, chars])
+    else:
+        char_features = layers.Conv2D(
+            cfg.char_filters,
+            (1, cfg.char_kernel_size),
+            padding="same",
+            activation="tanh",
+            name="char_cnn",
+        )(char_vectors)
     x = WordAndChars(name="word_and_chars")([word_vectors, char_features, chars])
     x = layers.Dropout(cfg.dropout, name="input_dropout")(x)
     for i in range(cfg.layers):

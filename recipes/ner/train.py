@@ -163,24 +163,6 @@ def train(cfg, run, embeddings_file=None) -> dict:
         f"Vocabulary: {vocab.words.vocab_size} words, {vocab.chars.vocab_size} characters, "
         f"{len(vocab.tags)} tags ({len(vocab.tags) // 2} entity types)"
     )
-    with strategy.scope():
-        model = build_model(
-            cfg,
-            num_words=vocab.words.vocab_size,
-            num_chars=vocab.chars.vocab_size,
-            tags=vocab.tags,
-        )
-        if vectors is not None:
-            embeddings.initialise(model, vectors)
-        compile_model(model, vocab.tags, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
-    if vectors is not None:
-        click.echo(vectors.describe())
-
-    run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
-    vocab.save(run_dir)
-    if vectors is not None:
-        run_dir.write_json(embeddings.RECORD_FILE, vectors.record())
-    run_dir.write_text(data.HELDOUT_FILE, heldout_text)
 
     def dataset(corpus, training=False):
         words, chars = vocab.encode(corpus.tokens)
@@ -196,9 +178,32 @@ def train(cfg, run, embeddings_file=None) -> dict:
             word_dropout=cfg.word_dropout if training else 0.0,
         )
 
+    train_ds = dataset(splits.train, training=True)
+    # The cosine decay (lr_decay) ends after `epochs`: a preset plans them to fit its budget.
+    decay_steps = int(train_ds.cardinality()) * cfg.epochs if cfg.lr_decay else None
+    with strategy.scope():
+        model = build_model(
+            cfg,
+            num_words=vocab.words.vocab_size,
+            num_chars=vocab.chars.vocab_size,
+            tags=vocab.tags,
+        )
+        if vectors is not None:
+            embeddings.initialise(model, vectors)
+        optimizer = runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=decay_steps)
+        compile_model(model, vocab.tags, optimizer)
+    if vectors is not None:
+        click.echo(vectors.describe())
+
+    run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
+    vocab.save(run_dir)
+    if vectors is not None:
+        run_dir.write_json(embeddings.RECORD_FILE, vectors.record())
+    run_dir.write_text(data.HELDOUT_FILE, heldout_text)
+
     best = runtime.fit(
         model,
-        dataset(splits.train, training=True),
+        train_ds,
         dataset(splits.validation),
         run_dir=run_dir,
         epochs=cfg.epochs,

@@ -203,7 +203,7 @@ def test_bad_tag_names_file_and_line(tmp_path):
 TINY_TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 
 
-def _tiny_model(decoder="softmax"):
+def _tiny_model(decoder="softmax", char_encoder="cnn"):
     import dataclasses
 
     import keras
@@ -213,7 +213,7 @@ def _tiny_model(decoder="softmax"):
 
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy("float32")  # whatever an earlier test left
-    cfg = dataclasses.replace(PRESETS["tiny"], decoder=decoder)
+    cfg = dataclasses.replace(PRESETS["tiny"], decoder=decoder, char_encoder=char_encoder)
     model = build_model(cfg, num_words=50, num_chars=30, tags=TINY_TAGS)
     return compile_model(model, TINY_TAGS, keras.optimizers.Adam())
 
@@ -282,6 +282,19 @@ def test_crf_decoder_loss_is_the_sentence_likelihood_whatever_the_padding():
     gold = [np.array(t) for t in tags]
     expected_f1 = bio.entity_metrics(names(gold), names(paths))["f1"]
     assert f1_short == pytest.approx(expected_f1, abs=1e-6)
+
+
+def test_character_lstm_ignores_padding_and_survives_saving(tmp_path):
+    import keras
+
+    model = _tiny_model(char_encoder="lstm")
+    sentences, _, short, long = _padding_case()  # 4 and 12 characters per word
+    probs, probs_long = model.predict_on_batch(short[0]), model.predict_on_batch(long[0])
+    for i, s in enumerate(sentences):
+        np.testing.assert_allclose(probs[i, : len(s)], probs_long[i, : len(s)], atol=1e-5)
+    model.save(tmp_path / "tagger.keras")
+    loaded = keras.saving.load_model(tmp_path / "tagger.keras", compile=False)
+    np.testing.assert_allclose(loaded.predict_on_batch(short[0]), probs, atol=1e-6)
 
 
 def keras_numpy(x):
