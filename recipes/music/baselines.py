@@ -141,8 +141,9 @@ def char_lm_baseline(char_dir, held_tunes, *, num_tunes, max_chars, seed) -> dic
         except abc.ParseError:
             tunes.append(None)
     readable = [t for t in tunes if t is not None]
-    report = checks.report(readable, held_tunes) if readable else {}
-    report.update(
+    report = checks.report(readable, held_tunes) if readable else {"ends_on_tonic": 0.0}
+    report.update(  # shares of all the tunes: one the tokenizer cannot read counts as failing
+        ends_on_tonic=report["ends_on_tonic"] * len(readable) / num_tunes,
         tunes=num_tunes,
         parses=sum(map(checks.music21_parses, texts)) / num_tunes,
         tokenizable=len(readable) / num_tunes,

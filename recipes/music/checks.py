@@ -121,6 +121,7 @@ def plot_piano_roll(tokens: list[str], path, title: str = "") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     analysis = abc.analyse(tokens)
     fig, ax = plt.subplots(figsize=(10, 3))
@@ -128,6 +129,7 @@ def plot_piano_roll(tokens: list[str], path, title: str = "") -> None:
         ax.broken_barh([(float(start) / 2, float(length) / 2)], (pitch - 0.4, 0.8), color="C0")
     for x in np.cumsum([float(d) / 2 for _, d, _ in analysis.bars[:-1]]):
         ax.axvline(x, color="0.8", linewidth=0.8, zorder=0)  # bar lines
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("quarter notes")
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)

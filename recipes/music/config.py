@@ -17,8 +17,8 @@ HELDOUT_FILE = "heldout.abc"
 class Config:
     # Training loop
     epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 3e-3
+    batch_size: int = 64
+    learning_rate: float = 5e-3
     clipnorm: float = 5.0
     patience: int | None = 4  # early stopping on validation loss; None = off
     time_budget: float | None = 4.0  # minutes of training at most; --time-budget overrides it
@@ -27,7 +27,8 @@ class Config:
     max_tokens: int = 512  # longer tunes are left out (counted); also the compose limit
     length_multiple: int = 32  # batches padded to a multiple of this many tokens
     # Transposition: each training tune also appears in this many other keys, drawn with
-    # the seed among the shifts of -5 .. +6 semitones (0 = off).
+    # the seed among the shifts of -5 .. +6 semitones. Off: with 2 copies the default run's
+    # held-out loss was 2.278 nats/token against 2.159 without (README).
     transpose: int = 0
     # Model (common.lm)
     cell: str = "lstm"
@@ -53,7 +54,7 @@ PRESETS: dict[str, Config] = {
     "default": Config(),
     # Longer runs: a GPU, or patience.
     "large": Config(
-        epochs=60, units=512, layers=3, dropout=0.3, patience=6, time_budget=None, transpose=2,
+        epochs=60, units=512, layers=3, dropout=0.3, patience=6, time_budget=None,
     ),
 }
 # fmt: on

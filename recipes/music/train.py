@@ -11,6 +11,7 @@ demonstration tunes in tunes/.
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import click
@@ -36,8 +37,8 @@ def score(model, sequences: list, cfg) -> np.ndarray:
     order = np.argsort([len(s) for s in sequences])
     for start in range(0, len(order), cfg.batch_size):
         rows = order[start : start + cfg.batch_size]
-        width = max(len(sequences[i]) for i in rows)
-        width += -(width - 1) % cfg.length_multiple  # few shapes: inputs a multiple long
+        longest = max(len(sequences[i]) for i in rows) - 1
+        width = 1 + max(64, 2 ** math.ceil(math.log2(longest)))  # four shapes up to 512
         ids = np.zeros((len(rows), width), np.int32)
         for r, i in enumerate(rows):
             ids[r, : len(sequences[i])] = sequences[i]
@@ -144,6 +145,7 @@ def train(cfg, run) -> dict:
         epochs=cfg.epochs,
         time_budget=cfg.time_budget,
         patience=cfg.patience,
+        verbose="auto" if sys.stdout.isatty() else 2,  # one line per epoch in logs
     )
     train_seconds = time.monotonic() - start
 
