@@ -308,8 +308,11 @@ def split_tunes(text: str) -> list[str]:
 
 def render(tokens: list[str], number: int = 1) -> str:
     """Tokens -> ABC text (an `X:` record); bar lines stand between spaces."""
-    header = {t[:2]: t[2:] for t in tokens[:3] if t[:2] in ("M:", "K:", "L:")}
-    body = tokens[len(header) :]
+    n = 0  # the leading header tokens; any later one is written as an inline field
+    while n < min(3, len(tokens)) and tokens[n][:2] in ("M:", "K:", "L:"):
+        n += 1
+    header = {t[:2]: t[2:] for t in tokens[:n]}
+    body = tokens[n:]
     lines = [f"X:{number}", f"M:{header.get('M:', 'none')}", f"L:{header.get('L:', '1/8')}"]
     lines.append(f"K:{header.get('K:', 'C')}")
     out, bars = [], 0

@@ -20,6 +20,7 @@ from recipes.char_lm import config, data
 from recipes.char_lm import model as model_lib
 from recipes.char_lm.main import _load_run, cli
 from recipes.char_lm.sample import Sampler
+from tests.cli_errors import one_line_error
 from tests.exported import run_outside
 
 # ----------------------------------------------------------------------------- data
@@ -292,14 +293,6 @@ def test_word_level_trains_samples_without_unk_and_stops_at_eos(word_run):
 
 
 # ----------------------------------------------------------------------------- bad input
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize(

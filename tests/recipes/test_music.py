@@ -14,6 +14,7 @@ from common.data import DataSource
 from common.errors import UserError
 from recipes.music import abc, checks, data
 from recipes.music.main import cli
+from tests.cli_errors import one_line_error
 from tests.exported import run_outside
 
 # ----------------------------------------------------------------------------- tokens
@@ -121,14 +122,6 @@ def test_own_file_skips_and_counts_what_it_cannot_read(tmp_path):
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles):
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

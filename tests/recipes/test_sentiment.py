@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from common.data import resolve
 from recipes.sentiment import data
 from recipes.sentiment.main import cli
+from tests.cli_errors import one_line_error
 from tests.exported import run_outside, tflite_outputs
 
 # ----------------------------------------------------------------------------- data formats
@@ -134,13 +135,6 @@ def test_tfds_source_reads_text_and_class_label_names(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- input errors
-
-
-def one_line_error(result):
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    return lines[0]
 
 
 @pytest.mark.parametrize(
