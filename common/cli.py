@@ -257,6 +257,15 @@ dropout_option = click.option(
     help="Dropout between layers [default: the preset's].",
 )
 
+# The seed of a generation verb's random draws (char_lm sample, music compose/evaluate).
+sampling_seed_option = click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=42,
+    show_default=True,
+    help="Seed of the random draws: the same seed and options give the same output.",
+)
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout."
 )

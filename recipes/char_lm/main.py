@@ -121,12 +121,7 @@ def _at_least(minimum):
     callback=_at_least(1),
     help="Independent samples, generated as one batch.",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(0, 2**31 - 1),
-    default=42,
-    help="Seed of the random draws: the same seed gives the same text.",
-)
+@common_cli.sampling_seed_option
 def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
     """Generate text one token at a time, carrying the recurrent state."""
     from recipes.char_lm import sample as sample_lib

@@ -410,7 +410,8 @@ def analyse(tokens: list[str]) -> Analysis:
     key = key_of(tokens)
     meter = meter_of(tokens) or "none"
     signature = key.signature() if key else dict.fromkeys(LETTERS, 0)
-    compound = meter != "none" and int(meter.split("/")[0]) % 3 == 0 and meter != "3/4"
+    beats = 0 if meter == "none" else int(meter.split("/")[0])
+    compound = beats > 3 and beats % 3 == 0  # 6/8, 9/8, 12/8; 3/4 and 3/8 are simple
     carried: dict[int, int] = {}
     bars, pitches, onsets = [], [], []
     time, bar_start, before = Fraction(0), Fraction(0), "start"

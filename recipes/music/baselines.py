@@ -34,30 +34,46 @@ class NGram:
     def __init__(self, sequences: list, vocab_size: int, order: int):
         self.vocab_size, self.order = vocab_size, order
         # context tuple (up to order-1 ids) -> Counter of next ids
-        self.counts: dict[tuple, Counter] = defaultdict(Counter)
+        counts: dict[tuple, Counter] = defaultdict(Counter)
         for ids in sequences:
             for i in range(1, len(ids)):
                 for k in range(order):
                     if i - k < 0:
                         break
-                    self.counts[tuple(ids[i - k : i])][ids[i]] += 1
+                    counts[tuple(ids[i - k : i])][ids[i]] += 1
+        self.counts = dict(counts)
+        # context -> (total count, distinct next ids): the Witten-Bell weights
+        self.totals = {c: (sum(n.values()), len(n)) for c, n in self.counts.items()}
+
+    def _contexts(self, history: list[int], order: int | None):
+        """The counted contexts of `history`, shortest first (empty, last id, last two ...)."""
+        for k in range(min(order or self.order, len(history) + 1)):
+            context = tuple(history[len(history) - k :]) if k else ()
+            if context not in self.counts:
+                break
+            yield context
 
     def distribution(self, history: list[int], order: int | None = None) -> np.ndarray:
-        """P(next | history) over the vocabulary, float[vocab]."""
+        """P(next | history) over the vocabulary, float[vocab] (for sampling)."""
         p = np.full(self.vocab_size, 1.0 / self.vocab_size)
-        for k in range(min(order or self.order, len(history) + 1)):
-            counter = self.counts.get(tuple(history[len(history) - k :]) if k else ())
-            if not counter:
-                break
-            total, types = sum(counter.values()), len(counter)
+        for context in self._contexts(history, order):
+            counter, (total, types) = self.counts[context], self.totals[context]
             counts = np.zeros(self.vocab_size)
             counts[list(counter)] = list(counter.values())
             p = (counts + types * p) / (total + types)
         return p
 
+    def probability(self, history: list[int], token: int, order: int | None = None) -> float:
+        """P(token | history), as `distribution(history)[token]` without the other tokens."""
+        p = 1.0 / self.vocab_size
+        for context in self._contexts(history, order):
+            total, types = self.totals[context]
+            p = (self.counts[context][token] + types * p) / (total + types)
+        return p
+
     def log_prob(self, ids: list[int], order: int | None = None) -> float:
         """Natural log-probability of ids[1:] given ids[0] (<bos>) and what precedes."""
-        return sum(math.log(self.distribution(ids[:i], order)[ids[i]]) for i in range(1, len(ids)))
+        return sum(math.log(self.probability(ids[:i], ids[i], order)) for i in range(1, len(ids)))
 
     def sample(self, num: int, max_tokens: int, banned, seed: int) -> list[tuple[list, bool]]:
         """`num` id sequences from <bos> to <eos> (excluded) or `max_tokens`; finished flags."""

@@ -42,30 +42,31 @@ def music21_parses(text: str) -> bool:
         return len(score.recurse().notes) > 0
 
 
-def bars_ok(tokens: list[str]) -> bool | None:
-    """Whether every complete bar lasts the meter's duration; None if not applicable."""
+def bars_ok(tokens: list[str], analysis: abc.Analysis | None = None) -> bool | None:
+    """Whether every complete bar lasts the meter's duration; None if not applicable.
+    (`analysis`: the tune's `abc.analyse`, when the caller has it.)"""
     meter = abc.meter_of(tokens)
     if meter is None or meter == "none":
         return None
     full = abc.bar_duration(meter)
-    complete = abc.analyse(tokens).complete_bars()
+    complete = (analysis or abc.analyse(tokens)).complete_bars()
     if not complete:
         return None
     return all(d == full for d in complete)
 
 
-def ends_on_tonic(tokens: list[str]) -> bool:
+def ends_on_tonic(tokens: list[str], analysis: abc.Analysis | None = None) -> bool:
     key = abc.key_of(tokens)
-    pitches = abc.analyse(tokens).pitches
+    pitches = (analysis or abc.analyse(tokens)).pitches
     return bool(key is not None and pitches and pitches[-1] % 12 == key.pitch_class)
 
 
-def histograms(tunes: list) -> tuple[np.ndarray, np.ndarray]:
+def histograms(tunes: list, analyses: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(scale degrees float[12], intervals float[25]) counts over `tunes`."""
     degrees, intervals = np.zeros(12), np.zeros(25)
-    for tokens in tunes:
+    for tokens, analysis in zip(tunes, analyses or map(abc.analyse, tunes), strict=True):
         key = abc.key_of(tokens)
-        pitches = np.array(abc.analyse(tokens).pitches, dtype=int)
+        pitches = np.array(analysis.pitches, dtype=int)
         if key is None or len(pitches) == 0:
             continue
         np.add.at(degrees, (pitches - key.pitch_class) % 12, 1)
@@ -85,16 +86,17 @@ def js_distance(p: np.ndarray, q: np.ndarray) -> float:
 def report(tunes: list, reference: list, finished: list[bool] | None = None) -> dict:
     """The checks of `tunes` against `reference` tunes (see the module docstring)."""
     n = len(tunes)
-    bars = [bars_ok(t) for t in tunes]
+    analyses = [abc.analyse(t) for t in tunes]  # once per tune, for every check
+    bars = [bars_ok(t, a) for t, a in zip(tunes, analyses, strict=True)]
     applicable = [b for b in bars if b is not None]
-    degrees, intervals = histograms(tunes)
+    degrees, intervals = histograms(tunes, analyses)
     ref_degrees, ref_intervals = histograms(reference)
     out = {
         "tunes": n,
         "parses": sum(music21_parses(abc.render(t)) for t in tunes) / n,
         "bars_ok": sum(applicable) / len(applicable) if applicable else 0.0,
         "bars_checked": len(applicable),
-        "ends_on_tonic": sum(ends_on_tonic(t) for t in tunes) / n,
+        "ends_on_tonic": sum(map(ends_on_tonic, tunes, analyses)) / n,
         "pitch_class_js": js_distance(degrees, ref_degrees),
         "interval_js": js_distance(intervals, ref_intervals),
     }

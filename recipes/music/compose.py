@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import UserError
-from common.tokenization import BOS, UNK
+from common.tokenization import BOS
 from recipes.music import abc, checks
 
 
@@ -26,31 +26,25 @@ def _known(tok, prefix: str) -> list[str]:
     return sorted(t[len(prefix) :] for t in tok.vocab if t.startswith(prefix))
 
 
+def _checked(tok, option: str, value: str, parse, prefix: str) -> str:
+    """The vocabulary token for --meter/--key `value`, or a `UserError` listing the known."""
+    try:
+        token = f"{prefix}{parse(value)}"
+    except abc.ParseError:
+        token = None
+    if token not in tok:
+        known = ", ".join(_known(tok, prefix))
+        raise UserError(f"--{option}: unknown {option} {value!r}; the model knows {known}")
+    return token
+
+
 def header_tokens(tok, meter: str | None, key: str | None) -> tuple[str | None, list[str]]:
     """(the meter token or None, [K:, L:1/8] or []) for --meter and --key, checked against
     the model's vocabulary."""
-    meter_token = None
-    if meter is not None:
-        try:
-            meter_token = f"M:{abc.parse_meter(meter)}"
-        except abc.ParseError:
-            meter_token = None
-        if meter_token not in tok:
-            raise UserError(
-                f"--meter: unknown meter {meter!r}; the model knows {', '.join(_known(tok, 'M:'))}"
-            )
-    rest = []
-    if key is not None:
-        try:
-            key_token = f"K:{abc.Key.parse(key)}"
-        except abc.ParseError:
-            key_token = None
-        if key_token not in tok:
-            raise UserError(
-                f"--key: unknown key {key!r}; the model knows {', '.join(_known(tok, 'K:'))}"
-            )
-        rest = [key_token, "L:1/8"]
-    return meter_token, rest
+    meter_token = None if meter is None else _checked(tok, "meter", meter, abc.parse_meter, "M:")
+    if key is None:
+        return meter_token, []
+    return meter_token, [_checked(tok, "key", key, abc.Key.parse, "K:"), "L:1/8"]
 
 
 def prime_tokens(tok, prime: str) -> list[str]:
@@ -99,7 +93,7 @@ def compose(
     tunes = []
     for prefix, row, n in zip(rows, ids, lengths, strict=True):
         tokens = [tok.id_to_token(int(i)) for i in [*prefix[1:], *row[:n]]]
-        tunes.append(([t for t in tokens if t != UNK], bool(n < length)))
+        tunes.append((tokens, bool(n < length)))
     return tunes
 
 

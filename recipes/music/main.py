@@ -71,13 +71,6 @@ _temperature = click.option(
     default=None,
     help="Softmax temperature; 0 = greedy [default: the preset's, 1.0].",
 )
-_seed = click.option(
-    "--seed",
-    type=click.IntRange(0, 2**31 - 1),
-    default=42,
-    show_default=True,
-    help="Seed of the random draws: the same seed gives the same tunes.",
-)
 
 
 @cli.command()
@@ -93,7 +86,7 @@ _seed = click.option(
     "--num-tunes", type=click.IntRange(min=1), default=1, show_default=True, help="Tunes to write."
 )
 @_temperature
-@_seed
+@common_cli.sampling_seed_option
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path),
@@ -138,7 +131,7 @@ def compose(model_dir, meter, key, prime, num_tunes, temperature, seed, output_d
     help="Tunes to generate for the musical checks [default: the preset's, 100].",
 )
 @_temperature
-@_seed
+@common_cli.sampling_seed_option
 @common_cli.json_option
 def evaluate(model_dir, data_spec, num_tunes, temperature, seed, as_json):
     """Loss on held-out tunes (nats and bits per token, bits per tune) and musical checks of
@@ -184,7 +177,7 @@ def evaluate(model_dir, data_spec, num_tunes, temperature, seed, as_json):
     default=None,
     help="Tunes each model generates for the checks [default: the preset's, 100].",
 )
-@_seed
+@common_cli.sampling_seed_option
 @common_cli.json_option
 def baselines(model_dir, char_lm_dir, num_tunes, seed, as_json):
     """Compare the model with a token n-gram model (n chosen on a dev tenth of the training
