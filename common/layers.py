@@ -517,6 +517,7 @@ def recurrent_layer(
     return_sequences=False,
     return_state=False,
     go_backwards=False,
+    stateful=False,
     dropout=0.0,
     name=None,
 ):
@@ -531,6 +532,7 @@ def recurrent_layer(
         return_sequences=return_sequences,
         return_state=return_state,
         go_backwards=go_backwards,
+        stateful=stateful,
         dropout=dropout,
         name=name,
     )

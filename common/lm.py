@@ -61,12 +61,25 @@ def states_per_layer(cell: str) -> int:
     return 2 if cell == "lstm" else 1
 
 
-def build_model(cfg, vocab_size: int, name: str = "lm") -> keras.Model:
-    """The training model: int ids [batch, time] -> logits [batch, time, vocab]."""
-    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+def build_model(
+    cfg, vocab_size: int, name: str = "lm", stateful_batch: int | None = None
+) -> keras.Model:
+    """The training model: int ids [batch, time] -> logits [batch, time, vocab].
+
+    With `stateful_batch` the batch size is fixed and the recurrent layers are `stateful`:
+    each call starts from the states the previous call ended with (truncated BPTT over
+    consecutive windows; `reset_states` zeroes them). The weights are the same either way.
+    """
+    ids = keras.Input(batch_shape=(stateful_batch, None), dtype="int32", name="ids")
     x = layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(ids)
     for i in range(cfg.layers):
-        x = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, name=rnn_name(i))(x)
+        x = recurrent_layer(
+            cfg.cell,
+            cfg.units,
+            return_sequences=True,
+            stateful=stateful_batch is not None,
+            name=rnn_name(i),
+        )(x)
         if cfg.dropout:
             x = layers.Dropout(
                 cfg.dropout, noise_shape=(None, 1, cfg.units), name=f"dropout_{i + 1}"
@@ -108,6 +121,24 @@ def build_step_model(cfg, trained: keras.Model) -> keras.Model:
     for layer in copies:
         layer.set_weights(trained.get_layer(layer.name).get_weights())
     return step
+
+
+def reset_states(model: keras.Model) -> None:
+    """Zero the states of every stateful recurrent layer of `model`."""
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zeroes a stateful model's states when an epoch (one pass over the streams) and
+    when validation begin, so neither carries the other's state."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        reset_states(self.model)
+
+    def on_test_begin(self, logs=None):
+        reset_states(self.model)
 
 
 def zero_states(cfg, batch_size: int):

@@ -20,6 +20,20 @@ text is cut into consecutive windows (validation and `evaluate`).
     text ids:  t0 t1 t2 t3 | t4 t5 t6 t7 | t8 ...
     inputs:   <bos> t0 t1 t2 | <bos> t4 t5 t6 | ...
     targets:    t0 t1 t2 t3 |   t4 t5 t6 t7 | ...
+
+That is `state="reset"`. With `state="carry"` (`stream_dataset`, char-rnn's and the
+PyTorch word-language-model example's layout) the training text is cut into
+`batch_size` contiguous streams, one per batch row, and consecutive batches hold
+consecutive windows of every stream; the model keeps its final state from one
+batch as the initial state of the next (Keras `stateful` layers), so the context
+reaches back across windows while gradients still stop at `seq_len` steps:
+
+    stream b:   <bos> s0 s1 s2 | s3 s4 s5 s6 | s7 ...     inputs, batch 1 | batch 2 | ...
+                  s0  s1 s2 s3 | s4 s5 s6 s7 | s8 ...     targets
+    state:      zero ------------> carried ---> carried   (zeroed when a pass begins)
+
+Every pass over the streams starts at a new random offset (below `seq_len`), so the
+window boundaries move from epoch to epoch.
 """
 
 from __future__ import annotations
@@ -111,6 +125,19 @@ def _tfds_text(source: common_data.DataSource, split: str):
     return text, info
 
 
+def split_tail(text: str, fraction: float) -> tuple[str, str]:
+    """(the first `1 - fraction` of the text, the rest), cut at the line break nearest
+    the cut: the usual split of tiny_shakespeare (the last 10% held out)."""
+    cut = int(len(text) * (1 - fraction))
+    cut = text.rfind("\n", 0, cut) + 1 or cut
+    if cut <= 0 or cut >= len(text):
+        raise UserError(
+            f"the training text has {len(text)} characters, too short to hold out its last "
+            f"{fraction:.0%}; pass --validation-data"
+        )
+    return text[:cut], text[cut:]
+
+
 def paragraph_blocks(text: str, block_chars: int) -> list[str]:
     """Cut `text` into consecutive blocks of about `block_chars` at blank lines.
 
@@ -192,7 +219,8 @@ def load_corpus(
     Validation text, in order of preference: `--validation-data`; the
     `validation` split of a TFDS source named without a split (as
     tfds:tiny_shakespeare has); otherwise `cfg.validation_fraction` of the training
-    text in whole blocks, held out with `seed` (`split_text`). `cfg.max_examples`
+    text, held out in whole blocks with `seed` (`split_text`, `cfg.holdout="blocks"`) or
+    as the end of the text (`split_tail`, `cfg.holdout="tail"`). `cfg.max_examples`
     (in characters) caps the training text before the split.
     """
     if source.kind == "tfds":
@@ -208,6 +236,9 @@ def load_corpus(
     elif not source.split and "validation" in splits:
         val = read_source(source, split="validation")
         how = f"validation: the validation split of {source}"
+    elif cfg.holdout == "tail":
+        text, val = split_tail(text, cfg.validation_fraction)
+        how = f"validation: the last {cfg.validation_fraction:.0%} of the text"
     else:
         text, val = split_text(
             text, fraction=cfg.validation_fraction, block_chars=cfg.block_chars, seed=seed
@@ -282,3 +313,55 @@ def validation_dataset(ids: np.ndarray, *, seq_len: int, batch_size: int):
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def stream_layout(ids: np.ndarray, *, seq_len: int, batch_size: int) -> tuple[np.ndarray, int]:
+    """(streams int32[batch_size, length], windows per pass) for `state="carry"`.
+
+    The ids are cut into `batch_size` contiguous streams (the few left over are dropped);
+    every pass reads `windows` windows of `seq_len` from each stream, starting at an
+    offset below `seq_len`, so all passes have the same number of batches.
+    """
+    length = len(ids) // batch_size
+    windows = (length - seq_len) // seq_len
+    if windows < 1:
+        raise UserError(
+            f"{len(ids)} tokens make {batch_size} streams of {length}, too short for windows "
+            f"of --seq-len {seq_len} with state carried; use a smaller --batch-size or --seq-len"
+        )
+    streams = np.asarray(ids[: length * batch_size], dtype=np.int32).reshape(batch_size, length)
+    return streams, windows
+
+
+def stream_dataset(ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int | None):
+    """Passes over parallel streams, as (inputs, targets) int32[batch_size, seq_len] batches.
+
+    Batch k of a pass holds window k of every stream; the first window of a pass reads
+    `<bos>` before the stream's first target. Each pass starts at an offset drawn from
+    `seed` (None: offset 0 and a single pass, for validation). Returns (dataset, windows
+    per pass); with a seed the dataset repeats forever, one pass per epoch.
+    """
+    import tensorflow as tf
+
+    streams, windows = stream_layout(ids, seq_len=seq_len, batch_size=batch_size)
+    streams_t = tf.constant(streams)
+    bos = tf.fill([batch_size, 1], BOS_ID)
+
+    def one_pass(offset):
+        offset = tf.cast(offset, tf.int32)
+        targets = streams_t[:, offset : offset + windows * seq_len]
+        inputs = tf.concat([bos, targets[:, :-1]], axis=1)
+
+        def window(k):
+            k = tf.cast(k, tf.int32)
+            cut = slice(k * seq_len, (k + 1) * seq_len)
+            return inputs[:, cut], targets[:, cut]
+
+        return tf.data.Dataset.range(windows).map(window)
+
+    if seed is None:  # one pass from offset 0
+        return one_pass(0).prefetch(tf.data.AUTOTUNE), windows
+    offsets = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+        lambda r: tf.math.floormod(r, seq_len)
+    )
+    return offsets.flat_map(one_pass).prefetch(tf.data.AUTOTUNE), windows

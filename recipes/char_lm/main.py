@@ -49,8 +49,16 @@ def cli():
     help="Tokens per training window, the truncation of backpropagation "
     "through time [default: the preset's].",
 )
+@click.option(
+    "--state",
+    type=click.Choice(["reset", "carry"]),
+    default=None,
+    help="reset: every training window starts from a zero state; carry: the text is "
+    "read as parallel streams and the state carried from window to window (truncated "
+    "BPTT, as char-rnn) [default: the preset's].",
+)
 @common_cli.dropout_option
-def train(run, level, layers, units, seq_len, dropout):
+def train(run, level, layers, units, seq_len, state, dropout):
     """Train on --data, keep the best model by validation loss, report bits per
     character on the held-out text and print a sample."""
     from recipes.char_lm import train as train_lib
@@ -62,6 +70,7 @@ def train(run, level, layers, units, seq_len, dropout):
         layers=layers,
         units=units,
         seq_len=seq_len,
+        state=state,
         dropout=dropout,
     )
     train_lib.train(cfg, run)
@@ -199,11 +208,12 @@ def score(model_dir, text, file_, as_json):
 )
 @common_cli.json_option
 def evaluate(model_dir, data_spec, as_json):
-    """Loss (nats/token), bits per character and perplexity on held-out text,
-    in windows of --seq-len tokens like the validation loss of training."""
+    """Loss (nats/token), bits per character and perplexity on held-out text, read
+    as the model was trained: in windows of --seq-len tokens from a zero state
+    (--state reset), or as one sequence with the state carried (--state carry)."""
     from common import data as common_data
     from common import runtime
-    from common.tokenization import BOS_ID, PAD_ID, UNK_ID
+    from common.tokenization import UNK_ID
     from recipes.char_lm import data
     from recipes.char_lm import score as score_lib
 
@@ -217,9 +227,7 @@ def evaluate(model_dir, data_spec, as_json):
     ids = data.encode(tok, text)
     if len(ids) == 0:
         raise UserError(f"{what}: no tokens to evaluate")
-    total = score_lib.windowed_log_prob(
-        model, ids, seq_len=cfg.seq_len, bos_id=BOS_ID, pad_id=PAD_ID, batch_size=cfg.batch_size
-    )
+    total = score_lib.validation_log_prob(cfg, model, ids)
     result = score_lib.summarize(total, len(ids), int((ids == UNK_ID).sum()), cfg.level)
     if as_json:
         click.echo(json.dumps(result))

@@ -17,6 +17,7 @@ from common.lm import build_step_model, rnn_name, states_per_layer, zero_states
 __all__ = ["build_model", "build_step_model", "rnn_name", "states_per_layer", "zero_states"]
 
 
-def build_model(cfg, vocab_size: int) -> keras.Model:
-    """The training model: int ids [batch, time] -> logits [batch, time, vocab]."""
-    return lm.build_model(cfg, vocab_size, name=f"{cfg.level}_lm")
+def build_model(cfg, vocab_size: int, stateful_batch: int | None = None) -> keras.Model:
+    """The training model: int ids [batch, time] -> logits [batch, time, vocab]; stateful
+    with a fixed batch for `state="carry"` (see `common.lm.build_model`)."""
+    return lm.build_model(cfg, vocab_size, name=f"{cfg.level}_lm", stateful_batch=stateful_batch)

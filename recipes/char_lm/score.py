@@ -7,9 +7,12 @@ and a zero state:
 
 `score` reads the whole text as one sequence, carrying the recurrent state
 from chunk to chunk through the step model (any length, nothing re-run).
-`evaluate` cuts the text into windows of `seq_len` tokens that each start
-from `<bos>` and a zero state, exactly like training and the validation loss,
-so its `loss` is comparable with `val_loss` in history.csv.
+`evaluate` (and the metrics of `train`) score held-out text the way the model
+was trained (`validation_log_prob`): a model trained with `state="reset"` on
+windows of `seq_len` tokens that each start from `<bos>` and a zero state, so
+its `loss` is comparable with `val_loss` in history.csv; a model trained with
+`state="carry"` on the whole text as one sequence, like `score` (its `val_loss`
+carries the state along 64 parallel streams, so it is a little higher).
 
 Tokens missing from the vocabulary are scored as `<unk>` and counted
 (`unk_tokens`); a model rarely predicts `<unk>`, so they cost many bits.
@@ -23,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import data as common_data
+from common.tokenization import BOS_ID, PAD_ID
 from recipes.char_lm import data
 from recipes.char_lm import model as model_lib
 
@@ -84,6 +88,15 @@ class Scorer:
             out.append(picked.numpy()[0])
         # Padding sits after the last real token, so it cannot change its probabilities.
         return np.concatenate(out)[:n].astype(np.float64) if out else np.zeros(0)
+
+
+def validation_log_prob(cfg, trained, ids: np.ndarray) -> float:
+    """Total log-probability of held-out `ids` as the model was trained to read text."""
+    if cfg.state == "carry":
+        return float(Scorer(cfg, trained).token_log_probs(ids, BOS_ID).sum())
+    return windowed_log_prob(
+        trained, ids, seq_len=cfg.seq_len, bos_id=BOS_ID, pad_id=PAD_ID, batch_size=cfg.batch_size
+    )
 
 
 def windowed_log_prob(

@@ -16,10 +16,10 @@ import click
 import keras
 
 from common import data as common_data
-from common import runtime
+from common import lm, runtime
 from common.cli import print_table
 from common.errors import UserError
-from common.tokenization import BOS_ID, PAD_ID, UNK_ID
+from common.tokenization import UNK_ID
 from recipes.char_lm import data
 from recipes.char_lm import model as model_lib
 from recipes.char_lm import sample as sample_lib
@@ -37,6 +37,12 @@ def prepare(cfg, data_spec, validation_spec, seed):
     train_ids = data.encode(tok, corpus.train)
     val_ids = data.encode(tok, corpus.validation)
     unit = "characters" if cfg.level == "char" else "tokens"
+    if cfg.state == "carry":  # both texts must make streams of at least one window
+        data.stream_layout(train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
+        try:
+            data.stream_layout(val_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
+        except UserError as err:
+            raise UserError(f"validation text: {err}") from None
     if len(train_ids) < cfg.seq_len + cfg.batch_size:
         raise UserError(
             f"{source}: {len(train_ids)} training {unit}, too few for windows of "
@@ -59,11 +65,37 @@ def train(cfg, run) -> dict:
         f"vocabulary {tok.vocab_size} (4 specials included)",
     )
 
+    carry = cfg.state == "carry"
+    if carry:
+        train_ds, steps = data.stream_dataset(
+            train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=run.seed
+        )
+        val_ds, _ = data.stream_dataset(
+            val_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=None
+        )
+    else:
+        steps = cfg.steps_per_epoch or max(1, len(train_ids) // (cfg.seq_len * cfg.batch_size))
+        train_ds = data.train_dataset(
+            train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=run.seed
+        )
+        val_ds = data.validation_dataset(val_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
+
     strategy = runtime.setup(run)
+    if carry and strategy.num_replicas_in_sync > 1:
+        raise UserError(
+            f"--state carry keeps one state per batch row and runs on one device; "
+            f"--strategy {run.strategy} has {strategy.num_replicas_in_sync} replicas"
+        )
     with strategy.scope():
-        model = model_lib.build_model(cfg, tok.vocab_size)
+        model = model_lib.build_model(
+            cfg, tok.vocab_size, stateful_batch=cfg.batch_size if carry else None
+        )
         model.compile(
-            optimizer=runtime.optimizer(cfg.learning_rate, clipnorm=cfg.clipnorm),
+            optimizer=runtime.optimizer(
+                cfg.learning_rate,
+                clipnorm=cfg.clipnorm,
+                decay_steps=steps * cfg.epochs if cfg.lr_decay else None,
+            ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
     model.summary(print_fn=lambda line, **_: click.echo(line))
@@ -72,11 +104,6 @@ def train(cfg, run) -> dict:
     tok.save(run_dir.file("tokenizer.json"))
     run_dir.write_text(data.HELDOUT_FILE, corpus.validation)
 
-    steps = cfg.steps_per_epoch or max(1, len(train_ids) // (cfg.seq_len * cfg.batch_size))
-    train_ds = data.train_dataset(
-        train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size, seed=run.seed
-    )
-    val_ds = data.validation_dataset(val_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
     start = time.monotonic()
     best = runtime.fit(
         model,
@@ -86,12 +113,16 @@ def train(cfg, run) -> dict:
         epochs=cfg.epochs,
         time_budget=cfg.time_budget,
         steps_per_epoch=steps,
+        callbacks=[lm.ResetStates()] if carry else (),
     )
     train_seconds = time.monotonic() - start
+    if carry:  # keep the model that takes any batch: same weights, no stored state
+        stateless = model_lib.build_model(cfg, tok.vocab_size)
+        stateless.set_weights(best.get_weights())
+        run_dir.save_model(stateless)
+        best = stateless
 
-    total = score_lib.windowed_log_prob(
-        best, val_ids, seq_len=cfg.seq_len, bos_id=BOS_ID, pad_id=PAD_ID, batch_size=cfg.batch_size
-    )
+    total = score_lib.validation_log_prob(cfg, best, val_ids)
     metrics = score_lib.summarize(total, len(val_ids), int((val_ids == UNK_ID).sum()), cfg.level)
     history = runtime.read_history(run_dir.file("history.csv"))
     metrics.update(

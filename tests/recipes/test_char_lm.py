@@ -64,6 +64,52 @@ def test_windows_cover_every_token_once_after_bos():
     assert weights.sum() == 7
 
 
+def test_tail_holdout_is_the_end_of_the_text_cut_at_a_line_break():
+    text = "".join(f"line {i}\n" for i in range(100))
+    train, val = data.split_tail(text, 0.1)
+    assert train + val == text and val.startswith("line ") and train.endswith("\n")
+    assert 0.08 < len(val) / len(text) < 0.12
+
+
+def test_streams_are_read_in_order_from_bos_starting_at_a_new_offset_each_pass():
+    length, seq_len = 23, 5
+    ids = np.arange(10, 10 + 2 * length, dtype=np.int32)  # two streams of 23 ids
+    ds, windows = data.stream_dataset(ids, seq_len=seq_len, batch_size=2, seed=3)
+    assert windows == (length - seq_len) // seq_len == 3
+    batches = list(ds.take(6 * windows).as_numpy_iterator())
+    offsets = set()
+    for p in range(6):  # one pass = `windows` consecutive batches
+        inputs = np.concatenate([x for x, _ in batches[p * windows : (p + 1) * windows]], axis=1)
+        targets = np.concatenate([y for _, y in batches[p * windows : (p + 1) * windows]], axis=1)
+        for row in range(2):
+            stream = ids[row * length : (row + 1) * length]
+            offset = int(targets[row, 0] - stream[0])
+            assert 0 <= offset < seq_len
+            assert targets[row].tolist() == stream[offset : offset + 15].tolist()
+            assert inputs[row].tolist() == [BOS_ID, *stream[offset : offset + 14]]
+            offsets.add(offset)
+    assert len(offsets) > 1
+    val, val_windows = data.stream_dataset(ids, seq_len=seq_len, batch_size=2, seed=None)
+    assert val_windows == 3 and val.cardinality() == 3  # one pass from offset 0
+    assert next(val.as_numpy_iterator())[1][:, 0].tolist() == [10, 10 + length]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple"])
+def test_stateful_model_on_consecutive_windows_equals_the_whole_sequence(cell):
+    from common import lm
+
+    cfg = config.Config(cell=cell, layers=2, units=8, embedding_dim=4, dropout=0.0)
+    stateless = model_lib.build_model(cfg, 20)
+    stateful = model_lib.build_model(cfg, 20, stateful_batch=3)
+    stateful.set_weights(stateless.get_weights())
+    ids = np.random.default_rng(0).integers(0, 20, size=(3, 12)).astype("int32")
+    whole = stateless(ids).numpy()
+    pieces = np.concatenate([stateful(ids[:, i : i + 4]).numpy() for i in range(0, 12, 4)], 1)
+    np.testing.assert_allclose(pieces, whole, atol=1e-5)
+    lm.reset_states(stateful)  # a new pass starts from zero again
+    np.testing.assert_allclose(stateful(ids[:, :4]).numpy(), whole[:, :4], atol=1e-5)
+
+
 def test_word_level_ends_every_line_with_eos():
     cfg = config.Config(level="word", max_vocab=6)
     tok = data.build_tokenizer(cfg, "a b a\n\nb a c\n")
@@ -173,6 +219,46 @@ def test_evaluate_needs_only_the_run_directory(word_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert "bits_per_word" in metrics
     assert metrics == {k: saved[k] for k in metrics}
+
+
+def test_carried_state_run_scores_the_heldout_text_as_one_sequence(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("train", "--preset", "tiny", "--state", "carry", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    cfg, tok, model = _load_run(out)
+    assert cfg.state == "carry"
+    assert not any(getattr(layer, "stateful", False) for layer in model.layers)  # any batch
+    # The whole held-out text in one call of the saved model, from <bos> and a zero state.
+    ids = data.encode(tok, data.read_source(resolve(str(out / data.HELDOUT_FILE))))
+    logits = model(np.concatenate([[BOS_ID], ids[:-1]])[None].astype("int32")).numpy()[0]
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    loss = -log_probs[np.arange(len(ids)), ids].mean()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["epochs"] == 2
+    assert saved["loss"] == pytest.approx(loss, rel=1e-4)
+    assert saved["loss"] < math.log(saved["vocab_size"]) - 0.5
+    evaluated = json.loads(invoke("evaluate", "--model-dir", out, "--json").stdout)
+    assert evaluated["loss"] == pytest.approx(saved["loss"], rel=1e-9)
+
+
+def test_carried_state_needs_text_for_one_window_per_stream(tmp_path):
+    out = tmp_path / "run"
+    one_line_error(
+        invoke(
+            "train",
+            "--preset",
+            "tiny",
+            "--state",
+            "carry",
+            "--batch-size",
+            1000,
+            "--output-dir",
+            out,
+        ),
+        "streams",
+        "--batch-size",
+    )
+    assert not out.exists()
 
 
 def test_old_run_directories_are_refused_with_a_retrain_message(char_run, tmp_path):
