@@ -237,7 +237,7 @@ def export_command(group: click.Group, default_output_dir: str, module: str, hel
     return export
 
 
-# Size options of the language models (char_lm, music); None = the preset's value.
+# Size options of the recurrent stack (char_lm, music, sentiment); None = the preset's value.
 layers_option = click.option(
     "--layers",
     type=click.IntRange(min=1),

@@ -30,7 +30,8 @@ class Config:
     state: str = "reset"
     batch_size: int = 64
     epochs: int = 10
-    steps_per_epoch: int | None = None  # batches of random windows per epoch; None = one pass
+    # batches of random windows per epoch, None = one pass (state="carry": always one pass)
+    steps_per_epoch: int | None = None
     learning_rate: float = 2e-3
     lr_decay: bool = False  # cosine decay to 5% over `epochs` (common.runtime.optimizer)
     clipnorm: float = 5.0  # gradient clipping by global norm
@@ -63,11 +64,13 @@ PRESETS: dict[str, Config] = {
         block_chars=1024, sample_length=60,
     ),
     # `make recipe-char-lm`: about five minutes on two CPU cores. The first 1.1 M
-    # characters of the plays (the size of tiny_shakespeare), 90/10 split.
+    # characters of the plays (the size of tiny_shakespeare), 90/10 split. The state is
+    # carried across windows: 1.440 nats/char against 1.486 for the same model trained
+    # from a zero state in every window, in the same 4.25 minutes (README).
     "default": Config(
-        layers=2, units=256, embedding_dim=64, dropout=0.1, seq_len=100, batch_size=64, epochs=8,
-        steps_per_epoch=100, learning_rate=5e-3, max_examples=1_100_000, validation_fraction=0.1,
-        time_budget=4.25,
+        layers=2, units=256, embedding_dim=64, dropout=0.1, seq_len=100, state="carry",
+        batch_size=64, epochs=8, learning_rate=5e-3, max_examples=1_100_000,
+        validation_fraction=0.1, time_budget=4.25,
     ),
     # The larger corpus: all 38 plays (4.8 M characters), the default model trained
     # longer (about 15 minutes of a quiet two-core CPU; use --time-budget to cap it).

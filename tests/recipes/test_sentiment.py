@@ -209,6 +209,23 @@ def test_undecodable_csv_names_file_and_line(tmp_path):
     assert "bad.csv:3: not valid utf-8" in one_line_error(result)
 
 
+# ----------------------------------------------------------------------------- model
+
+
+def test_masked_max_pooling_takes_the_maximum_over_real_steps_only():
+    from recipes.sentiment.model import MaskedMaxPooling
+
+    x = np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32") - 2.0  # mostly < 0
+    lengths = np.array([5, 2, 0])
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    x[~mask] = 0.0  # what a padded step of the backward direction holds
+    pooled = MaskedMaxPooling()(x, mask=mask).numpy()
+    np.testing.assert_allclose(pooled[0], x[0].max(axis=0))
+    np.testing.assert_allclose(pooled[1], x[1, :2].max(axis=0))
+    np.testing.assert_array_equal(pooled[2], 0.0)  # no real step
+    assert (pooled[:2] < 0).any()  # the padded zeros did not win
+
+
 # ----------------------------------------------------------------------------- end to end
 
 
@@ -229,8 +246,14 @@ def trained(tmp_path_factory):
     csv_file = write(base / "tweets.csv", table.getvalue())
     out = base / "run"
     args = ["train", "--preset", "tiny", "--data", str(csv_file), "--output-dir", str(out)]
+    # mean-max pooling (the imdb preset's), so that save/load and both exports carry its layer
     result = CliRunner().invoke(
-        cli, [*args, "--text-column", "tweet", "--label-column", "sentiment"]
+        cli,
+        [
+            *args,
+            *("--text-column", "tweet", "--label-column", "sentiment"),
+            *("--pooling", "mean-max", "--max-length", "24"),
+        ],
     )
     assert result.exit_code == 0, result.output
     csv_file.unlink()
@@ -253,6 +276,8 @@ def test_train_writes_the_run_and_learns(trained):
     ):
         assert (out / name).is_file(), name
     assert not (out / "backup").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert (config["pooling"], config["max_length"]) == ("mean-max", 24)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "test" and metrics["examples"] == 150
     # Loose bound: the majority class is 40% of the test split; chance macro-F1 is ~0.33.
