@@ -12,7 +12,7 @@ was trained (`validation_log_prob`): a model trained with `state="reset"` on
 windows of `seq_len` tokens that each start from `<bos>` and a zero state, so
 its `loss` is comparable with `val_loss` in history.csv; a model trained with
 `state="carry"` on the whole text as one sequence, like `score` (its `val_loss`
-carries the state along 64 parallel streams, so it is a little higher).
+carries the state along `batch_size` parallel streams, so it is a little higher).
 
 Tokens missing from the vocabulary are scored as `<unk>` and counted
 (`unk_tokens`); a model rarely predicts `<unk>`, so they cost many bits.
