@@ -254,7 +254,8 @@ dropout_option = click.option(
     "--dropout",
     type=click.FloatRange(0.0, 1.0, max_open=True),
     default=None,
-    help="Dropout between layers [default: the preset's].",
+    help="Dropout rate, applied outside the recurrent cells (where: the recipe's "
+    "README) [default: the preset's].",
 )
 
 # The seed of a generation verb's random draws (char_lm sample, music compose/evaluate).

@@ -146,16 +146,15 @@ def generic_loops(*roots) -> None:
             stack.append(getattr(layer, name, None))
 
 
-def linear_copy(layers, inputs, name: str):
-    """A new Keras model applying `layers` (a linear chain, weights shared) to `inputs`, with
-    the recurrent layers on the generic loop (it becomes a TFLite WHILE)."""
+def graph_copy(model, start, inputs, name: str):
+    """A new Keras model applying `model`'s graph from its tensor `start` on (any shape of
+    graph, weights shared) to `inputs`, e.g. a fixed-batch `keras.Input`, with the recurrent
+    layers on the generic loop (it becomes a TFLite WHILE)."""
     import keras
 
-    generic_loops(*layers)
-    x = inputs
-    for layer in layers:
-        x = layer(x)
-    return keras.Model(inputs, x, name=name)
+    part = keras.Model(start, model.output)
+    generic_loops(part)
+    return keras.Model(inputs, part(inputs), name=name)
 
 
 def labelled(probabilities, class_names):

@@ -315,18 +315,21 @@ def validation_dataset(ids: np.ndarray, *, seq_len: int, batch_size: int):
     )
 
 
-def stream_layout(ids: np.ndarray, *, seq_len: int, batch_size: int) -> tuple[np.ndarray, int]:
+def stream_layout(
+    ids: np.ndarray, *, seq_len: int, batch_size: int, what: str = "training text"
+) -> tuple[np.ndarray, int]:
     """(streams int32[batch_size, length], windows per pass) for `state="carry"`.
 
     The ids are cut into `batch_size` contiguous streams (the few left over are dropped);
     every pass reads `windows` windows of `seq_len` from each stream, starting at an
-    offset below `seq_len`, so all passes have the same number of batches.
+    offset below `seq_len`, so all passes have the same number of batches. Too few ids
+    for one window per stream is a `UserError` naming `what`.
     """
     length = len(ids) // batch_size
     windows = (length - seq_len) // seq_len
     if windows < 1:
         raise UserError(
-            f"{len(ids)} tokens make {batch_size} streams of {length}, too short for windows "
+            f"{what}: {len(ids)} tokens make {batch_size} streams of {length}, too short for windows "
             f"of --seq-len {seq_len} with state carried; use a smaller --batch-size or --seq-len"
         )
     streams = np.asarray(ids[: length * batch_size], dtype=np.int32).reshape(batch_size, length)

@@ -38,11 +38,8 @@ def prepare(cfg, data_spec, validation_spec, seed):
     val_ids = data.encode(tok, corpus.validation)
     unit = "characters" if cfg.level == "char" else "tokens"
     if cfg.state == "carry":  # both texts must make streams of at least one window
-        data.stream_layout(train_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
-        try:
-            data.stream_layout(val_ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size)
-        except UserError as err:
-            raise UserError(f"validation text: {err}") from None
+        for ids, what in ((train_ids, str(source)), (val_ids, "validation text")):
+            data.stream_layout(ids, seq_len=cfg.seq_len, batch_size=cfg.batch_size, what=what)
     if len(train_ids) < cfg.seq_len + cfg.batch_size:
         raise UserError(
             f"{source}: {len(train_ids)} training {unit}, too few for windows of "

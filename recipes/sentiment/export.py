@@ -42,13 +42,11 @@ def core_model(model):
     (weights shared, recurrent layers on the generic loop: it becomes a TFLite WHILE)."""
     import keras
 
-    from common.export import generic_loops
+    from common.export import graph_copy
 
     tokenizer = model.layers[1]
-    after_tokenizer = keras.Model(tokenizer.output, model.output)
-    generic_loops(after_tokenizer)
     ids = keras.Input(batch_shape=(1, tokenizer.sequence_length), dtype="int32", name="ids")
-    return keras.Model(ids, after_tokenizer(ids), name="sentiment_core")
+    return graph_copy(model, tokenizer.output, ids, "sentiment_core")
 
 
 def litert(model_dir: Path) -> bytes:

@@ -50,11 +50,11 @@ def clip_model(model, info: ModelInfo):
     """The classifier at batch 1, recurrent layers on the generic loop."""
     import keras
 
-    from common.export import linear_copy
+    from common.export import graph_copy
 
     size = info.frame_size
     clip = keras.Input(batch_shape=(1, info.frames, size, size, info.channels), name="clip")
-    return linear_copy(model.layers[1:], clip, "video_clip")
+    return graph_copy(model, model.input, clip, "video_clip")
 
 
 def litert(model_dir: Path) -> bytes:
