@@ -409,6 +409,10 @@ class Tokenizer:
         """Rows of ids (e.g. int[batch, time] padded with 0) -> one string per row."""
         return [self.decode(row, skip_special=skip_special) for row in ids]
 
+    def tf_resources(self) -> list:
+        """What an exported graph using this tokenizer must track: nothing (constants only)."""
+        return []
+
     # -- JSON ---------------------------------------------------------------
 
     def to_json(self) -> dict:
@@ -579,3 +583,244 @@ class TokenizerLayer(keras.layers.Layer):
             add_eos=self.add_eos,
         )
         return config
+
+
+# ---------------------------------------------------------------------------
+# Subwords: a SentencePiece model with the same interface and special ids.
+# ---------------------------------------------------------------------------
+
+SUBWORD_FORMAT = "common.tokenization.SubwordTokenizer"
+
+
+class SubwordTokenizer:
+    """Subword units learned from the training text by SentencePiece (Kudo & Richardson 2018).
+
+        tok = SubwordTokenizer.build(texts, max_size=8000)     # unigram model, ~1 s per 30k lines
+        tok.tokens("Zwei junge Männer")   # ['▁Zwei', '▁junge', '▁Männer']
+        tok.decode(tok.encode(text))      # the text (after NMT-NFKC normalisation)
+        tok.save(path); load_tokenizer(path)   # JSON with the model inside, never pickle
+
+    The same interface as `Tokenizer` (encode, decode, tokens, id_to_token, vocab_size,
+    tf_decode, keras_layer, save) and the same special ids (<pad> 0, <unk> 1, <bos> 2,
+    <eos> 3), so a model does not care which of the two made its ids. What differs:
+
+    - the pieces are learned: frequent words are one piece, rare ones are spelled from
+      smaller pieces, and `byte_fallback` spells any character the training text lacks as
+      its UTF-8 bytes, so no input is ever <unk> and the vocabulary stays small;
+    - case is kept unless `lowercase`; whitespace is part of the pieces ("▁"), so `decode`
+      restores the spacing of the text exactly (SentencePiece's "nmt_nfkc" normalisation
+      first: NFKC, and runs of spaces become one);
+    - `keras_layer` and `tf_decode` run the same model in the graph through
+      tensorflow-text's `SentencepieceTokenizer` (TensorFlow backend only).
+    """
+
+    level = "subword"
+
+    def __init__(self, model_proto: bytes, *, lowercase: bool = False):
+        import sentencepiece
+
+        self._proto = bytes(model_proto)
+        try:
+            self._sp = sentencepiece.SentencePieceProcessor(model_proto=self._proto)
+        except RuntimeError as e:
+            raise ValueError(f"not a SentencePiece model ({e})") from None
+        pieces = [self._sp.id_to_piece(i) for i in range(len(SPECIALS))]
+        if tuple(pieces) != SPECIALS:
+            raise ValueError(f"the model's first pieces must be {list(SPECIALS)}, not {pieces}")
+        self.lowercase = bool(lowercase)
+
+    @classmethod
+    def build(
+        cls, texts: Iterable[str], *, max_size: int = 8000, lowercase: bool = False
+    ) -> SubwordTokenizer:
+        """Train a unigram SentencePiece model of at most `max_size` pieces (specials included).
+
+        A small corpus may give fewer pieces than `max_size` (the cap is soft). Training is
+        deterministic: the same texts give the same model.
+        """
+        import io
+
+        import sentencepiece
+
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be an iterable of strings, not a single string")
+        lines = [t.lower() if lowercase else t for t in texts if t.strip()]
+        if not lines:
+            raise ValueError("no text to learn subwords from")
+        required = len(SPECIALS) + 256 + len(set("".join(lines)))  # specials, bytes, characters
+        if max_size < required:
+            raise ValueError(
+                f"max_size must be at least {required} for this text (the 4 specials, 256 byte "
+                f"pieces and its {required - 260} distinct characters). Received: {max_size}"
+            )
+        model = io.BytesIO()
+        train = sentencepiece.SentencePieceTrainer.train
+        train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            model_type="unigram",
+            vocab_size=max_size,
+            hard_vocab_limit=False,
+            character_coverage=1.0,
+            byte_fallback=True,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            pad_piece=PAD,
+            unk_piece=UNK,
+            bos_piece=BOS,
+            eos_piece=EOS,
+            num_threads=1,  # one thread: the same model on every run
+            minloglevel=2,
+        )
+        return cls(model.getvalue(), lowercase=lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SubwordTokenizer):
+            return NotImplemented
+        return (self._proto, self.lowercase) == (other._proto, other.lowercase)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"SubwordTokenizer(lowercase={self.lowercase}, vocab_size={self.vocab_size})"
+
+    def id_to_token(self, i: int) -> str:
+        if not 0 <= i < self.vocab_size:
+            raise ValueError(f"id must be in [0, {self.vocab_size}). Received: id={i}")
+        return self._sp.id_to_piece(int(i))
+
+    def _prepare(self, text: str) -> str:
+        return text.lower() if self.lowercase else text
+
+    def tokens(self, text: str) -> list[str]:
+        """The pieces of `text` ("▁" marks a preceding space)."""
+        return self._sp.encode(self._prepare(text), out_type=str)
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        return self._sp.encode(self._prepare(text), add_bos=add_bos, add_eos=add_eos)
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """ids -> text; <pad>, <bos> and <eos> are dropped (also with skip_special=False,
+        where they are written out: `decode([2, 7], False)` == "<bos>..."), <unk> is " ⁇ "."""
+        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+        if skip_special:
+            return self._sp.decode([i for i in ids if i not in (PAD_ID, BOS_ID, EOS_ID)])
+        return "".join(self.id_to_token(i) for i in ids).replace("\u2581", " ").strip()
+
+    def decode_batch(self, ids: Iterable[Iterable[int]], skip_special: bool = True) -> list[str]:
+        return [self.decode(row, skip_special=skip_special) for row in ids]
+
+    def tf_decode(self, ids):
+        """`decode_batch` in TensorFlow ops: int32[batch, time] -> string[batch]."""
+        keep = (ids != PAD_ID) & (ids != BOS_ID) & (ids != EOS_ID)
+        return _sentencepiece_op(self._proto).detokenize(tf.ragged.boolean_mask(ids, keep))
+
+    def tf_resources(self) -> list:
+        """What an exported graph that calls `tf_decode` or `keras_layer` must track
+        (`keras.export.ExportArchive.track`): the SentencePiece model resource."""
+        return [_sentencepiece_op(self._proto)]
+
+    def to_json(self) -> dict:
+        import base64
+
+        return {
+            "format": SUBWORD_FORMAT,
+            "version": FILE_VERSION,
+            "lowercase": self.lowercase,
+            "sentencepiece_model": base64.b64encode(self._proto).decode("ascii"),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tokenizer as JSON (the SentencePiece model in base64), atomically."""
+        from common.runtime import atomic_write
+
+        text = json.dumps(self.to_json(), indent=1) + "\n"
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", newline=""))
+
+    def keras_layer(self, *, name: str | None = None) -> SubwordLayer:
+        """string[batch] -> int32[batch, time] (right-padded with 0): the ids of `encode`."""
+        import base64
+
+        return SubwordLayer(
+            base64.b64encode(self._proto).decode("ascii"), lowercase=self.lowercase, name=name
+        )
+
+
+@functools.cache
+def _sentencepiece_op(proto: bytes):
+    import tensorflow_text
+
+    return tensorflow_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="common")
+class SubwordLayer(keras.layers.Layer):
+    """A `SubwordTokenizer` inside a model: string[batch] -> int32[batch, time], padded with 0.
+
+    The SentencePiece model travels in `get_config()` (base64). TensorFlow backend only.
+    """
+
+    def __init__(self, model_base64: str, lowercase: bool = False, **kwargs):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "SubwordLayer needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
+                f"Received: backend={keras.backend.backend()!r}"
+            )
+        super().__init__(**kwargs)
+        import base64
+
+        self.model_base64 = model_base64
+        self.lowercase = bool(lowercase)
+        self._op = _sentencepiece_op(base64.b64decode(model_base64))
+        self.built = True
+
+    def call(self, inputs):
+        text = tf.convert_to_tensor(inputs, dtype=tf.string)
+        if text.shape.rank == 2:
+            text = tf.squeeze(text, axis=-1)
+        if self.lowercase:
+            text = tf.strings.lower(text, encoding="utf-8")
+        return self._op.tokenize(text).to_tensor(default_value=PAD_ID)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor((inputs.shape[0], None), dtype="int32")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "model_base64": self.model_base64,
+            "lowercase": self.lowercase,
+        }
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer | SubwordTokenizer:
+    """Read a tokenizer file written by `Tokenizer.save` or `SubwordTokenizer.save`."""
+    import base64
+    import binascii
+
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        obj = None  # Tokenizer.load names the problem
+    if not isinstance(obj, dict) or obj.get("format") != SUBWORD_FORMAT:
+        return Tokenizer.load(path)
+    if obj.get("version") != FILE_VERSION:
+        raise UserError(
+            f"{path}: tokenizer file version {obj.get('version')!r} is not supported "
+            f"(this code reads version {FILE_VERSION})"
+        )
+    try:
+        proto = base64.b64decode(obj["sentencepiece_model"], validate=True)
+        return SubwordTokenizer(proto, lowercase=bool(obj.get("lowercase")))
+    except (KeyError, TypeError, binascii.Error, ValueError) as e:
+        raise UserError(f"{path}: corrupt tokenizer file ({e})") from None

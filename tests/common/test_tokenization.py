@@ -299,3 +299,74 @@ def test_tf_decode_equals_decode_batch(level):
     decoded = [t.decode() for t in tok.tf_decode(tf.constant(ids)).numpy()]
     assert decoded == tok.decode_batch(ids)
     assert decoded[0] == texts[0] and "<unk>" in decoded[2]
+
+
+# ----------------------------------------------------------------------------- subwords
+
+SENTENCES = [
+    "Two young, White males are outside near many bushes.",
+    "Several men in hard hats are operating a giant pulley system.",
+    "A little girl climbing into a wooden playhouse.",
+    "A man in a blue shirt is standing on a ladder cleaning windows.",
+    "Two men are at the stove preparing food.",
+    "Ein kleines Mädchen klettert in ein Spielhaus aus Holz.",
+] * 5
+
+
+@pytest.fixture(scope="module")
+def subwords():
+    return tokenization.SubwordTokenizer.build(SENTENCES, max_size=400)
+
+
+def test_subwords_round_trip_keep_case_and_spell_unseen_characters_as_bytes(subwords):
+    assert subwords.vocab_size <= 400
+    assert [subwords.id_to_token(i) for i in range(4)] == list(SPECIALS)
+    for text in [*SENTENCES[:6], "Ünseen wörds ☃ and 😀, Çok güzel!", "  extra   spaces  "]:
+        ids = subwords.encode(text)
+        assert UNK_ID not in ids  # byte fallback: nothing is unknown
+        assert len(subwords.tokens(text)) == len(ids)
+        assert subwords.decode(ids) == " ".join(text.split())  # nmt_nfkc: runs of spaces
+    assert subwords.decode(subwords.encode("A man.", add_bos=True, add_eos=True)) == "A man."
+    ids = subwords.encode("A man.", add_eos=True)
+    assert ids[-1] == EOS_ID and subwords.decode([*ids, PAD_ID, PAD_ID]) == "A man."
+    # Pieces are learned: the training sentences take fewer pieces than characters.
+    assert len(subwords.tokens(SENTENCES[4])) < 0.75 * len(SENTENCES[4])
+
+
+def test_subwords_save_load_and_the_graph_ops_give_the_same_ids(subwords, tmp_path):
+    path = tmp_path / "tok.json"
+    subwords.save(path)
+    loaded = tokenization.load_tokenizer(path)
+    assert loaded == subwords and isinstance(loaded, tokenization.SubwordTokenizer)
+    Tokenizer.build(["abc"]).save(tmp_path / "char.json")
+    assert isinstance(tokenization.load_tokenizer(tmp_path / "char.json"), Tokenizer)
+    texts = ["Two men are at the stove.", "", "Ünseen ☃ Mädchen", "A girl"]
+    ids = loaded.keras_layer()(tf.constant(texts)).numpy()
+    for row, text in zip(ids, texts, strict=True):
+        expected = subwords.encode(text)
+        assert row[: len(expected)].tolist() == expected and not row[len(expected) :].any()
+    assert [t.decode() for t in subwords.tf_decode(tf.constant(ids)).numpy()] == [
+        subwords.decode(row) for row in ids
+    ]
+    # Same texts, same model: training is deterministic.
+    assert tokenization.SubwordTokenizer.build(SENTENCES, max_size=400) == subwords
+
+
+def test_subwords_lowercase_and_bad_input():
+    lower = tokenization.SubwordTokenizer.build(SENTENCES, max_size=400, lowercase=True)
+    assert lower.decode(lower.encode("Two MEN")) == "two men"
+    layer_ids = lower.keras_layer()(tf.constant(["Two MEN"])).numpy()[0].tolist()
+    assert layer_ids == lower.encode("Two MEN")
+    with pytest.raises(ValueError, match="max_size must be at least"):
+        tokenization.SubwordTokenizer.build(SENTENCES, max_size=100)
+    with pytest.raises(ValueError, match="no text"):
+        tokenization.SubwordTokenizer.build(["", "  "], max_size=400)
+
+
+def test_corrupt_subword_file_is_one_line_error(tmp_path):
+    path = tmp_path / "tok.json"
+    payload = {"format": tokenization.SUBWORD_FORMAT, "version": 1, "lowercase": False}
+    for model in ("not base64!", "AAAA"):
+        path.write_text(json.dumps({**payload, "sentencepiece_model": model}))
+        with pytest.raises(UserError, match=f"{path}: corrupt tokenizer file"):
+            tokenization.load_tokenizer(path)
