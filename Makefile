@@ -9,7 +9,7 @@ ARGS   ?=
 RECIPES := char-lm sentiment ner translation activity video music
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
-.PHONY: help venv test recipes bench bench-rnn bench-inference lint $(RECIPE_TARGETS)
+.PHONY: help venv test recipes bench bench-rnn bench-inference bench-translation lint $(RECIPE_TARGETS)
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -33,13 +33,16 @@ $(RECIPE_TARGETS): recipe-%: $(STAMP)
 
 recipes: $(RECIPE_TARGETS) ## Run every recipe on its default preset
 
-bench: bench-rnn bench-inference ## Both benchmarks below, one after the other; writes bench/results/
+bench: bench-rnn bench-inference bench-translation ## The benchmarks below, one after the other; writes bench/results/
 
 bench-rnn: $(STAMP) ## Time common.LSTM/GRU against keras.layers.LSTM/GRU (ARGS: --rounds, --shapes, --cells)
 	$(PY) -m bench.rnn_bench $(ARGS)
 
 bench-inference: $(STAMP) ## Time sampling, decoding and --help against the old loops (ARGS: --rounds, --cases)
 	$(PY) -m bench.inference_bench $(ARGS)
+
+bench-translation: $(STAMP) ## Translation training steps/s: luong-parallel against bahdanau (ARGS: --rounds, --steps)
+	$(PY) -m bench.translation_bench $(ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff (fix: ruff format common recipes tests bench)
 	$(PY) -m ruff check common recipes tests bench

@@ -16,8 +16,10 @@ import dataclasses
 # format --data reads); `evaluate` without --data reads this file.
 HELDOUT_FILE = "heldout.tsv"
 
-LEVELS = ("char", "word")
-ATTENTIONS = ("bahdanau", "luong", "none")
+LEVELS = ("char", "word", "subword")
+ATTENTIONS = ("bahdanau", "luong", "luong-parallel", "none")
+# Subword vocabulary size (counting the 4 specials) when max_*_vocab is not given.
+SUBWORD_VOCAB = 8000
 
 # CLDR locales of the default data set (see data.date_pairs): 24 languages in
 # Latin, Cyrillic, Greek, Han, Kana and Hangul scripts.
@@ -58,7 +60,8 @@ class Config:
     source_level: str = "char"
     target_level: str = "char"
     lowercase: bool = False
-    # Vocabulary caps (counting the 4 specials) and minimum token frequency.
+    # Vocabulary caps (counting the 4 specials) and minimum token frequency (char and word
+    # levels; at subword level the cap is the number of SentencePiece pieces learned).
     max_source_vocab: int | None = None
     max_target_vocab: int | None = None
     min_freq: int = 1
@@ -79,11 +82,13 @@ class Config:
     encoder_units: int = 64
     layers: int = 1  # of the bidirectional encoder
     decoder_units: int = 128
+    decoder_layers: int = 1  # stacked decoder RNNs (attention="luong-parallel" only)
     dropout: float = 0.0
     # Training.
     epochs: int = 5
     batch_size: int = 128
     learning_rate: float = 3e-3
+    lr_decay: bool = False  # cosine decay to 5% over `epochs` (common.runtime.optimizer)
     clipnorm: float = 1.0
     patience: int | None = 3
     # Minutes of training before stopping cleanly when --time-budget is not given
@@ -103,6 +108,13 @@ class Config:
                 )
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}. Received: {self.attention!r}")
+        if self.decoder_layers < 1 or (
+            self.decoder_layers > 1 and self.attention != "luong-parallel"
+        ):
+            raise ValueError(
+                "decoder_layers must be 1, or more with attention='luong-parallel'. "
+                f"Received: decoder_layers={self.decoder_layers}, attention={self.attention!r}"
+            )
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in (0, 1). Received: {self.validation_fraction}"
@@ -124,6 +136,16 @@ PRESETS: dict[str, Config] = {
         max_target_vocab=6000, min_freq=2, max_source_length=30, max_target_length=30,
         embedding_dim=128, encoder_units=128, decoder_units=256, dropout=0.2, epochs=15,
         batch_size=64, learning_rate=2e-3, patience=3, time_budget=None, beam_size=4,
+    ),
+    # Corpora of tens of thousands of sentence pairs (Multi30k: 29,000): subwords on both
+    # sides, case kept, the decoder RNN on the fast path (luong-parallel), the learning
+    # rate decaying over the epochs that fit the budget. Chosen on Multi30k's val split.
+    "multi30k": Config(
+        source_level="subword", target_level="subword", max_source_vocab=8000,
+        max_target_vocab=8000, max_source_length=64, max_target_length=64,
+        attention="luong-parallel", embedding_dim=256, encoder_units=256, decoder_units=512,
+        dropout=0.3, epochs=20, batch_size=64, learning_rate=2e-3, lr_decay=True,
+        patience=None, time_budget=60.0, beam_size=5, length_penalty=0.6,
     ),
 }
 # fmt: on

@@ -338,11 +338,13 @@ def make_dataset(
 ):
     """Batches `((source, target_in), target_out)`, right-padded with 0.
 
-    The source side is padded to a multiple of `source_bucket`, so the encoder sees a
+    Both sides are padded to a multiple of `source_bucket`, so the recurrent layers see a
     few shapes only (the fast LSTM/GRU path compiles once per shape). Training batches
     are shuffled each epoch and all full (the remainder is dropped, a different subset
-    each epoch); validation batches keep every pair and are filled up to `batch_size`
-    with empty rows, which the masked loss and accuracy ignore.
+    each epoch), and each is drawn from pairs of similar target length
+    (`bucket_by_sequence_length` with boundaries every `source_bucket` tokens), so little
+    of a step is spent on padding; validation batches keep every pair, in order, and are
+    filled up to `batch_size` with empty rows, which the masked loss and accuracy ignore.
     """
     import tensorflow as tf
 
@@ -357,16 +359,36 @@ def make_dataset(
         )
     dataset = tf.data.Dataset.from_tensor_slices(
         (_ragged(sources), _ragged(target_in), _ragged(target_out))
-    )
+    ).map(lambda *rows: tuple(tf.identity(r) for r in rows))  # plain tensors, for padded_batch
     if training:
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        longest = max(len(t) for t in target_in)
+        boundaries = list(range(source_bucket + 1, longest + 1, source_bucket))
+        dataset = dataset.bucket_by_sequence_length(
+            lambda source, t_in, t_out: tf.shape(t_in)[0],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            drop_remainder=True,
+        )
+        # Which bucket a pair falls in depends on its length only, so the number of full
+        # batches per epoch is known (Keras then shows progress and does not warn).
+        buckets = np.searchsorted(boundaries, [len(t) for t in target_in], side="right")
+        full = int(sum(n // batch_size for n in np.bincount(buckets)))
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(full))
+    else:
+        dataset = dataset.padded_batch(batch_size)
 
     @tf.autograph.experimental.do_not_convert
     def pad(source, t_in, t_out):
-        source = source.to_tensor()
-        width = tf.shape(source)[1]
-        source = tf.pad(source, [[0, 0], [0, bucket_width(width, source_bucket) - width]])
-        return (source, t_in.to_tensor()), t_out.to_tensor()
+        source = _pad_to(source, bucket_width(tf.shape(source)[1], source_bucket))
+        width = bucket_width(tf.shape(t_in)[1], source_bucket)
+        return (source, _pad_to(t_in, width)), _pad_to(t_out, width)
 
-    dataset = dataset.ragged_batch(batch_size, drop_remainder=training)
     return dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_to(rows, width):
+    """int[b, w] right-padded with 0 to int[b, width] (width >= w)."""
+    import tensorflow as tf
+
+    return tf.pad(rows, [[0, 0], [0, width - tf.shape(rows)[1]]])

@@ -13,6 +13,9 @@ the model's max_source_length keeps its first tokens; unknown tokens are read as
 <pad>, <bos> and <unk> are never emitted. `score` is the model's log-probability of the
 translation (with <eos> when it ended). The in-graph tokenizer does not NFC-normalise
 (TensorFlow has no op for it): give it composed text, as nearly all text is.
+
+A run with subword vocabularies (`--level subword`) has its SentencePiece models in the graph
+as tensorflow-text ops: `import tensorflow_text` before `tf.saved_model.load` registers them.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ def archive(model_dir: Path):
     export = keras.export.ExportArchive()
     export.track(translator.model)
     export.track(source)
+    for tokenizer in (translator.source_tokenizer, translator.target_tokenizer):
+        for resource in tokenizer.tf_resources():  # subwords: the SentencePiece models
+            export.track(resource)
     signature = [tf.TensorSpec([None], tf.string, name="text")]
     export.add_endpoint("serve", lambda text: translate(text, 1), input_signature=signature)
     export.add_endpoint(

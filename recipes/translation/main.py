@@ -20,7 +20,7 @@ OUTPUT_DIR = "runs/translation"
 
 
 def _level(ctx, param, value):
-    """`char`, `word`, or `SOURCE:TARGET` such as `word:char` -> (source, target) or None."""
+    """`char`, `word`, `subword`, or `SOURCE:TARGET` such as `word:char` -> (source, target)."""
     if value is None:
         return None
     parts = value.split(":")
@@ -28,7 +28,7 @@ def _level(ctx, param, value):
         parts = parts * 2
     if len(parts) != 2 or any(p not in config.LEVELS for p in parts):
         raise click.BadParameter(
-            f"expected char, word or SOURCE:TARGET (e.g. word:char). Received: {value!r}"
+            f"expected char, word, subword or SOURCE:TARGET (e.g. word:char). Received: {value!r}"
         )
     return tuple(parts)
 
@@ -51,33 +51,57 @@ def cli():
     callback=_level,
     default=None,
     metavar="LEVEL",
-    help="Tokenization: char, word, or SOURCE:TARGET such as word:char [default: the preset's].",
+    help="Tokenization: char, word, subword (SentencePiece, learned from the training side), "
+    "or SOURCE:TARGET such as word:char [default: the preset's].",
 )
 @click.option(
     "--attention",
     type=click.Choice(config.ATTENTIONS),
     default=None,
-    help="Attention of the decoder; none is the plain encoder-decoder [default: the preset's].",
+    help="Attention of the decoder: bahdanau or luong (input feeding) step through the "
+    "target; luong-parallel runs the decoder RNN over the whole target in one fast call; "
+    "none is the plain encoder-decoder [default: the preset's].",
 )
+@click.option(
+    "--vocab-size",
+    type=click.IntRange(min=5),
+    default=None,
+    help="Largest vocabulary per side, the 4 special tokens included (at subword level: "
+    "the SentencePiece pieces learned) [default: the preset's].",
+)
+@click.option(
+    "--decoder-layers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stacked decoder RNNs (luong-parallel only) [default: the preset's].",
+)
+@common_cli.dropout_option
 @click.option(
     "--source-lang",
     default=None,
     help="TFDS feature to translate from [default: the data set's supervised keys].",
 )
 @click.option("--target-lang", default=None, help="TFDS feature to translate into.")
-def train(run, level, attention, source_lang, target_lang):
+def train(run, level, attention, vocab_size, decoder_layers, dropout, source_lang, target_lang):
     """Train on --data, evaluate on the held-out pairs, show translations."""
     from recipes.translation import train as train_lib
 
     levels = dict(zip(("source_level", "target_level"), level or (None, None), strict=True))
-    cfg = common_cli.apply_overrides(
-        config.PRESETS[run.preset],
-        run,
-        attention=attention,
-        source_lang=source_lang,
-        target_lang=target_lang,
-        **levels,
-    )
+    try:
+        cfg = common_cli.apply_overrides(
+            config.PRESETS[run.preset],
+            run,
+            attention=attention,
+            max_source_vocab=vocab_size,
+            max_target_vocab=vocab_size,
+            decoder_layers=decoder_layers,
+            dropout=dropout,
+            source_lang=source_lang,
+            target_lang=target_lang,
+            **levels,
+        )
+    except ValueError as e:  # a combination the config refuses (decoder_layers)
+        raise UserError(str(e)) from None
     train_lib.train(cfg, run)
 
 

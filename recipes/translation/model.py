@@ -22,6 +22,14 @@ so decoding carries the state and never re-runs the prefix. Attention (`attentio
 - "luong" (Luong et al. 2015, "general" score with input feeding):
       s_t = cell([y_{t-1}; h~_{t-1}], s_{t-1}),  e_tj = s_t . W_a h_j,  a_t = softmax_j(e_t),
       c_t = sum_j a_tj h_j,  h~_t = tanh(W_c [c_t; s_t]),  features_t = h~_t
+- "luong-parallel" (Luong et al. 2015, "general" score, without input feeding): the decoder
+  RNN reads the target alone, so teacher-forced training runs it as ONE recurrent-layer call
+  over all target steps (the `common` LSTM/GRU fast path), then attends for all steps at once:
+      s_1..s_Ty = RNN(y_0..y_{Ty-1}; s_0)   (decoder_layers stacked layers)
+      e_tj = s_t . W_a h_j,  a_t = softmax_j(e_t),  c_t = sum_j a_tj h_j,
+      h~_t = tanh(W_c [c_t; s_t]),  features_t = h~_t
+  Decoding steps the same layers' cells one token at a time (`decode_step`), with the same
+  weights, so it gives the logits of the parallel pass (a test checks within 1e-5).
 - "none": the plain encoder-decoder (the bridge state is all the decoder gets),
       s_t = cell(y_{t-1}, s_{t-1}),  features_t = s_t
 
@@ -60,6 +68,7 @@ class Seq2Seq(keras.Model):
         encoder_layers=1,
         decoder_units=128,
         dropout=0.0,
+        decoder_layers=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,7 +84,13 @@ class Seq2Seq(keras.Model):
         self.encoder_units = encoder_units
         self.num_encoder_layers = encoder_layers
         self.decoder_units = decoder_units
+        self.decoder_layers = decoder_layers
         self.dropout_rate = dropout
+        if decoder_layers < 1 or (decoder_layers > 1 and attention != "luong-parallel"):
+            raise ValueError(
+                "decoder_layers must be 1, or more with attention='luong-parallel'. "
+                f"Received: decoder_layers={decoder_layers}, attention={attention!r}"
+            )
 
         self.source_embedding = layers.Embedding(
             source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding"
@@ -93,7 +108,8 @@ class Seq2Seq(keras.Model):
             )
             for i in range(encoder_layers)
         ]
-        self.num_states = 2 if cell == "lstm" else 1
+        self.layer_states = 2 if cell == "lstm" else 1  # per decoder layer
+        self.num_states = self.layer_states * decoder_layers
         self.bridges = [
             layers.Dense(decoder_units, activation="tanh", name=f"bridge_{k}")
             for k in range(self.num_states)
@@ -101,14 +117,27 @@ class Seq2Seq(keras.Model):
         self.target_embedding = layers.Embedding(
             target_vocab_size, embedding_dim, name="target_embedding"
         )
-        # The decoder steps a cell by hand: the cell of the `--cell` recurrent layer.
-        self.decoder_cell = make_cell(cell, decoder_units)
+        if attention == "luong-parallel":
+            # Recurrent layers over the whole target (training); their cells step (decoding).
+            self.decoder_rnns = [
+                recurrent_layer(
+                    cell,
+                    decoder_units,
+                    return_sequences=True,
+                    return_state=True,
+                    name=f"decoder_{i}",
+                )
+                for i in range(decoder_layers)
+            ]
+        else:
+            # The decoder steps a cell by hand: the cell of the `--cell` recurrent layer.
+            self.decoder_cell = make_cell(cell, decoder_units)
         if attention == "bahdanau":
             self.attention_keys = layers.Dense(decoder_units, use_bias=False, name="attention_keys")
             self.attention_query = layers.Dense(decoder_units, name="attention_query")
             self.attention_energy = layers.Dense(1, use_bias=False, name="attention_energy")
             self.feature_dim = decoder_units + 2 * encoder_units + embedding_dim
-        elif attention == "luong":
+        elif attention in ("luong", "luong-parallel"):
             self.attention_keys = layers.Dense(decoder_units, use_bias=False, name="attention_keys")
             self.attentional = layers.Dense(
                 decoder_units, activation="tanh", use_bias=False, name="attentional"
@@ -133,10 +162,11 @@ class Seq2Seq(keras.Model):
                 x = result
             x = self.dropout(x, training=training)
         memory = x
-        forward, backward = states[: self.num_states], states[self.num_states :]
+        forward, backward = states[: self.layer_states], states[self.layer_states :]
+        final = [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward, strict=True)]
+        # Every decoder layer starts from the encoder's final states, through its own bridge.
         cell_states = [
-            bridge(ops.concatenate([f, b], axis=-1))
-            for bridge, f, b in zip(self.bridges, forward, backward, strict=True)
+            bridge(final[k % self.layer_states]) for k, bridge in enumerate(self.bridges)
         ]
         keys = self.attention_keys(memory) if self.attention != "none" else memory
         batch = ops.shape(source)[0]
@@ -170,6 +200,15 @@ class Seq2Seq(keras.Model):
             context, weights = self._attend(scores, memory, mask)
             output, states = self.decoder_cell(ops.concatenate([y, context], axis=-1), states)
             features = ops.concatenate([output, context, y], axis=-1)
+        elif self.attention == "luong-parallel":
+            x, new_states = y, []
+            for i, rnn in enumerate(self.decoder_rnns):
+                x, layer_states = rnn.cell(x, self._layer(states, i))
+                new_states.extend(self._as_list(layer_states))
+            states = new_states
+            scores = ops.sum(keys * x[:, None, :], axis=-1)
+            context, weights = self._attend(scores, memory, mask)
+            features = self.attentional(ops.concatenate([context, x], axis=-1))
         elif self.attention == "luong":
             output, states = self.decoder_cell(ops.concatenate([y, previous_features], -1), states)
             scores = ops.sum(keys * output[:, None, :], axis=-1)
@@ -179,13 +218,39 @@ class Seq2Seq(keras.Model):
             output, states = self.decoder_cell(y, states)
             features = output
             weights = carry[-1]
-        states = states if isinstance(states, (list, tuple)) else [states]
-        return (*states, features, weights)
+        return (*self._as_list(states), features, weights)
+
+    @staticmethod
+    def _as_list(states):
+        return list(states) if isinstance(states, (list, tuple)) else [states]
+
+    def _layer(self, states, i):
+        """Decoder layer i's states out of the flat list of all layers' states."""
+        return list(states[i * self.layer_states : (i + 1) * self.layer_states])
+
+    def _parallel_features(self, y, encoded, training):
+        """luong-parallel, teacher forced: features float[b, Ty, d] for all steps at once."""
+        x = y
+        for i, rnn in enumerate(self.decoder_rnns):
+            x = rnn(x, initial_state=self._layer(encoded["carry"], i), training=training)[0]
+            if i < len(self.decoder_rnns) - 1:
+                x = self.dropout(x, training=training)
+        scores = ops.cast(ops.einsum("btd,bsd->bts", x, encoded["keys"]), "float32")
+        mask = encoded["mask"][:, None, :]
+        scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
+        weights = ops.softmax(scores, axis=-1) * ops.cast(mask, "float32")
+        memory = encoded["memory"]
+        context = ops.einsum("bts,bsd->btd", ops.cast(weights, memory.dtype), memory)
+        return self.attentional(ops.concatenate([context, x], axis=-1))
 
     def call(self, inputs, training=False):
         source, target_in = inputs
         encoded = self.encode(source, training=training)
         y = self.dropout(self.target_embedding(target_in), training=training)
+        if self.attention == "luong-parallel":
+            features = self._parallel_features(y, encoded, training)
+            features = self.dropout(features, training=training)
+            return ops.cast(self.readout(features), "float32")
         memory, keys, mask = encoded["memory"], encoded["keys"], encoded["mask"]
 
         def step(carry, y_t):
@@ -218,6 +283,7 @@ class Seq2Seq(keras.Model):
             "encoder_units": self.encoder_units,
             "encoder_layers": self.num_encoder_layers,
             "decoder_units": self.decoder_units,
+            "decoder_layers": self.decoder_layers,
             "dropout": self.dropout_rate,
         }
 
@@ -256,6 +322,7 @@ def build_model(cfg, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
         encoder_units=cfg.encoder_units,
         encoder_layers=cfg.layers,
         decoder_units=cfg.decoder_units,
+        decoder_layers=cfg.decoder_layers,
         dropout=cfg.dropout,
         name="seq2seq",
     )

@@ -29,11 +29,11 @@ import keras
 from common import runtime
 from common.cli import print_table
 from common.errors import UserError
-from common.tokenization import BOS_ID, EOS_ID, Tokenizer
+from common.tokenization import BOS_ID, EOS_ID, SubwordTokenizer, Tokenizer, load_tokenizer
 from recipes.translation import data as data_lib
 from recipes.translation import model as model_lib
 from recipes.translation import translate as translate_lib
-from recipes.translation.config import Config
+from recipes.translation.config import SUBWORD_VOCAB, Config
 
 MONITOR_EXAMPLES = 256
 
@@ -57,22 +57,24 @@ class DecodeMonitor(keras.callbacks.Callback):
         )
 
 
-def build_tokenizers(cfg: Config, pairs) -> tuple[Tokenizer, Tokenizer]:
+def build_tokenizer(cfg: Config, texts, level: str, max_size: int | None):
+    """A tokenizer learned from one side of the training pairs only."""
+    if level == "subword":
+        try:
+            return SubwordTokenizer.build(
+                texts, max_size=max_size or SUBWORD_VOCAB, lowercase=cfg.lowercase
+            )
+        except ValueError as e:
+            raise UserError(f"subword vocabulary: {e}") from None
+    return Tokenizer.build(
+        texts, level=level, max_size=max_size, min_freq=cfg.min_freq, lowercase=cfg.lowercase
+    )
+
+
+def build_tokenizers(cfg: Config, pairs):
     """One tokenizer per side, built from the training pairs only."""
-    source = Tokenizer.build(
-        (s for s, _ in pairs),
-        level=cfg.source_level,
-        max_size=cfg.max_source_vocab,
-        min_freq=cfg.min_freq,
-        lowercase=cfg.lowercase,
-    )
-    target = Tokenizer.build(
-        (t for _, t in pairs),
-        level=cfg.target_level,
-        max_size=cfg.max_target_vocab,
-        min_freq=cfg.min_freq,
-        lowercase=cfg.lowercase,
-    )
+    source = build_tokenizer(cfg, [s for s, _ in pairs], cfg.source_level, cfg.max_source_vocab)
+    target = build_tokenizer(cfg, [t for _, t in pairs], cfg.target_level, cfg.max_target_vocab)
     return source, target
 
 
@@ -126,7 +128,11 @@ def train(cfg: Config, run) -> dict:
     strategy = runtime.setup(run)
     with strategy.scope():
         model = model_lib.build_model(cfg, source_tok.vocab_size, target_tok.vocab_size)
-        model_lib.compile_model(model, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
+        # The cosine decay (lr_decay) ends after `epochs`: a preset plans them to fit its budget.
+        steps = len(train_src) // min(cfg.batch_size, len(train_src))
+        decay_steps = steps * cfg.epochs if cfg.lr_decay else None
+        optimizer = runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=decay_steps)
+        model_lib.compile_model(model, optimizer)
     click.echo(
         f"Model: {cfg.cell} encoder-decoder, attention={cfg.attention}, "
         f"{model.count_params():,} parameters."
@@ -224,6 +230,10 @@ def best_epoch(history_csv: Path) -> dict:
 
 def show_examples(translator, pairs, outputs) -> None:
     click.echo("\nSample translations (held-out):")
+    if max((len(s) + len(o) for (s, _), o in zip(pairs, outputs, strict=True)), default=0) > 60:
+        for (s, t), o in zip(pairs, outputs, strict=True):  # sentences: one block per pair
+            click.echo(f"  source     {s}\n  output     {o}\n  reference  {t}\n")
+        return
     rows = [
         (s, o, "ok" if o == t else f"expected {t}")
         for (s, t), o in zip(pairs, outputs, strict=True)
@@ -261,8 +271,8 @@ def load_run(model_dir: Path) -> Run:
     """Config, tokenizers and best model of a finished run; problems raise UserError."""
     run_dir = runtime.RunDir(model_dir)
     cfg = run_dir.read_config(Config)
-    source_tok = Tokenizer.load(run_dir.file("source_tokenizer.json"))
-    target_tok = Tokenizer.load(run_dir.file("target_tokenizer.json"))
+    source_tok = load_tokenizer(run_dir.file("source_tokenizer.json"))
+    target_tok = load_tokenizer(run_dir.file("target_tokenizer.json"))
     model = runtime.load_model(model_dir)
     if not isinstance(model, model_lib.Seq2Seq):
         raise UserError(

@@ -295,15 +295,20 @@ def plot_attention(
     ]
     width = max(w for w, _ in sizes) * cols
     height = max(h for _, h in sizes) * rows
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height + 0.3 * rows), squeeze=False)
+    # Titles wrapped to the panel's width (about 11 characters an inch at 9 pt).
+    titles = [wrap_title(p[3], int(11 * width / cols)) if len(p) > 3 else None for p in panels]
+    lines = max((t.count("\n") + 1 for t in titles if t), default=0)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(width, height + (0.3 + 0.17 * lines) * rows), squeeze=False
+    )
     for ax in axes.ravel()[len(panels) :]:
         ax.axis("off")
     with warnings.catch_warnings():
         # Scripts the default font lacks (Han, Hangul) are drawn as boxes, not warned about.
         warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
-        for ax, (src, out, weights, *title) in zip(axes.ravel(), panels, strict=False):
+        for ax, (src, out, weights, *_), title in zip(axes.ravel(), panels, titles, strict=False):
             if title:
-                ax.set_title(title[0], fontsize=9)
+                ax.set_title(title, fontsize=9)
             ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
             ax.set_xticks(range(len(src)), [_show(t) for t in src], rotation=90, fontsize=8)
             ax.set_yticks(range(len(out)), [_show(t) for t in out], fontsize=8)
@@ -313,6 +318,13 @@ def plot_attention(
         atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return Path(path)
+
+
+def wrap_title(title: str, width: int) -> str:
+    """`title` on lines of at most `width` characters (long words are broken)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, max(width, 10))) or title
 
 
 def _show(token: str) -> str:

@@ -100,16 +100,31 @@ def test_batches_are_padded_bucketed_and_full():
     val = list(data.make_dataset(sources, targets, batch_size=2, training=False, **common))
     assert [b[1].shape[0] for b in val] == [2, 2]  # the last batch is filled with empty rows
     assert val[1][0][0].numpy().tolist() == [[8, 9, 10, 11, 12, 0, 0, 0], [0] * 8]
-    assert val[1][1].numpy().tolist()[1] == [0, 0]  # ignored by the masked loss
+    assert val[1][1].numpy().tolist()[1] == [0, 0, 0, 0]  # ignored by the masked loss
     train = list(data.make_dataset(sources, targets, batch_size=2, training=True, **common))
     assert len(train) == 1  # the remainder is dropped in training
+
+
+def test_training_batches_group_similar_target_lengths():
+    rng = np.random.default_rng(0)
+    sources = [[5] * int(n) for n in rng.integers(1, 30, 400)]
+    targets = [[4] * int(n) for n in rng.integers(1, 30, 400)]
+    dataset = data.make_dataset(
+        sources, targets, batch_size=16, training=True, bos=2, eos=3, seed=0, source_bucket=8
+    )
+    batches = list(dataset)
+    assert len(batches) == int(dataset.cardinality()) > 20
+    for (src, t_in), t_out in batches:
+        assert src.shape[1] % 8 == 0 and t_in.shape == t_out.shape and t_in.shape[1] % 8 == 0
+        lengths = (t_out.numpy() != 0).sum(axis=1)  # target + <eos>: one bucket of 8 a batch
+        assert (lengths - 1).max() // 8 == (lengths - 1).min() // 8
 
 
 # ----------------------------------------------------------------------------- model
 
 
-def _model(attention, cell="lstm"):
-    cfg = dataclasses.replace(TINY, attention=attention, cell=cell)
+def _model(attention, cell="lstm", **overrides):
+    cfg = dataclasses.replace(TINY, attention=attention, cell=cell, **overrides)
     return model.build_model(cfg, source_vocab_size=20, target_vocab_size=12)
 
 
@@ -117,7 +132,7 @@ SOURCE = np.array([[5, 6, 7, 8, 9, 0, 0, 0], [5, 6, 0, 0, 0, 0, 0, 0]], np.int32
 TARGET_IN = np.array([[2, 4, 5, 6], [2, 7, 0, 0]], np.int32)
 
 
-@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong", "luong-parallel"])
 def test_attention_weights_sum_to_one_over_unpadded_source(attention):
     m = _model(attention)
     encoded = m.encode(SOURCE)
@@ -135,10 +150,19 @@ def test_attention_weights_sum_to_one_over_unpadded_source(attention):
 
 
 @pytest.mark.parametrize(
-    "attention, cell", [("bahdanau", "gru"), ("luong", "lstm"), ("none", "minimal-gru")]
+    "attention, cell, decoder_layers",
+    [
+        ("bahdanau", "gru", 1),
+        ("luong", "lstm", 1),
+        ("none", "minimal-gru", 1),
+        ("luong-parallel", "lstm", 1),
+        ("luong-parallel", "gru", 2),
+    ],
 )
-def test_incremental_decoding_equals_the_teacher_forced_pass(attention, cell):
-    m = _model(attention, cell)
+def test_incremental_decoding_equals_the_teacher_forced_pass(attention, cell, decoder_layers):
+    # luong-parallel: the recurrent layers' fast path over the whole target (training) against
+    # their cells stepped one token at a time with the attention per step (decoding).
+    m = _model(attention, cell, decoder_layers=decoder_layers)
     full = keras.ops.convert_to_numpy(keras.ops.log_softmax(m((SOURCE, TARGET_IN)), axis=-1))
     encoded = m.encode(SOURCE)
     carry, steps = encoded["carry"], []
@@ -409,7 +433,8 @@ def test_unknown_tokens_become_unk_and_are_never_emitted(run_dir, loaded):
         (["--data", "{tmp}/bad.tsv"], "bad.tsv:2: expected source<TAB>target, got 1 column"),
         (["--data", "tfds:no_such_dataset_xyz"], "unknown TFDS data set"),
         (["--data", "{tmp}/bad.tsv", "--source-lang", "en"], "--source-lang/--target-lang name"),
-        (["--level", "syllable"], "expected char, word or SOURCE:TARGET"),
+        (["--level", "syllable"], "expected char, word, subword or SOURCE:TARGET"),
+        (["--decoder-layers", "2"], "decoder_layers must be 1, or more with attention="),
     ],
 )
 def test_bad_train_input_exits_with_one_line_and_writes_nothing(tmp_path, args, message):
@@ -489,3 +514,51 @@ def test_exported_translator_runs_without_the_project(run_dir, tmp_path):
                 assert float(got.split("\t")[1]) == pytest.approx(
                     float(expected.split("\t")[1]), abs=2e-4
                 )
+
+
+def test_subword_luong_parallel_run_translates_and_exports_the_same(tmp_path):
+    """The multi30k preset's kind of model, small: SentencePiece on both sides (saved in the
+    run directory), the decoder RNN on the fast path; translate, evaluate and the exported
+    SavedModel (tokenizer in the graph through tensorflow-text) give the same outputs."""
+    from tests.exported import run_outside
+
+    out = tmp_path / "run"
+    args = ["--preset", "tiny", "--level", "subword", "--attention", "luong-parallel"]
+    args += ["--vocab-size", "400", "--decoder-layers", "2", "--output-dir", str(out)]
+    result = CliRunner().invoke(cli, ["train", *args])
+    assert result.exit_code == 0, result.output
+    loaded = train_lib.load_run(out)
+    assert loaded.translator.model.attention == "luong-parallel"
+    assert loaded.translator.source_tokenizer.level == "subword"
+    written = json.loads((out / "source_tokenizer.json").read_text())
+    assert written["format"] == "common.tokenization.SubwordTokenizer"
+    texts = [s for s, _ in data.read_tsv(out / data.HELDOUT_FILE)][:4] + ["", "9 ☃ 2017"]
+    hyps, notes = loaded.translator.translate(texts, beam_size=2)
+    assert not notes  # byte fallback: no <unk> in the input
+    for hyp in hyps[:4] + hyps[5:]:
+        assert not set(hyp.tokens) & set(search.BANNED)
+    path = tmp_path / "translator"
+    result = CliRunner().invoke(cli, ["export", "--model-dir", str(out), "--output", str(path)])
+    assert result.exit_code == 0, result.output
+    exported = run_outside(
+        """
+        import tensorflow_text  # registers the SentencePiece ops the graph uses
+        model = tf.saved_model.load(values["path"])
+        out = model.serve(tf.constant(values["texts"]))
+        print(json.dumps([t.decode() for t in out["translation"].numpy()]))
+        """,
+        tmp_path,
+        path=str(path),
+        texts=texts,
+    )
+    printed = CliRunner().invoke(cli, ["translate", "--model-dir", str(out), "--text", *texts[:1]])
+    greedy, _ = loaded.translator.translate(texts)
+    assert exported == ["" if h is None else loaded.translator.target_text(h) for h in greedy]
+    assert printed.stdout.strip() == exported[0]
+
+
+def test_attention_plot_titles_wrap_to_the_panel():
+    title = "Ein Mann in einem blauen Hemd steht auf einer Leiter und putzt Fenster. → " * 2
+    wrapped = translate.wrap_title(title, 40)
+    assert all(len(line) <= 40 for line in wrapped.splitlines())
+    assert wrapped.replace("\n", " ") == title.strip()
