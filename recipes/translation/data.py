@@ -338,8 +338,8 @@ def make_dataset(
 ):
     """Batches `((source, target_in), target_out)`, right-padded with 0.
 
-    Both sides are padded to a multiple of `source_bucket`, so the recurrent layers see a
-    few shapes only (the fast LSTM/GRU path compiles once per shape). Training batches
+    Both sides are padded to a multiple of `source_bucket` (the target side at most to its
+    longest row in the data), so the recurrent layers see a few shapes only (the fast LSTM/GRU path compiles once per shape). Training batches
     are shuffled each epoch and all full (the remainder is dropped, a different subset
     each epoch), and each is drawn from pairs of similar target length
     (`bucket_by_sequence_length` with boundaries every `source_bucket` tokens), so little
@@ -357,13 +357,13 @@ def make_dataset(
             [rows[i] if w else [0] for i, w in zip(index, weight, strict=True)]
             for rows in (sources, target_in, target_out)
         )
+    longest_target = max(len(t) for t in target_in)
     dataset = tf.data.Dataset.from_tensor_slices(
         (_ragged(sources), _ragged(target_in), _ragged(target_out))
     ).map(lambda *rows: tuple(tf.identity(r) for r in rows))  # plain tensors, for padded_batch
     if training:
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
-        longest = max(len(t) for t in target_in)
-        boundaries = list(range(source_bucket + 1, longest + 1, source_bucket))
+        boundaries = list(range(source_bucket + 1, longest_target + 1, source_bucket))
         dataset = dataset.bucket_by_sequence_length(
             lambda source, t_in, t_out: tf.shape(t_in)[0],
             bucket_boundaries=boundaries,
@@ -381,7 +381,9 @@ def make_dataset(
     @tf.autograph.experimental.do_not_convert
     def pad(source, t_in, t_out):
         source = _pad_to(source, bucket_width(tf.shape(source)[1], source_bucket))
-        width = bucket_width(tf.shape(t_in)[1], source_bucket)
+        # Never wider than the longest target: data whose targets all have one length
+        # (the dates) keep that length.
+        width = tf.minimum(bucket_width(tf.shape(t_in)[1], source_bucket), longest_target)
         return (source, _pad_to(t_in, width)), _pad_to(t_out, width)
 
     return dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -115,7 +115,8 @@ def test_training_batches_group_similar_target_lengths():
     batches = list(dataset)
     assert len(batches) == int(dataset.cardinality()) > 20
     for (src, t_in), t_out in batches:
-        assert src.shape[1] % 8 == 0 and t_in.shape == t_out.shape and t_in.shape[1] % 8 == 0
+        assert src.shape[1] % 8 == 0 and t_in.shape == t_out.shape
+        assert t_in.shape[1] % 8 == 0 or t_in.shape[1] == 30  # at most the longest target
         lengths = (t_out.numpy() != 0).sum(axis=1)  # target + <eos>: one bucket of 8 a batch
         assert (lengths - 1).max() // 8 == (lengths - 1).min() // 8
 
