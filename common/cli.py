@@ -237,7 +237,7 @@ def export_command(group: click.Group, default_output_dir: str, module: str, hel
     return export
 
 
-# Size options of the recurrent stack (char_lm, music, sentiment); None = the preset's value.
+# Size options (char_lm, music, sentiment, translation); None = the preset's value.
 layers_option = click.option(
     "--layers",
     type=click.IntRange(min=1),
@@ -249,6 +249,13 @@ units_option = click.option(
     type=click.IntRange(min=1),
     default=None,
     help="Units per recurrent layer [default: the preset's].",
+)
+max_vocab_option = click.option(
+    "--max-vocab",
+    type=click.IntRange(min=5),
+    default=None,
+    help="Largest vocabulary, the 4 special tokens included (translation: per language, "
+    "and at subword level the pieces learned) [default: the preset's].",
 )
 dropout_option = click.option(
     "--dropout",

@@ -57,12 +57,7 @@ def cli():
     default=None,
     help="Tokens kept per text (the first ones); shorter texts are padded [default: the preset's].",
 )
-@click.option(
-    "--max-vocab",
-    type=click.IntRange(min=5),
-    default=None,
-    help="Vocabulary size, the 4 special tokens included [default: the preset's].",
-)
+@common_cli.max_vocab_option
 @click.option(
     "--pooling",
     type=click.Choice(POOLINGS),

@@ -62,13 +62,7 @@ def cli():
     "target; luong-parallel runs the decoder RNN over the whole target in one fast call; "
     "none is the plain encoder-decoder [default: the preset's].",
 )
-@click.option(
-    "--vocab-size",
-    type=click.IntRange(min=5),
-    default=None,
-    help="Largest vocabulary per side, the 4 special tokens included (at subword level: "
-    "the SentencePiece pieces learned) [default: the preset's].",
-)
+@common_cli.max_vocab_option
 @click.option(
     "--decoder-layers",
     type=click.IntRange(min=1),
@@ -82,7 +76,7 @@ def cli():
     help="TFDS feature to translate from [default: the data set's supervised keys].",
 )
 @click.option("--target-lang", default=None, help="TFDS feature to translate into.")
-def train(run, level, attention, vocab_size, decoder_layers, dropout, source_lang, target_lang):
+def train(run, level, attention, max_vocab, decoder_layers, dropout, source_lang, target_lang):
     """Train on --data, evaluate on the held-out pairs, show translations."""
     from recipes.translation import train as train_lib
 
@@ -92,8 +86,8 @@ def train(run, level, attention, vocab_size, decoder_layers, dropout, source_lan
             config.PRESETS[run.preset],
             run,
             attention=attention,
-            max_source_vocab=vocab_size,
-            max_target_vocab=vocab_size,
+            max_source_vocab=max_vocab,
+            max_target_vocab=max_vocab,
             decoder_layers=decoder_layers,
             dropout=dropout,
             source_lang=source_lang,

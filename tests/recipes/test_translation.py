@@ -509,7 +509,7 @@ def test_subword_luong_parallel_run_evaluates_translates_and_exports_the_same(tm
     pairs_file.write_text(data.tsv_text(pairs), encoding="utf-8")
     out = tmp_path / "run"
     args = ["--preset", "tiny", "--epochs", "1", "--data", str(pairs_file), "--level", "subword"]
-    args += ["--attention", "luong-parallel", "--vocab-size", "400", "--decoder-layers", "2"]
+    args += ["--attention", "luong-parallel", "--max-vocab", "400", "--decoder-layers", "2"]
     runner = CliRunner()
     result = runner.invoke(cli, ["train", *args, "--output-dir", str(out)])
     assert result.exit_code == 0, result.output
