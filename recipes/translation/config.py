@@ -51,6 +51,15 @@ DATE_LOCALES = (
 )
 
 
+def check_decoder_layers(decoder_layers: int, attention: str) -> None:
+    """Only the luong-parallel decoder is a stack of layers; the stepped ones are one cell."""
+    if decoder_layers < 1 or (decoder_layers > 1 and attention != "luong-parallel"):
+        raise ValueError(
+            "decoder_layers must be 1, or more with attention='luong-parallel'. "
+            f"Received: decoder_layers={decoder_layers}, attention={attention!r}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     # Data. `max_examples` (dates drawn) and `date_locales` only shape the default data set.
@@ -108,13 +117,7 @@ class Config:
                 )
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}. Received: {self.attention!r}")
-        if self.decoder_layers < 1 or (
-            self.decoder_layers > 1 and self.attention != "luong-parallel"
-        ):
-            raise ValueError(
-                "decoder_layers must be 1, or more with attention='luong-parallel'. "
-                f"Received: decoder_layers={self.decoder_layers}, attention={self.attention!r}"
-            )
+        check_decoder_layers(self.decoder_layers, self.attention)
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction must be in (0, 1). Received: {self.validation_fraction}"

@@ -46,7 +46,7 @@ from keras import layers, ops
 
 from common.cli import CELL_NAMES
 from common.layers import make_cell, recurrent_layer
-from recipes.translation.config import ATTENTIONS
+from recipes.translation.config import ATTENTIONS, check_decoder_layers
 
 
 @keras.saving.register_keras_serializable(package="recipes.translation.model")
@@ -86,11 +86,7 @@ class Seq2Seq(keras.Model):
         self.decoder_units = decoder_units
         self.decoder_layers = decoder_layers
         self.dropout_rate = dropout
-        if decoder_layers < 1 or (decoder_layers > 1 and attention != "luong-parallel"):
-            raise ValueError(
-                "decoder_layers must be 1, or more with attention='luong-parallel'. "
-                f"Received: decoder_layers={decoder_layers}, attention={attention!r}"
-            )
+        check_decoder_layers(decoder_layers, attention)
 
         self.source_embedding = layers.Embedding(
             source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding"
@@ -181,12 +177,17 @@ class Seq2Seq(keras.Model):
 
     # ------------------------------------------------------------------ decoder
 
-    def _attend(self, scores, memory, mask):
-        """Masked softmax over source positions, then the weighted sum of the memory."""
+    @staticmethod
+    def _attention_weights(scores, mask, dtype):
+        """Masked softmax over the last axis (source positions); `mask` broadcasts to `scores`."""
         scores = ops.cast(scores, "float32")
         scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
-        weights = ops.cast(ops.softmax(scores, axis=-1), memory.dtype)
-        weights = weights * ops.cast(mask, memory.dtype)  # exact zeros on padding
+        weights = ops.cast(ops.softmax(scores, axis=-1), dtype)
+        return weights * ops.cast(mask, dtype)  # exact zeros on padding
+
+    def _attend(self, scores, memory, mask):
+        """One step: scores float[b, Tx] -> (context float[b, 2e], weights float[b, Tx])."""
+        weights = self._attention_weights(scores, mask, memory.dtype)
         context = ops.sum(weights[:, :, None] * memory, axis=1)
         return context, weights
 
@@ -200,17 +201,16 @@ class Seq2Seq(keras.Model):
             context, weights = self._attend(scores, memory, mask)
             output, states = self.decoder_cell(ops.concatenate([y, context], axis=-1), states)
             features = ops.concatenate([output, context, y], axis=-1)
-        elif self.attention == "luong-parallel":
-            x, new_states = y, []
-            for i, rnn in enumerate(self.decoder_rnns):
-                x, layer_states = rnn.cell(x, self._layer(states, i))
-                new_states.extend(self._as_list(layer_states))
-            states = new_states
-            scores = ops.sum(keys * x[:, None, :], axis=-1)
-            context, weights = self._attend(scores, memory, mask)
-            features = self.attentional(ops.concatenate([context, x], axis=-1))
-        elif self.attention == "luong":
-            output, states = self.decoder_cell(ops.concatenate([y, previous_features], -1), states)
+        elif self.attention in ("luong", "luong-parallel"):
+            if self.attention == "luong":  # input feeding: h~_{t-1} goes in with y_{t-1}
+                inputs = ops.concatenate([y, previous_features], -1)
+                output, states = self.decoder_cell(inputs, states)
+            else:  # the stacked decoder layers' cells, one step each
+                output, new_states = y, []
+                for i, rnn in enumerate(self.decoder_rnns):
+                    output, layer_states = rnn.cell(output, self._layer(states, i))
+                    new_states.extend(self._as_list(layer_states))
+                states = new_states
             scores = ops.sum(keys * output[:, None, :], axis=-1)
             context, weights = self._attend(scores, memory, mask)
             features = self.attentional(ops.concatenate([context, output], axis=-1))
@@ -235,12 +235,10 @@ class Seq2Seq(keras.Model):
             x = rnn(x, initial_state=self._layer(encoded["carry"], i), training=training)[0]
             if i < len(self.decoder_rnns) - 1:
                 x = self.dropout(x, training=training)
-        scores = ops.cast(ops.einsum("btd,bsd->bts", x, encoded["keys"]), "float32")
-        mask = encoded["mask"][:, None, :]
-        scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
-        weights = ops.softmax(scores, axis=-1) * ops.cast(mask, "float32")
         memory = encoded["memory"]
-        context = ops.einsum("bts,bsd->btd", ops.cast(weights, memory.dtype), memory)
+        scores = ops.einsum("btd,bsd->bts", x, encoded["keys"])
+        weights = self._attention_weights(scores, encoded["mask"][:, None, :], memory.dtype)
+        context = ops.einsum("bts,bsd->btd", weights, memory)
         return self.attentional(ops.concatenate([context, x], axis=-1))
 
     def call(self, inputs, training=False):
