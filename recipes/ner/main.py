@@ -39,6 +39,14 @@ def cli():
     "max-pooled; Ma & Hovy 2016) or lstm (a bidirectional LSTM over them, its last states; "
     "Lample et al. 2016) [default: the preset's].",
 )
+@common_cli.dropout_option
+@click.option(
+    "--word-dropout",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Training only: the share of words replaced by <unk>, so the tagger learns to "
+    "rely on spelling and context for words it has not seen [default: the preset's].",
+)
 @click.option(
     "--embeddings",
     "embeddings_file",
@@ -49,7 +57,7 @@ def cli():
     "to initialise the word embedding; its dimension replaces the preset's. The run "
     "directory records the file's name and checksum (embeddings.json), not the vectors.",
 )
-def train(run: common_cli.TrainArgs, decoder, char_encoder, embeddings_file):
+def train(run: common_cli.TrainArgs, decoder, char_encoder, dropout, word_dropout, embeddings_file):
     """Train a tagger, evaluate it on held-out sentences and tag a demo sentence.
 
     --data takes a CoNLL file (token first column, tag last; IOB1 or IOB2),
@@ -58,7 +66,12 @@ def train(run: common_cli.TrainArgs, decoder, char_encoder, embeddings_file):
     from recipes.ner import train as train_lib
 
     cfg = common_cli.apply_overrides(
-        config.PRESETS[run.preset], run, decoder=decoder, char_encoder=char_encoder
+        config.PRESETS[run.preset],
+        run,
+        decoder=decoder,
+        char_encoder=char_encoder,
+        dropout=dropout,
+        word_dropout=word_dropout,
     )
     train_lib.train(cfg, run, embeddings_file=embeddings_file)
 

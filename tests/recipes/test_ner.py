@@ -260,6 +260,30 @@ def test_padding_counts_in_neither_loss_nor_metrics_nor_predictions():
         np.testing.assert_allclose(probs[i, : len(s)], probs_long[i, : len(s)], atol=1e-5)
 
 
+def test_word_dropout_replaces_only_real_words_and_only_at_the_given_rate():
+    rng = np.random.default_rng(0)
+    words = [list(rng.integers(1, 50, size=n)) for n in rng.integers(3, 30, size=400)]
+    chars = [[[2, 3]] * len(s) for s in words]
+    tags = [[0] * len(s) for s in words]
+
+    def batches(rate):
+        ds = data.make_dataset(
+            words, chars, tags, batch_size=16, chars_per_word=4, length_multiple=8,
+            shuffle=True, seed=1, word_dropout=rate,
+        )  # fmt: skip
+        return [(x["words"].numpy(), weights) for x, _, weights in ds]
+
+    kept, dropped = batches(0.0), batches(0.3)
+    for (before, weights), (after, _) in zip(kept, dropped, strict=True):
+        assert np.array_equal(after == 0, before == 0)  # padding stays padding
+        assert np.all((after == before) | (after == 1))  # a word is kept or becomes <unk>
+        assert np.array_equal(weights.numpy() > 0, before > 0)  # and still counts
+    before = np.concatenate([b.ravel() for b, _ in kept])
+    after = np.concatenate([a.ravel() for a, _ in dropped])
+    share = np.mean(after[before > 1] == 1)
+    assert 0.27 < share < 0.33, share
+
+
 def test_crf_decoder_loss_is_the_sentence_likelihood_whatever_the_padding():
     from recipes.ner.model import crf_layer
 
@@ -353,7 +377,11 @@ def test_tfds_conll2003_is_read_and_converted(monkeypatch, tmp_path):
 def test_tiny_preset_end_to_end(tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    result = runner.invoke(cli, ["train", "--preset", "tiny", "--output-dir", str(out)])
+    result = runner.invoke(
+        cli,
+        ["train", "--preset", "tiny", "--output-dir", str(out)]
+        + ["--dropout", "0.2", "--word-dropout", "0.25"],
+    )
     assert result.exit_code == 0, result.output
     for name in (
         "config.json",
@@ -374,7 +402,9 @@ def test_tiny_preset_end_to_end(tmp_path):
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"precision", "recall", "f1", "per_type", "token_accuracy"} <= metrics.keys()
-    assert json.loads((out / "config.json").read_text())["decoder"] == "crf"  # the default
+    config = json.loads((out / "config.json").read_text())
+    assert config["decoder"] == "crf"  # the default
+    assert (config["dropout"], config["word_dropout"]) == (0.2, 0.25)
 
     # Loose quality bound: better than a uniform guess over the tags after two epochs. The
     # CRF's loss is per sentence: a uniform guess costs log(tags) for each of its tokens.
