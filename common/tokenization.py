@@ -435,27 +435,10 @@ class Tokenizer:
     def load(cls, path: str | os.PathLike) -> Tokenizer:
         """Read a file written by `save`; anything else raises UserError naming the file."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UserError(f"{path}: tokenizer file not found") from None
-        except UnicodeDecodeError as e:
-            raise UserError(f"{path}: not a tokenizer file (not UTF-8: {e.reason})") from None
-        except OSError as e:
-            raise UserError(f"{path}: cannot read tokenizer file ({e.strerror})") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(
-                f"{path}:{e.lineno}: not a tokenizer file (invalid JSON: {e.msg})"
-            ) from None
-        if not isinstance(obj, dict) or obj.get("format") != FILE_FORMAT:
-            raise UserError(f'{path}: not a tokenizer file (expected "format": "{FILE_FORMAT}")')
-        if obj.get("version") != FILE_VERSION:
-            raise UserError(
-                f"{path}: tokenizer file version {obj.get('version')!r} is not supported "
-                f"(this code reads version {FILE_VERSION})"
-            )
+        return cls._from_file_json(path, _read_tokenizer_file(path, (FILE_FORMAT,)))
+
+    @classmethod
+    def _from_file_json(cls, path: Path, obj: dict) -> Tokenizer:
         vocab, lowercase = obj.get("vocab"), obj.get("lowercase")
         if not isinstance(vocab, list) or not isinstance(lowercase, bool):
             raise UserError(
@@ -709,8 +692,8 @@ class SubwordTokenizer:
         return self._sp.encode(self._prepare(text), add_bos=add_bos, add_eos=add_eos)
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
-        """ids -> text; <pad>, <bos> and <eos> are dropped (also with skip_special=False,
-        where they are written out: `decode([2, 7], False)` == "<bos>..."), <unk> is " ⁇ "."""
+        """ids -> text. `skip_special` drops <pad>, <bos> and <eos> (<unk> reads " ⁇ ");
+        without it every piece is written out: `decode([2, 7], False)` == "<bos>..."."""
         ids = [int(i) for i in np.asarray(ids).reshape(-1)]
         if skip_special:
             return self._sp.decode([i for i in ids if i not in (PAD_ID, BOS_ID, EOS_ID)])
@@ -802,23 +785,42 @@ class SubwordLayer(keras.layers.Layer):
         }
 
 
+def _read_tokenizer_file(path: Path, formats: tuple[str, ...]) -> dict:
+    """The JSON object of a tokenizer file whose "format" is one of `formats` (the first
+    named in the error) and whose version this code reads; else UserError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: tokenizer file not found") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not a tokenizer file (not UTF-8: {e.reason})") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read tokenizer file ({e.strerror})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path}:{e.lineno}: not a tokenizer file (invalid JSON: {e.msg})"
+        ) from None
+    if not isinstance(obj, dict) or obj.get("format") not in formats:
+        raise UserError(f'{path}: not a tokenizer file (expected "format": "{formats[0]}")')
+    if obj.get("version") != FILE_VERSION:
+        raise UserError(
+            f"{path}: tokenizer file version {obj.get('version')!r} is not supported "
+            f"(this code reads version {FILE_VERSION})"
+        )
+    return obj
+
+
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer | SubwordTokenizer:
     """Read a tokenizer file written by `Tokenizer.save` or `SubwordTokenizer.save`."""
     import base64
     import binascii
 
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        obj = None  # Tokenizer.load names the problem
-    if not isinstance(obj, dict) or obj.get("format") != SUBWORD_FORMAT:
-        return Tokenizer.load(path)
-    if obj.get("version") != FILE_VERSION:
-        raise UserError(
-            f"{path}: tokenizer file version {obj.get('version')!r} is not supported "
-            f"(this code reads version {FILE_VERSION})"
-        )
+    obj = _read_tokenizer_file(path, (FILE_FORMAT, SUBWORD_FORMAT))
+    if obj["format"] == FILE_FORMAT:
+        return Tokenizer._from_file_json(path, obj)
     try:
         proto = base64.b64decode(obj["sentencepiece_model"], validate=True)
         return SubwordTokenizer(proto, lowercase=bool(obj.get("lowercase")))

@@ -339,9 +339,10 @@ def make_dataset(
     """Batches `((source, target_in), target_out)`, right-padded with 0.
 
     Both sides are padded to a multiple of `source_bucket` (the target side at most to its
-    longest row in the data), so the recurrent layers see a few shapes only (the fast LSTM/GRU path compiles once per shape). Training batches
-    are shuffled each epoch and all full (the remainder is dropped, a different subset
-    each epoch), and each is drawn from pairs of similar target length
+    longest row in the data), so the recurrent layers see a few shapes only (the fast
+    LSTM/GRU path compiles once per shape). Training batches are shuffled each epoch and
+    all full (the remainder is dropped, a different subset each epoch), and each is drawn
+    from pairs of similar target length
     (`bucket_by_sequence_length` with boundaries every `source_bucket` tokens), so little
     of a step is spent on padding; validation batches keep every pair, in order, and are
     filled up to `batch_size` with empty rows, which the masked loss and accuracy ignore.
