@@ -90,8 +90,9 @@ class Tagger:
         return result
 
     def evaluate(self, corpus: Corpus) -> dict:
-        """Entity-level metrics (`bio.entity_metrics`) of the repaired decoding on `corpus`,
-        plus `f1_argmax`: the F1 the same model gets without the repair."""
+        """Entity-level metrics (`bio.entity_metrics`) of the decoded tags on `corpus`, plus
+        `f1_argmax`: the F1 of each token's most likely tag, undecoded (softmax: without the
+        IOB2 repair; CRF: the emission scores without the transitions)."""
         self.vocab.encode_tags(corpus)  # unknown tags -> UserError before predicting
         probs = self.probabilities(corpus.tokens)
         repaired = [[self.vocab.tags[i] for i in self.best_path(p)] for p in probs]

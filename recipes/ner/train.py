@@ -128,7 +128,7 @@ def print_report(metrics: dict) -> None:
     )
     print_table(rows)
     click.echo(
-        f"token accuracy {metrics['token_accuracy']:.4f} | F1 without the transition repair "
+        f"token accuracy {metrics['token_accuracy']:.4f} | F1 of the per-token argmax, undecoded "
         f"{metrics['f1_argmax']:.4f} | {metrics['sentences']} sentences, {metrics['tokens']} tokens"
     )
 
