@@ -12,6 +12,7 @@ Files per tune, in the output directory: `tune_001.abc` (the ABC text), `tune_00
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,16 @@ def compose(
 
 
 def write(tunes: list[tuple[list[str], bool]], output_dir: Path) -> list[Path]:
-    """Write each tune as .abc, .mid and .png into `output_dir`; return the .abc paths."""
+    """Write each tune as .abc, .mid and .png into `output_dir`; return the .abc paths.
+
+    The tune files of an earlier compose into the same directory (`tune_NNN.abc/.mid/.png`)
+    are removed first, so every file there belongs to this set of tunes (a tune with no
+    notes has no .mid and .png). Other files are left alone.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in output_dir.glob("tune_[0-9][0-9][0-9]*"):
+        if re.fullmatch(r"tune_\d{3,}\.(abc|mid|png)", stale.name) and stale.is_file():
+            stale.unlink()
     paths = []
     for i, (tokens, finished) in enumerate(tunes, start=1):
         stem = output_dir / f"tune_{i:03d}"

@@ -91,7 +91,8 @@ _temperature = click.option(
     "--output-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where to write the tunes [default: MODEL_DIR/tunes].",
+    help="Where to write the tunes; the tune_NNN files of an earlier compose there are "
+    "removed first [default: MODEL_DIR/tunes].",
 )
 def compose(model_dir, meter, key, prime, num_tunes, temperature, seed, output_dir):
     """Compose whole tunes: ABC text (printed and written), MIDI and a piano-roll PNG each."""

@@ -149,6 +149,13 @@ def test_compose_writes_abc_midi_and_png_and_is_seeded(music_run, tmp_path):
     for suffix in (".abc", ".mid", ".png"):
         assert (tmp_path / "a" / f"tune_002{suffix}").stat().st_size > 0
     assert checks.music21_parses(texts[0])
+    # Composing again into "a" with fewer tunes leaves no file of the earlier set behind.
+    (tmp_path / "a" / "notes.txt").write_text("mine")
+    again = invoke(*args, "--seed", 7, "--output-dir", tmp_path / "a")
+    assert again.exit_code == 0, again.output
+    kept = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert kept == sorted(["notes.txt", *(p.name for p in (tmp_path / "c").iterdir())])
+    assert (tmp_path / "a" / "tune_001.abc").read_text() == texts[2]
 
 
 def test_evaluate_reports_loss_and_musical_checks(music_run):
