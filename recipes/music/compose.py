@@ -106,7 +106,7 @@ def write(tunes: list[tuple[list[str], bool]], output_dir: Path) -> list[Path]:
     notes has no .mid and .png). Other files are left alone.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in output_dir.glob("tune_[0-9][0-9][0-9]*"):
+    for stale in output_dir.iterdir():
         if re.fullmatch(r"tune_\d{3,}\.(abc|mid|png)", stale.name) and stale.is_file():
             stale.unlink()
     paths = []
