@@ -143,19 +143,33 @@ def setup(run) -> tf.distribute.Strategy:
 
 
 def optimizer(
-    learning_rate: float, clipnorm: float | None = None, decay_steps: int | None = None
+    learning_rate: float,
+    clipnorm: float | None = None,
+    decay_steps: int | None = None,
+    ema: float | None = None,
 ) -> keras.optimizers.Optimizer:
     """Adam with optional gradient clipping by norm (for backpropagation through time).
 
     With `decay_steps` (the planned training steps), the learning rate follows a cosine
     decay down to 5% of `learning_rate`: late epochs take small steps, so the validation
     metric settles instead of jumping between epochs.
+
+    With `ema` (a momentum such as 0.999: an average over the last ~1/(1 - ema) steps),
+    the optimizer also keeps an exponential moving average of the weights (Keras's
+    `use_ema`); `fit` then validates, checkpoints and returns the averaged weights, while
+    training itself goes on from the raw ones.
     """
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=0.05
         )
-    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
+    if ema is None:
+        return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
+    if not 0.0 < ema < 1.0:
+        raise ValueError(f"ema must be a momentum in (0, 1), got {ema}")
+    return keras.optimizers.Adam(
+        learning_rate=learning_rate, clipnorm=clipnorm, use_ema=True, ema_momentum=ema
+    )
 
 
 # ----------------------------------------------------------------------------- run directory
@@ -506,6 +520,10 @@ class Backup(keras.callbacks.Callback):
         try:
             self.model.save_weights(str(staging / "state.weights.h5"))
             state = {"epoch": epoch, "monitor": self.checkpoint.monitor}
+            # With a weight average, `SwapEMAWeights` has swapped it into the model for the
+            # epoch's end: the file holds the average as the weights and the raw weights
+            # as the optimizer's "average" (`_restore` swaps them back).
+            state["averaged_weights_in_model"] = _uses_ema(self.model)
             state["best"] = self.checkpoint.best
             (staging / "state.json").write_text(json.dumps(state) + "\n")
             for file in staging.iterdir():
@@ -576,6 +594,8 @@ def _restore(model: keras.Model, directory: Path) -> dict | None:
             except Exception as err:  # h5py: OSError for a truncated or damaged file
                 reason = f"{weights.name}: {_first_line(err)}"
             else:
+                if state.get("averaged_weights_in_model"):
+                    _swap_ema(model)
                 return {"epoch": epoch, "best": best, "backup": backup}
         reset()
         what_next = (
@@ -585,6 +605,18 @@ def _restore(model: keras.Model, directory: Path) -> dict | None:
         )
         print(f"{backup} cannot be loaded ({reason}); {what_next}.", file=sys.stderr, flush=True)
     return None
+
+
+def _uses_ema(model: keras.Model) -> bool:
+    """Whether the model's optimizer keeps a moving average of the weights (`optimizer`)."""
+    return bool(getattr(model.optimizer, "use_ema", False))
+
+
+def _swap_ema(model: keras.Model) -> None:
+    """Exchange the model's weights with its optimizer's moving averages of them."""
+    swap = keras.callbacks.SwapEMAWeights()  # its public hooks do the exchange
+    swap.set_model(model)
+    swap.on_test_begin()  # a fresh instance believes the raw weights are in: it swaps
 
 
 def _first_line(err: BaseException) -> str:
@@ -649,9 +681,10 @@ def fit(
     Callbacks added: best-model checkpoint (`model.keras`), a crash-safe `Backup` after
     every epoch (`backup/`; re-running the same command resumes from the newest one that
     loads), optional `EarlyStopping(patience)`, `CSVLogger` (`history.csv`), `TensorBoard`
-    (`logs/`), `TerminateOnNaN` and the wall-clock `time_budget` in minutes. Afterwards
-    `training.png` is drawn from the whole history (resumed runs included) and the best
-    model is reloaded.
+    (`logs/`), `TerminateOnNaN`, the wall-clock `time_budget` in minutes and, when the
+    optimizer averages the weights (`optimizer(ema=...)`), `SwapEMAWeights`: validation,
+    the checkpoint and the returned model then use the average. Afterwards `training.png`
+    is drawn from the whole history (resumed runs included) and the best model is reloaded.
 
     Ctrl-C (KeyboardInterrupt) prints one line saying what was kept and how to resume,
     then exits with status 130 (`SystemExit`).
@@ -679,8 +712,13 @@ def fit(
     counter = _EpochCounter()
     # The caller's callbacks run first, so metrics they add to the logs can be monitored;
     # the backup runs last, so an epoch counts as done only once its model and logs are written.
+    # With a weight average (`optimizer(ema=...)`), it is in the model from the end of each
+    # epoch (validation included) to the start of the next: the caller's callbacks, the
+    # checkpoint and the backup all see it, and training steps see the raw weights.
+    averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if _uses_ema(model) else []
     all_callbacks = [
         counter,
+        *averaging,
         *callbacks,
         checkpoint,
         keras.callbacks.CSVLogger(str(history_csv), append=bool(restored)),

@@ -27,7 +27,7 @@ def _data(n=128, seed=0):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
 
 
-def _model(seed=0):
+def _model(seed=0, ema=None):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -37,7 +37,7 @@ def _model(seed=0):
         ]
     )
     model.compile(
-        optimizer=runtime.optimizer(0.05, clipnorm=1.0),
+        optimizer=runtime.optimizer(0.05, clipnorm=1.0, ema=ema),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -116,21 +116,63 @@ def test_fit_resumes_after_an_interruption(tmp_path, capsys):
     assert not (tmp_path / "backup").exists()
 
 
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    """The backup holds the weights and the optimizer state: resuming changes nothing."""
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, ema):
+    """The backup holds the weights and the optimizer state (with `ema`, the weight average
+    too, stored swapped): resuming changes nothing."""
     ds = _data()
     whole = runtime.fit(
-        _model(), ds, ds, run_dir=runtime.RunDir(tmp_path / "a"), epochs=4, verbose=0
+        _model(ema=ema), ds, ds, run_dir=runtime.RunDir(tmp_path / "a"), epochs=4, verbose=0
     )
     run_dir = runtime.RunDir(tmp_path / "b")
     with pytest.raises(SystemExit):
-        runtime.fit(_model(), ds, ds, run_dir=run_dir, epochs=4, verbose=0, callbacks=[_StopAt(2)])
-    resumed = runtime.fit(_model(seed=5), ds, ds, run_dir=run_dir, epochs=4, verbose=0)
+        runtime.fit(
+            _model(ema=ema), ds, ds, run_dir=run_dir, epochs=4, verbose=0, callbacks=[_StopAt(2)]
+        )
+    resumed = runtime.fit(_model(seed=5, ema=ema), ds, ds, run_dir=run_dir, epochs=4, verbose=0)
     for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert (tmp_path / "a" / "history.csv").read_text() == (
         tmp_path / "b" / "history.csv"
     ).read_text()
+
+
+class _WeightAverage(keras.callbacks.Callback):
+    """The exponential moving average of the trainable weights after every step, computed
+    here in float64 as Keras defines it (the first step's weights, then `m * avg + (1 - m)
+    * w`); at every epoch's end, checks that the model holds it and keeps a copy."""
+
+    def __init__(self, momentum):
+        super().__init__()
+        self.momentum, self.average, self.per_epoch = momentum, None, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        w = [np.asarray(v, np.float64) for v in self.model.get_weights()]
+        if self.average is None:
+            self.average = w
+        else:
+            m = self.momentum
+            self.average = [m * a + (1 - m) * x for a, x in zip(self.average, w, strict=True)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        for held, expected in zip(self.model.get_weights(), self.average, strict=True):
+            np.testing.assert_allclose(held, expected, rtol=1e-5, atol=1e-6)
+        self.per_epoch.append(self.average)
+
+
+def test_a_weight_average_is_validated_checkpointed_and_returned(tmp_path):
+    ds, average = _data(), _WeightAverage(0.9)
+    best = runtime.fit(
+        _model(ema=0.9), ds, ds, run_dir=runtime.RunDir(tmp_path), epochs=3, callbacks=[average]
+    )
+    history = runtime.read_history(tmp_path / "history.csv")
+    best_epoch = int(np.argmin(history["val_loss"]))
+    for held, expected in zip(best.get_weights(), average.per_epoch[best_epoch], strict=True):
+        np.testing.assert_allclose(held, expected, rtol=1e-5, atol=1e-6)
+    # The validation loss of each epoch was the average's.
+    assert best.evaluate(ds, verbose=0)[0] == pytest.approx(history["val_loss"][best_epoch], 1e-4)
+    with pytest.raises(ValueError, match="momentum"):
+        runtime.optimizer(0.1, ema=1.0)
 
 
 def _interrupted_run(tmp_path, stop_at=3):
