@@ -143,33 +143,19 @@ def setup(run) -> tf.distribute.Strategy:
 
 
 def optimizer(
-    learning_rate: float,
-    clipnorm: float | None = None,
-    decay_steps: int | None = None,
-    ema: float | None = None,
+    learning_rate: float, clipnorm: float | None = None, decay_steps: int | None = None
 ) -> keras.optimizers.Optimizer:
     """Adam with optional gradient clipping by norm (for backpropagation through time).
 
     With `decay_steps` (the planned training steps), the learning rate follows a cosine
     decay down to 5% of `learning_rate`: late epochs take small steps, so the validation
     metric settles instead of jumping between epochs.
-
-    With `ema` (a momentum such as 0.999: an average over the last ~1/(1 - ema) steps),
-    the optimizer also keeps an exponential moving average of the weights (Keras's
-    `use_ema`); `fit` then validates, checkpoints and returns the averaged weights, while
-    training itself goes on from the raw ones.
     """
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=0.05
         )
-    if ema is None:
-        return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
-    if not 0.0 < ema < 1.0:
-        raise ValueError(f"ema must be a momentum in (0, 1), got {ema}")
-    return keras.optimizers.Adam(
-        learning_rate=learning_rate, clipnorm=clipnorm, use_ema=True, ema_momentum=ema
-    )
+    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
 
 
 # ----------------------------------------------------------------------------- run directory
@@ -608,7 +594,8 @@ def _restore(model: keras.Model, directory: Path) -> dict | None:
 
 
 def _uses_ema(model: keras.Model) -> bool:
-    """Whether the model's optimizer keeps a moving average of the weights (`optimizer`)."""
+    """Whether the model's optimizer keeps a moving average of the weights (Keras's
+    `use_ema=True`, e.g. `keras.optimizers.Adam(use_ema=True, ema_momentum=0.999)`)."""
     return bool(getattr(model.optimizer, "use_ema", False))
 
 
@@ -682,7 +669,7 @@ def fit(
     every epoch (`backup/`; re-running the same command resumes from the newest one that
     loads), optional `EarlyStopping(patience)`, `CSVLogger` (`history.csv`), `TensorBoard`
     (`logs/`), `TerminateOnNaN`, the wall-clock `time_budget` in minutes and, when the
-    optimizer averages the weights (`optimizer(ema=...)`), `SwapEMAWeights`: validation,
+    optimizer averages the weights (`use_ema=True`), `SwapEMAWeights`: validation,
     the checkpoint and the returned model then use the average. Afterwards `training.png`
     is drawn from the whole history (resumed runs included) and the best model is reloaded.
 
@@ -712,7 +699,7 @@ def fit(
     counter = _EpochCounter()
     # The caller's callbacks run first, so metrics they add to the logs can be monitored;
     # the backup runs last, so an epoch counts as done only once its model and logs are written.
-    # With a weight average (`optimizer(ema=...)`), it is in the model from the end of each
+    # With a weight average (`use_ema=True`), it is in the model from the end of each
     # epoch (validation included) to the start of the next: the caller's callbacks, the
     # checkpoint and the backup all see it, and training steps see the raw weights.
     averaging = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if _uses_ema(model) else []
