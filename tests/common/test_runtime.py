@@ -165,7 +165,13 @@ class _WeightAverage(keras.callbacks.Callback):
 def test_a_weight_average_is_validated_checkpointed_and_returned(tmp_path):
     ds, average = _data(), _WeightAverage(0.9)
     best = runtime.fit(
-        _model(ema=0.9), ds, ds, run_dir=runtime.RunDir(tmp_path), epochs=3, callbacks=[average]
+        _model(ema=0.9),
+        ds,
+        ds,
+        run_dir=runtime.RunDir(tmp_path),
+        epochs=3,
+        verbose=0,
+        callbacks=[average],
     )
     history = runtime.read_history(tmp_path / "history.csv")
     best_epoch = int(np.argmin(history["val_loss"]))
