@@ -506,10 +506,6 @@ class Backup(keras.callbacks.Callback):
         try:
             self.model.save_weights(str(staging / "state.weights.h5"))
             state = {"epoch": epoch, "monitor": self.checkpoint.monitor}
-            # With a weight average, `SwapEMAWeights` has swapped it into the model for the
-            # epoch's end: the file holds the average as the weights and the raw weights
-            # as the optimizer's "average" (`_restore` swaps them back).
-            state["averaged_weights_in_model"] = _uses_ema(self.model)
             state["best"] = self.checkpoint.best
             (staging / "state.json").write_text(json.dumps(state) + "\n")
             for file in staging.iterdir():
@@ -580,7 +576,10 @@ def _restore(model: keras.Model, directory: Path) -> dict | None:
             except Exception as err:  # h5py: OSError for a truncated or damaged file
                 reason = f"{weights.name}: {_first_line(err)}"
             else:
-                if state.get("averaged_weights_in_model"):
+                # With a weight average, `fit`'s `SwapEMAWeights` had swapped it into the
+                # model at the epoch's end: the backup holds the average as the weights and
+                # the raw weights as the optimizer's "average". Swap them back.
+                if _uses_ema(model):
                     _swap_ema(model)
                 return {"epoch": epoch, "best": best, "backup": backup}
         reset()
