@@ -93,6 +93,9 @@ class Config:
     decoder_units: int = 128
     decoder_layers: int = 1  # stacked decoder RNNs (attention="luong-parallel" only)
     dropout: float = 0.0
+    # Luong scores divided by sqrt(decoder_units), so the softmax does not saturate early
+    # (see model.py); False only reproduces runs made before the option existed.
+    scaled_scores: bool = True
     # Training.
     epochs: int = 5
     batch_size: int = 128

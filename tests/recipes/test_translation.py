@@ -175,6 +175,36 @@ def test_incremental_decoding_equals_the_teacher_forced_pass(attention, cell, de
     np.testing.assert_allclose(np.stack(steps, axis=1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("scaled", [True, False])
+def test_luong_scores_are_divided_by_the_square_root_of_the_decoder_units(scaled):
+    # Unscaled dot products of 512-d vectors saturated the softmax within two epochs on
+    # Multi30k, and the alignment it froze at depended on float rounding (issue 32).
+    m = _model("luong-parallel", scaled_scores=scaled, decoder_units=16)
+    assert m.scaled_scores is scaled
+    encoded = m.encode(SOURCE)
+    _, carry = m.decode_step(
+        TARGET_IN[:, 0], encoded["carry"], encoded["memory"], encoded["keys"], encoded["mask"]
+    )
+    # The decoder RNN's output at step 1, from the same cell the model stepped.
+    y = m.target_embedding(TARGET_IN[:, 0])
+    s, _ = m.decoder_rnns[0].cell(y, list(encoded["carry"][: m.num_states]))
+    keys = np.asarray(encoded["memory"]) @ np.asarray(m.attention_keys.kernel)
+    scores = np.einsum("bd,bsd->bs", np.asarray(s), keys) / (16**0.5 if scaled else 1.0)
+    lengths = (SOURCE != 0).sum(axis=1)
+    for row, n in enumerate(lengths):
+        expected = np.exp(scores[row, :n] - scores[row, :n].max())
+        expected /= expected.sum()
+        np.testing.assert_allclose(np.asarray(carry[-1])[row, :n], expected, atol=1e-6)
+
+
+def test_models_saved_before_scaled_scores_load_unscaled():
+    m = _model("luong-parallel")
+    assert m.scaled_scores and TINY.scaled_scores and config.PRESETS["multi30k"].scaled_scores
+    old = m.get_config()
+    del old["scaled_scores"]  # what a model.keras written before the option holds
+    assert model.Seq2Seq.from_config(old).scaled_scores is False
+
+
 def test_source_padding_does_not_change_the_output():
     m = _model("bahdanau")
     alone = np.asarray(m((SOURCE[1:, :2], TARGET_IN[1:, :2])))
