@@ -672,6 +672,9 @@ def fit(
     the checkpoint and the returned model then use the average. Afterwards `training.png`
     is drawn from the whole history (resumed runs included) and the best model is reloaded.
 
+    `verbose="auto"`: Keras's progress bar when standard output is a terminal, else one
+    line per epoch (`verbose=2`), so a log file, CI or `nohup` gets no redrawn bars.
+
     Ctrl-C (KeyboardInterrupt) prints one line saying what was kept and how to resume,
     then exits with status 130 (`SystemExit`).
     """
@@ -719,6 +722,8 @@ def fit(
         all_callbacks.append(TimeBudget(time_budget))
     all_callbacks.append(Backup(backup, checkpoint))
 
+    if verbose == "auto":
+        verbose = "auto" if sys.stdout.isatty() else 2
     start = time.monotonic()
     try:
         model.fit(

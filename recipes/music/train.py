@@ -11,7 +11,6 @@ demonstration tunes in tunes/.
 from __future__ import annotations
 
 import math
-import sys
 import time
 
 import click
@@ -145,7 +144,6 @@ def train(cfg, run) -> dict:
         epochs=cfg.epochs,
         time_budget=cfg.time_budget,
         patience=cfg.patience,
-        verbose="auto" if sys.stdout.isatty() else 2,  # one line per epoch in logs
     )
     train_seconds = time.monotonic() - start
 

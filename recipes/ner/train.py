@@ -26,7 +26,6 @@ scheme; `evaluate` without `--data` reads it), plus the vocabularies
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import click
 
@@ -211,7 +210,6 @@ def train(cfg, run, embeddings_file=None) -> dict:
         monitor="val_entity_f1",
         mode="max",
         patience=cfg.patience,
-        verbose="auto" if sys.stdout.isatty() else 2,  # one line per epoch in logs
     )
 
     tagger = tag.Tagger(best, vocab, cfg.batch_size, cfg.length_multiple)

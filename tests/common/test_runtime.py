@@ -99,6 +99,16 @@ def test_fit_writes_the_run_directory(tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["output_dir"] == str(tmp_path)
 
 
+def test_training_output_is_one_line_per_epoch_when_not_a_terminal(tmp_path, capfd):
+    # pytest captures standard output (not a terminal): a log file, CI or nohup gets no bars.
+    run_dir = runtime.RunDir.create(tmp_path / "run", TrainArgs(output_dir=tmp_path), argv=["x"])
+    runtime.fit(_model(), _data(), _data(), run_dir=run_dir, epochs=2)
+    out = capfd.readouterr().out
+    assert "\r" not in out and "\u2501" not in out  # no redrawn progress bar
+    assert [line for line in out.splitlines() if "val_loss" in line][0].count("loss") == 2
+    assert len([line for line in out.splitlines() if "val_loss" in line]) == 2
+
+
 def test_fit_resumes_after_an_interruption(tmp_path, capsys):
     run_dir = runtime.RunDir.create(tmp_path, {"a": 1})
     ds = _data()
