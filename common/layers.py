@@ -30,7 +30,6 @@ from __future__ import annotations
 import keras
 
 from common import cells as cells_lib
-from common.cli import CELL_NAMES
 
 __all__ = [
     "LSTM",
@@ -43,6 +42,8 @@ __all__ = [
 ]
 
 IMPLEMENTATIONS = ("auto", "generic", "fast")
+# The `--cell` names, as common.cli.CELL_NAMES (tested equal): this module needs Keras only.
+CELL_NAMES = ("lstm", "gru", "minimal-gru", "simple")
 _FAST_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 

@@ -78,7 +78,14 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+try:
+    import tensorflow as tf
+except ModuleNotFoundError:  # the cells, layers and CRF of `common` do not need it
+    raise ImportError(
+        "common.tokenization needs TensorFlow (pip install tensorflow): its text layers run "
+        "TensorFlow string ops"
+    ) from None
 
 from common.errors import UserError
 

@@ -26,10 +26,28 @@ assert keras.backend.backend() == "jax", keras.backend.backend()
 """
 
 
-def run_on_jax(body: str) -> dict:
+# Makes `import tensorflow` (and click, which a plain Keras program need not have) fail as
+# it does where the package is not installed.
+_WITHOUT_TENSORFLOW = """
+import importlib.abc, sys
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_text", "tf_keras", "click"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+
+def run_on_jax(body: str, *, without_tensorflow: bool = False) -> dict:
     """Run `body` (code that fills a JSON-serialisable dict named `result`) on the JAX
-    backend, on CPU, and return `result`. Skips the test when JAX cannot be imported."""
-    script = _PROLOGUE + textwrap.dedent(body) + '\nprint("RESULT " + json.dumps(result))\n'
+    backend, on CPU, and return `result`. Skips the test when JAX cannot be imported.
+    `without_tensorflow`: TensorFlow (and click) cannot be imported, as in a Keras
+    program on JAX that never installed them."""
+    prologue = (_WITHOUT_TENSORFLOW if without_tensorflow else "") + _PROLOGUE
+    script = prologue + textwrap.dedent(body) + '\nprint("RESULT " + json.dumps(result))\n'
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",
