@@ -10,9 +10,12 @@ loop is chosen on every call (``implementation="auto"``)::
                                              concurrently (masks, go_backwards,
                                              initial/stateful states, peepholes, both GRU
                                              variants, mixed precision)
-    backend TensorFlow, GPU, cuDNN-able   -> Keras's own cuDNN kernel (keras.layers.LSTM/GRU),
-                                             masks must be right-padded there
-    anything else (JAX, PyTorch, unroll)  -> the generic cell loop of keras.layers.RNN
+    any backend, GPU, cuDNN-able          -> keras.layers.LSTM/GRU on this layer's variables:
+                                             Keras's cuDNN kernel where Keras runs one for
+                                             that backend and call (TensorFlow: masks must
+                                             be right-padded; JAX: no mask), else its loop
+    anything else (JAX or PyTorch on CPU,  -> the generic cell loop of keras.layers.RNN
+    unroll, peepholes on a GPU)
 
 ``implementation="generic"`` forces the cell loop, ``implementation="fast"`` forces the TensorFlow
 fast path (a ValueError says why when it cannot run).
@@ -48,12 +51,21 @@ _FAST_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def _gpu_available():
-    """True when TensorFlow sees a GPU (then Keras's cuDNN kernel is preferred)."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
+    """True when the Keras backend computes on a GPU (then Keras's cuDNN kernel is preferred)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    return bool(tf.config.list_logical_devices("GPU"))
+        return bool(tf.config.list_logical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
 
 
 def _check_rate(dropout):
@@ -157,8 +169,8 @@ class _FastRNN(CellRNN):
             problem = self._fast_path_problem()
             if problem:
                 raise ValueError(f"implementation='fast' is not possible: {problem}.")
-        if self._cudnn_wanted():
-            self.supports_jit = False  # cuDNN ops cannot be XLA-compiled (as Keras's layers)
+        if keras.backend.backend() == "tensorflow" and self._cudnn_wanted():
+            self.supports_jit = False  # TF's cuDNN ops cannot be XLA-compiled (as Keras's)
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -224,10 +236,10 @@ class _FastRNN(CellRNN):
             return "generic"
         if self.implementation == "fast":
             return "fast"
-        if self._fast_path_problem():
-            return "generic"
         if _gpu_available():
             return "cudnn" if self._cudnn_wanted() else "generic"
+        if self._fast_path_problem():
+            return "generic"
         return "fast"
 
     def inner_loop(self, sequences, initial_state, mask, training=False):

@@ -110,3 +110,53 @@ result = {{
     np.testing.assert_allclose(_outputs(back), result["other"], atol=1e-5)
     for mine, theirs in zip(back.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_allclose(mine, theirs * 0.5, rtol=1e-6)
+
+
+def test_a_gpu_on_jax_delegates_to_keras_cudnn_layer_on_the_same_variables():
+    # There is no GPU here: the test pretends there is one. Keras's own layer then finds no
+    # cuDNN and runs its loop, so what is tested is the decision and the plumbing (the Keras
+    # layer is called, on this layer's variables, with the generic loop's results).
+    result = run_on_jax(
+        """
+        import numpy as np
+        from common import layers
+
+        layers._gpu_available = lambda: True
+        calls = []
+        for name in ("LSTM", "GRU"):
+            builtin = getattr(keras.layers, name)
+            original = builtin.inner_loop
+
+            def counting(self, *args, _original=original, _name=name, **kwargs):
+                calls.append(_name)
+                return _original(self, *args, **kwargs)
+
+            builtin.inner_loop = counting
+        x = np.random.default_rng(1).normal(size=(3, 6, 4)).astype("float32")
+        result = {"loops": {}, "diffs": {}}
+        cases = {
+            "lstm": (layers.LSTM, {}),
+            "lstm-peephole": (layers.LSTM, {"peephole": True}),
+            "gru": (layers.GRU, {}),
+            "gru-reset-before": (layers.GRU, {"reset_after": False}),
+            "gru-no-bias": (layers.GRU, {"use_bias": False}),
+            "lstm-generic": (layers.LSTM, {"implementation": "generic"}),
+        }
+        for case, (cls, options) in cases.items():
+            keras.utils.set_random_seed(0)
+            layer = cls(5, return_sequences=True, go_backwards=True, **options)
+            generic = cls.from_config({**layer.get_config(), "implementation": "generic"})
+            before = len(calls)
+            out = keras.ops.convert_to_numpy(layer(x))
+            generic.build(x.shape)
+            generic.set_weights(layer.get_weights())
+            reference = keras.ops.convert_to_numpy(generic(x))
+            result["loops"][case] = [layer._select_loop(), len(calls) - before]
+            result["diffs"][case] = float(np.abs(out - reference).max())
+        """
+    )
+    loops = result["loops"]
+    assert loops["lstm"] == ["cudnn", 1] and loops["gru"] == ["cudnn", 1], loops
+    for case in ("lstm-peephole", "gru-reset-before", "gru-no-bias", "lstm-generic"):
+        assert loops[case] == ["generic", 0], (case, loops)
+    assert max(result["diffs"].values()) <= 1e-6, result["diffs"]
