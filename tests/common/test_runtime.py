@@ -191,6 +191,138 @@ def test_a_weight_average_is_validated_checkpointed_and_returned(tmp_path):
     assert best.evaluate(ds, verbose=0)[0] == pytest.approx(history["val_loss"][best_epoch], 1e-4)
 
 
+class _FakeClock(keras.callbacks.Callback):
+    """The runtime's clock, advanced by `seconds` at the end of every epoch (a caller's
+    callback runs before the runtime's own, which then see the epoch's time)."""
+
+    def __init__(self, monkeypatch, seconds):
+        super().__init__()
+        self.now, self.seconds = 0.0, seconds
+        monkeypatch.setattr(runtime, "_clock", lambda: self.now)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.now += self.seconds
+
+
+def _decaying_model(seed=0):
+    model = _model(seed)
+    model.compile(
+        optimizer=runtime.optimizer(0.05, clipnorm=1.0, decay_steps=10 * 8),  # 10 epochs
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def test_planned_cosine_decay_equals_keras_cosine_decay_and_can_be_replanned():
+    ours = runtime.PlannedCosineDecay(0.05, 80, alpha=0.05)
+    keras_decay = keras.optimizers.schedules.CosineDecay(0.05, 80, alpha=0.05)
+    for step in (0, 1, 17, 40, 79, 80, 200):
+        assert float(ours(step)) == pytest.approx(float(keras_decay(step)), rel=1e-6)
+    ours.plan(24)
+    assert ours.get_config()["decay_steps"] == 24
+    assert float(ours(24)) == pytest.approx(0.05 * 0.05, rel=1e-6)
+    assert float(ours(12)) == pytest.approx(
+        float(keras.optimizers.schedules.CosineDecay(0.05, 24, alpha=0.05)(12)), rel=1e-6
+    )
+
+
+def test_time_budget_fits_the_decay_to_the_epochs_the_budget_holds(tmp_path, monkeypatch, capsys):
+    # Epochs of 60 s and a budget of 3.5 minutes: 3 of the 10 epochs fit.
+    run_dir = runtime.RunDir(tmp_path / "run")
+    model = _decaying_model()
+    runtime.fit(
+        model,
+        _data(),
+        _data(),
+        run_dir=run_dir,
+        epochs=10,
+        verbose=0,
+        time_budget=3.5,
+        callbacks=[_FakeClock(monkeypatch, 60.0)],
+    )
+    assert runtime.read_history(run_dir.file("history.csv"))["epoch"] == [0.0, 1.0, 2.0]
+    plan = json.loads(run_dir.file("plan.json").read_text())
+    assert (plan["epochs"], plan["decay_steps"], plan["first_epoch_seconds"]) == (3, 24, 60.0)
+    assert plan["epoch_seconds"] == 60.0
+    # The decay ended with the last epoch: the rate is down to 5 %.
+    assert int(model.optimizer.iterations) == 24
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.05 * 0.05, rel=1e-5)
+    assert "decays over 3 of the 10 epochs" in capsys.readouterr().out
+
+
+class _CompilingClock(_FakeClock):
+    """A first step of 30 s (compilation), then 1 s a step, and 2 s of validation."""
+
+    def __init__(self, monkeypatch):
+        super().__init__(monkeypatch, 0.0)
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.now += 30.0 if self.steps == 0 else 1.0
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.now += 2.0
+
+
+def test_the_plan_leaves_the_first_steps_compilation_out(tmp_path, monkeypatch):
+    # First epoch 30 + 7 + 2 = 39 s; the next ones 8 + 2 = 10 s; 60 s hold 1 + 2 epochs.
+    run_dir = runtime.RunDir(tmp_path / "run")
+    runtime.fit(
+        _decaying_model(),
+        _data(),
+        _data(),
+        run_dir=run_dir,
+        epochs=10,
+        verbose=0,
+        time_budget=1.0,
+        callbacks=[_CompilingClock(monkeypatch)],
+    )
+    plan = json.loads(run_dir.file("plan.json").read_text())
+    assert (plan["first_epoch_seconds"], plan["epoch_seconds"], plan["epochs"]) == (39.0, 10.0, 3)
+    assert plan["decay_steps"] == 3 * 8
+
+
+def test_a_resumed_run_keeps_its_plan(tmp_path, monkeypatch):
+    whole = runtime.fit(
+        _decaying_model(),
+        _data(),
+        _data(),
+        run_dir=runtime.RunDir(tmp_path / "a"),
+        epochs=10,
+        verbose=0,
+        time_budget=3.5,
+        callbacks=[_FakeClock(monkeypatch, 60.0)],
+    )
+    run_dir = runtime.RunDir(tmp_path / "b")
+    with pytest.raises(SystemExit):
+        runtime.fit(
+            _decaying_model(),
+            _data(),
+            _data(),
+            run_dir=run_dir,
+            epochs=10,
+            verbose=0,
+            time_budget=3.5,
+            callbacks=[_FakeClock(monkeypatch, 60.0), _StopAt(2)],
+        )
+    # Slower epochs now (they would plan 1 epoch): the recorded plan is kept.
+    resumed = runtime.fit(
+        _decaying_model(seed=5),
+        _data(),
+        _data(),
+        run_dir=run_dir,
+        epochs=10,
+        verbose=0,
+        time_budget=3.5,
+        callbacks=[_FakeClock(monkeypatch, 100.0)],
+    )
+    assert runtime.read_history(run_dir.file("history.csv"))["epoch"] == [0.0, 1.0, 2.0]
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def _interrupted_run(tmp_path, stop_at=3):
     run_dir = runtime.RunDir(tmp_path)
     with pytest.raises(SystemExit):
