@@ -15,9 +15,12 @@ Every recipe's `__main__.py` is `from recipes.<name>.main import main; main()`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import os
 import sys
+import threading
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -335,13 +338,74 @@ def print_table(rows: Sequence, headers: Sequence[str] | None = None) -> None:
             click.echo("  ".join("-" * w for w in widths))
 
 
+# What TensorFlow's native code prints on every start (before its logging is set up, so
+# TF_CPP_MIN_LOG_LEVEL cannot hide it) and that says nothing is wrong. On a machine without an
+# NVIDIA driver, the failed cuInit is expected too; with a driver it is a real error.
+_STARTUP_NOISE = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "] oneDNN custom operations are on.",
+    "] Could not find cuda drivers on your machine, GPU will not be used.",
+    "] This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions:",
+)
+_NO_DRIVER_NOISE = ("] failed call to cuInit:",)
+
+
+def _startup_noise(line: str) -> bool:
+    if any(pattern in line for pattern in _STARTUP_NOISE):
+        return True
+    no_driver = not Path("/dev/nvidiactl").exists()
+    return no_driver and any(pattern in line for pattern in _NO_DRIVER_NOISE)
+
+
+@contextlib.contextmanager
+def quiet_native_startup():
+    """Drop TensorFlow's start-up notices (`_STARTUP_NOISE`) from standard error; every other
+    line, real warnings and errors included, passes through as it is written.
+
+    The native code writes to file descriptor 2 directly, so the descriptor is pointed at a
+    pipe that a thread copies, line by line, to the real standard error.
+    """
+    try:
+        original = os.dup(2)
+    except OSError:  # no standard error at all
+        yield
+        return
+    read_end, write_end = os.pipe()
+
+    def copy():
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(original), "wb", 0) as out:
+            for line in pipe:
+                if not _startup_noise(line.decode("utf-8", "replace")):
+                    out.write(line)
+
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    thread = threading.Thread(target=copy, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's last write end: the thread sees the end
+        os.close(original)
+        thread.join(timeout=5)
+
+
 def main(group: click.Group, prog_name: str) -> None:
     """Run a recipe's click group as `python -m recipes.<name>`.
 
     As click's own `main`, except that Ctrl-C outside training (which reports for
     itself, see `common.runtime.fit`) says so in one line and exits with status 130,
-    instead of click's bare `Aborted!` and status 1.
+    instead of click's bare `Aborted!` and status 1; and TensorFlow's start-up notices
+    are left out of standard error (see `quiet_native_startup`).
     """
+    with quiet_native_startup():
+        _main(group, prog_name)
+
+
+def _main(group: click.Group, prog_name: str) -> None:
     try:
         code = group.main(prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:

@@ -110,3 +110,42 @@ def test_option_errors_are_reported_without_tensorflow(recipe, args, message):
     assert message in stderr, stderr
     assert f"Usage: python -m recipes.{name}" in stderr
     assert "Traceback" not in stderr
+
+
+# A recipe-like command that starts TensorFlow, then writes a real warning both from native
+# code's point of view (file descriptor 2) and from Python's.
+_NOISY = """
+import os, sys
+import click
+from common import cli
+
+@click.group()
+def group():
+    pass
+
+@group.command()
+def run():
+    import tensorflow as tf
+
+    tf.config.list_logical_devices("GPU")
+    os.write(2, b"W0000 real native warning\\n")
+    print("a Python warning", file=sys.stderr)
+    print("output")
+
+sys.argv = ["noisy", "run"]
+cli.main(group, "noisy")
+"""
+
+
+def test_tensorflow_start_up_notices_are_left_out_and_real_warnings_kept():
+    proc = subprocess.run(
+        [sys.executable, "-c", _NOISY],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "output\n"
+    assert proc.stderr.splitlines() == ["W0000 real native warning", "a Python warning"]
