@@ -19,8 +19,6 @@ The run-directory contract, the same in every recipe:
                      input format; `evaluate` without --data reads this and nothing else
     model.keras      the best model by validation; `load_model(run_dir)` loads it
     history.csv   metrics.json   training.png   logs/ (TensorBoard)
-    plan.json        with a time budget and a decaying learning rate: the decay's plan
-                     (see `SchedulePlan`)
     backup/          the resume state, only while a run is unfinished (see `Backup`)
 
 Every file this module writes (configs, models, JSON, held-out files, plots) is
