@@ -24,15 +24,8 @@ from __future__ import annotations
 
 import importlib
 
-# The modules that register layers (and the learning-rate schedule) under package "common"
-# for `.keras` saving.
-LAYER_MODULES = (
-    "common.cells",
-    "common.layers",
-    "common.crf",
-    "common.schedules",
-    "common.tokenization",
-)
+# The modules that register layers under package "common" for `.keras` saving.
+LAYER_MODULES = ("common.cells", "common.layers", "common.crf", "common.tokenization")
 # Of those, the ones that need TensorFlow (imported on the TensorFlow backend only).
 TENSORFLOW_MODULES = ("common.tokenization",)
 

@@ -44,7 +44,6 @@ import shutil
 import sys
 import tempfile
 import time
-import weakref
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,7 +54,6 @@ import tensorflow as tf
 
 import common
 from common.errors import UserError
-from common.schedules import PlannedCosineDecay
 
 # ----------------------------------------------------------------------------- devices
 
@@ -151,24 +149,13 @@ def optimizer(
 
     With `decay_steps` (the planned training steps), the learning rate follows a cosine
     decay down to 5% of `learning_rate`: late epochs take small steps, so the validation
-    metric settles instead of jumping between epochs. With a time budget, `fit` re-plans
-    the decay after the first epoch to the epochs that fit the budget (see `SchedulePlan`).
+    metric settles instead of jumping between epochs.
     """
-    schedule = PlannedCosineDecay(learning_rate, decay_steps, alpha=0.05) if decay_steps else None
-    adam = keras.optimizers.Adam(learning_rate=schedule or learning_rate, clipnorm=clipnorm)
-    if schedule is not None:
-        _SCHEDULES[adam] = schedule
-    return adam
-
-
-# optimizer -> its PlannedCosineDecay (Keras gives no public handle on an optimizer's schedule).
-_SCHEDULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def planned_schedule(model: keras.Model) -> PlannedCosineDecay | None:
-    """The `PlannedCosineDecay` of the model's optimizer when `optimizer()` made it, or None."""
-    optimizer = getattr(model, "optimizer", None)
-    return _SCHEDULES.get(optimizer) if optimizer is not None else None
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps, alpha=0.05
+        )
+    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
 
 
 # ----------------------------------------------------------------------------- run directory
@@ -441,11 +428,6 @@ def load_model(model_dir: os.PathLike, name: str = "model.keras") -> keras.Model
 # ----------------------------------------------------------------------------- callbacks
 
 
-def _clock() -> float:
-    """Wall-clock seconds for the time budget (a function, so tests can replace it)."""
-    return time.monotonic()
-
-
 class TimeBudget(keras.callbacks.Callback):
     """Stop training cleanly at the end of a batch once `minutes` of wall time have passed."""
 
@@ -456,10 +438,10 @@ class TimeBudget(keras.callbacks.Callback):
         self.stopped = False
 
     def on_train_begin(self, logs=None):
-        self.start = _clock()
+        self.start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
-        if not self.stopped and _clock() - self.start >= self.seconds:
+        if not self.stopped and time.monotonic() - self.start >= self.seconds:
             self.stopped = True
             self.model.stop_training = True
             print(
@@ -467,73 +449,6 @@ class TimeBudget(keras.callbacks.Callback):
                 "batch; the best model so far is kept.",
                 flush=True,
             )
-
-
-PLAN_FILE = "plan.json"
-
-
-class SchedulePlan(keras.callbacks.Callback):
-    """With a time budget, the learning-rate decay ends when the budget does.
-
-    After the first epoch, its measured time gives how many epochs fit `minutes`: the
-    training steps at the rate of the epoch's second half (the first half pays for
-    compilation) plus the epoch's validation and callbacks. The cosine decay is
-    re-planned to end with the last of those epochs (from then on the learning rate is the
-    one `--epochs N` would have given), training stops there, and the plan is written to
-    `plan.json` in the run directory, so a resumed run keeps it. `plan`: the plan read
-    back on resume, or None.
-    """
-
-    def __init__(self, schedule, minutes, epochs, run_dir, plan=None):
-        super().__init__()
-        self.schedule, self.seconds, self.epochs = schedule, minutes * 60.0, epochs
-        self.run_dir, self.plan = run_dir, plan
-        self.start, self.batch_ends = None, []
-
-    def on_train_begin(self, logs=None):
-        self.start = _clock()
-        if self.plan:
-            self.schedule.plan(self.plan["decay_steps"])
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.plan is None:
-            self.batch_ends.append(_clock())
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.plan is None:
-            self.plan = self._make_plan(epoch)
-            self.run_dir.write_json(PLAN_FILE, self.plan)
-            self.schedule.plan(self.plan["decay_steps"])
-            print(
-                f"\nTime budget of {self.seconds / 60:g} min: the first epoch took "
-                f"{self.plan['first_epoch_seconds']:.0f} s and the next ones should take "
-                f"{self.plan['epoch_seconds']:.0f} s, so the learning rate now decays over "
-                f"{self.plan['epochs']} of the {self.epochs} epochs and training stops after "
-                f"epoch {self.plan['epochs']} ({PLAN_FILE}).",
-                flush=True,
-            )
-        if epoch + 1 >= self.plan["epochs"]:
-            self.model.stop_training = True
-
-    def _make_plan(self, epoch) -> dict:
-        now, ends = _clock(), self.batch_ends
-        first = now - self.start
-        steps = self.params.get("steps") or len(ends) or 1
-        if len(ends) >= 4:  # the second half's rate, for every step of an epoch
-            half = len(ends) // 2
-            training = (ends[-1] - ends[half - 1]) / (len(ends) - half) * steps
-        else:
-            training = (ends[-1] if ends else now) - self.start
-        per_epoch = max(training + (now - (ends[-1] if ends else now)), 1e-9)
-        epochs = epoch + 1 + int(max(self.seconds - first, 0.0) // per_epoch)
-        epochs = max(1, min(self.epochs, epochs))
-        return {
-            "budget_minutes": self.seconds / 60.0,
-            "first_epoch_seconds": round(first, 1),
-            "epoch_seconds": round(per_epoch, 1),
-            "epochs": epochs,
-            "decay_steps": epochs * steps,
-        }
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -752,8 +667,7 @@ def fit(
     Callbacks added: best-model checkpoint (`model.keras`), a crash-safe `Backup` after
     every epoch (`backup/`; re-running the same command resumes from the newest one that
     loads), optional `EarlyStopping(patience)`, `CSVLogger` (`history.csv`), `TensorBoard`
-    (`logs/`), `TerminateOnNaN`, the wall-clock `time_budget` in minutes (with a
-    `runtime.optimizer` decay, the decay is fitted to the budget: `SchedulePlan`) and, when the
+    (`logs/`), `TerminateOnNaN`, the wall-clock `time_budget` in minutes and, when the
     optimizer averages the weights (`use_ema=True`), `SwapEMAWeights`: validation,
     the checkpoint and the returned model then use the average. Afterwards `training.png`
     is drawn from the whole history (resumed runs included) and the best model is reloaded.
@@ -780,7 +694,7 @@ def fit(
     else:
         first_epoch = 0
         shutil.rmtree(backup, ignore_errors=True)
-        for stale in (history_csv, run_dir.file("model.keras"), run_dir.file(PLAN_FILE)):
+        for stale in (history_csv, run_dir.file("model.keras")):
             stale.unlink(missing_ok=True)
         shutil.rmtree(run_dir.file("logs"), ignore_errors=True)
     checkpoint = BestModelCheckpoint(run_dir, monitor, mode, restored and restored["best"])
@@ -806,12 +720,6 @@ def fit(
         )
     if time_budget:
         all_callbacks.append(TimeBudget(time_budget))
-        schedule = planned_schedule(model)
-        if schedule is not None:
-            plan = None
-            if restored and run_dir.file(PLAN_FILE).is_file():
-                plan = run_dir.read_json(PLAN_FILE)
-            all_callbacks.append(SchedulePlan(schedule, time_budget, epochs, run_dir, plan))
     all_callbacks.append(Backup(backup, checkpoint))
 
     if verbose == "auto":

@@ -178,8 +178,7 @@ def train(cfg, run, embeddings_file=None) -> dict:
         )
 
     train_ds = dataset(splits.train, training=True)
-    # The cosine decay (lr_decay) ends after `epochs`, or sooner: with a time budget,
-    # runtime.fit re-plans it after the first epoch to the epochs that fit.
+    # The cosine decay (lr_decay) ends after `epochs`: a preset plans them to fit its budget.
     decay_steps = int(train_ds.cardinality()) * cfg.epochs if cfg.lr_decay else None
     with strategy.scope():
         model = build_model(

@@ -128,8 +128,7 @@ def train(cfg: Config, run) -> dict:
     strategy = runtime.setup(run)
     with strategy.scope():
         model = model_lib.build_model(cfg, source_tok.vocab_size, target_tok.vocab_size)
-        # The cosine decay (lr_decay) ends after `epochs`, or sooner: with a time budget,
-        # runtime.fit re-plans it after the first epoch to the epochs that fit.
+        # The cosine decay (lr_decay) ends after `epochs`: a preset plans them to fit its budget.
         steps = len(train_src) // min(cfg.batch_size, len(train_src))
         decay_steps = steps * cfg.epochs if cfg.lr_decay else None
         optimizer = runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=decay_steps)
