@@ -372,9 +372,10 @@ def quiet_native_startup():
         yield
         return
     read_end, write_end = os.pipe()
+    copy_to = os.dup(original)  # the thread's own: `original` is closed when the block ends
 
     def copy():
-        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(original), "wb", 0) as out:
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(copy_to, "wb", 0) as out:
             for line in pipe:
                 if not _startup_noise(line.decode("utf-8", "replace")):
                     out.write(line)
