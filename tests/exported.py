@@ -70,3 +70,41 @@ def xla_functions(path) -> int:
     flagged = [f for f in library.function if f.attr["_XlaMustCompile"].b]
     calls = [n for f in library.function for n in f.node_def if n.attr["_XlaMustCompile"].b]
     return len(flagged) + len(calls)
+
+
+def saved_model_cli_run(path, signature: str, input_exprs: str, tmp_path) -> dict[str, str]:
+    """`saved_model_cli run` (the loader TensorFlow Serving uses) on one signature of the
+    SavedModel at `path`, outside the project; {output key: the printed value}.
+
+    A signature whose outputs are not all dense, named tensors fails here, as it would in
+    TensorFlow Serving."""
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    work = tmp_path / "outside-cli"
+    work.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(cli), "run", "--dir", str(path), "--tag_set", "serve"]
+        + ["--signature_def", signature, "--input_exprs", input_exprs],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs, key = {}, None
+    for line in result.stdout.splitlines():
+        if line.startswith("Result for output key ") and line.endswith(":"):
+            key = line[len("Result for output key ") : -1]
+            outputs[key] = ""
+        elif key is not None:
+            outputs[key] += line + "\n"
+    return outputs
+
+
+def printed_strings(text: str) -> list[str]:
+    """The byte strings of a printed NumPy array (b'...' items), in order."""
+    import ast
+    import re
+
+    return [ast.literal_eval(m).decode() for m in re.findall(r"b'(?:[^'\\]|\\.)*'", text)]

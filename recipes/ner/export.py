@@ -1,7 +1,11 @@
 """`export`: the tagger as a SavedModel, raw text in, tokens and tags out.
 
-    serve(text: string[batch]) -> {tokens: ragged string[batch, (tokens)],
-                                   tags: ragged string[batch, (tokens)]}
+    serve(text: string[batch]) -> {tokens: string[batch, max_tokens],
+                                   tags: string[batch, max_tokens],
+                                   lengths: int32[batch]}
+
+Dense and named, so that `saved_model_cli` and TensorFlow Serving (REST and gRPC) can
+return them: row i holds text i's `lengths[i]` tokens and tags, then "" up to the longest.
 
 The same steps as `tag --text`, in TensorFlow ops: the tokenisation rule of `tag.py`
 (whitespace separates; URLs, @mentions and #hashtags stay whole; the word rule splits the
@@ -131,8 +135,14 @@ def archive(model_dir: Path):
         if crf is None:
             outputs = tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0))
         ids = viterbi(outputs, lengths, *decoding)
-        tags = tf.RaggedTensor.from_tensor(tf.gather(tag_names, ids), lengths=lengths)
-        return {"tokens": tokens, "tags": tags}
+        real = tf.sequence_mask(lengths, tf.shape(ids)[1])
+        tags = tf.where(real, tf.gather(tag_names, ids), "")
+        tokens = tokens.to_tensor(default_value="")  # as wide as the longest text
+        return {
+            "tokens": tokens,
+            "tags": tags[:, : tf.shape(tokens)[1]],
+            "lengths": lengths,
+        }
 
     export = keras.export.ExportArchive()
     export.track(model)

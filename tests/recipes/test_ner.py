@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from common.errors import UserError
 from recipes.ner import bio, data
 from recipes.ner.main import cli
-from tests.exported import run_outside
+from tests.exported import printed_strings, run_outside, saved_model_cli_run
 
 # ----------------------------------------------------------------------------- tag schemes
 
@@ -540,8 +540,14 @@ def check_export(out, tmp_path):
         """
         model = tf.saved_model.load(values["path"])
         out = model.serve(tf.constant(values["texts"]))
-        decode = lambda rows: [[x.decode() for x in row] for row in rows.to_list()]
-        print(json.dumps({"tokens": decode(out["tokens"]), "tags": decode(out["tags"])}))
+        assert all(not isinstance(v, tf.RaggedTensor) for v in out.values())  # servable
+        lengths = out["lengths"].numpy().tolist()
+        def decode(rows):
+            return [[x.decode() for x in row[:n]] for row, n in zip(rows.numpy(), lengths)]
+        padding = [row[n:].tolist() for row, n in zip(out["tags"].numpy(), lengths)]
+        print(json.dumps({"tokens": decode(out["tokens"]), "tags": decode(out["tags"]),
+                          "padding": sorted({x.decode() for row in padding for x in row}),
+                          "width": int(out["tags"].shape[1])}))
         """,
         tmp_path,
         path=str(tmp_path / "tagger"),
@@ -552,6 +558,15 @@ def check_export(out, tmp_path):
     assert exported["tokens"][:-1] == [s["tokens"] for s in tagged]
     assert exported["tags"][:-1] == [s["tags"] for s in tagged]
     assert exported["tokens"][-1] == exported["tags"][-1] == []
+    assert exported["padding"] in ([], [""])
+    assert exported["width"] == max(len(s["tokens"]) for s in tagged)
+    # The loader TensorFlow Serving uses: dense, named outputs, the same tags.
+    served = saved_model_cli_run(tmp_path / "tagger", "serve", f"text={texts[-3:]!r}", tmp_path)
+    assert sorted(served) == ["lengths", "tags", "tokens"]
+    lengths = [int(n) for n in served["lengths"].strip(" []\n").split()]
+    flat, width = printed_strings(served["tags"]), max(lengths)
+    rows = [flat[i * width : i * width + n] for i, n in enumerate(lengths)]
+    assert rows == exported["tags"][-3:]
     assert exported["tokens"][-3] == [
         "@BarackObama",
         "visited",
