@@ -26,17 +26,16 @@ def run_outside(script: str, tmp_path, **values):
     work.mkdir(exist_ok=True)
     (work / "values.json").write_text(json.dumps(values))
     code = PRELUDE + 'values = json.load(open("values.json"))\n' + textwrap.dedent(script)
+    stdout = _outside([sys.executable, "-I", "-c", code], work)
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _outside(command: list[str], work: Path) -> str:
+    """Run `command` in `work` without the project on the path; its standard output."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", code],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout
 
 
 def tflite_outputs(path, inputs):
@@ -81,19 +80,13 @@ def saved_model_cli_run(path, signature: str, input_exprs: str, tmp_path) -> dic
     cli = Path(sys.executable).with_name("saved_model_cli")
     work = tmp_path / "outside-cli"
     work.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
+    stdout = _outside(
         [str(cli), "run", "--dir", str(path), "--tag_set", "serve"]
         + ["--signature_def", signature, "--input_exprs", input_exprs],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        work,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     outputs, key = {}, None
-    for line in result.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("Result for output key ") and line.endswith(":"):
             key = line[len("Result for output key ") : -1]
             outputs[key] = ""
