@@ -14,7 +14,7 @@ from common.data import resolve
 from recipes.sentiment import data
 from recipes.sentiment.main import cli
 from tests.cli_errors import one_line_error
-from tests.exported import run_outside, tflite_outputs
+from tests.exported import printed_strings, run_outside, saved_model_cli_run, tflite_outputs
 
 # ----------------------------------------------------------------------------- data formats
 
@@ -423,6 +423,10 @@ def test_exported_saved_model_runs_without_the_project(trained, tmp_path):
     assert exported["label"] == [p["label"] for p in predicted["predictions"]]
     expected = [[p["probabilities"][n] for n in names] for p in predicted["predictions"]]
     np.testing.assert_allclose(exported["probabilities"], expected, atol=1e-5)
+    # The loader TensorFlow Serving uses: dense, named outputs, the same labels.
+    served = saved_model_cli_run(path, "serve", f"text={texts!r}", tmp_path)
+    assert sorted(served) == ["label", "probabilities"]
+    assert printed_strings(served["label"]) == exported["label"]
 
 
 def test_litert_core_agrees_with_keras_and_bad_use_is_refused(trained, tmp_path):

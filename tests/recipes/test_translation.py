@@ -490,7 +490,7 @@ def test_every_command_has_help_with_defaults():
 
 
 def test_exported_translator_runs_without_the_project(run_dir, tmp_path):
-    from tests.exported import run_outside
+    from tests.exported import printed_strings, run_outside, saved_model_cli_run
 
     path = tmp_path / "translator"
     result = CliRunner().invoke(cli, ["export", "--model-dir", str(run_dir), "--output", str(path)])
@@ -524,6 +524,12 @@ def test_exported_translator_runs_without_the_project(run_dir, tmp_path):
                 assert float(got.split("\t")[1]) == pytest.approx(
                     float(expected.split("\t")[1]), abs=2e-4
                 )
+    # The loader TensorFlow Serving uses: dense, named outputs, the same translations.
+    for name in ("serve", "serve_beam"):
+        served = saved_model_cli_run(path, name, f"text={texts[:3]!r}", tmp_path)
+        assert sorted(served) == ["score", "translation"]
+        translations = [row.split("\t")[0] for row in exported[name][:3]]
+        assert printed_strings(served["translation"]) == translations
 
 
 def test_subword_luong_parallel_run_evaluates_translates_and_exports_the_same(tmp_path):
