@@ -351,10 +351,9 @@ _STARTUP_NOISE = (
 _NO_DRIVER_NOISE = ("] failed call to cuInit:",)
 
 
-def _startup_noise(line: str) -> bool:
+def _startup_noise(line: str, no_driver: bool) -> bool:
     if any(pattern in line for pattern in _STARTUP_NOISE):
         return True
-    no_driver = not Path("/dev/nvidiactl").exists()
     return no_driver and any(pattern in line for pattern in _NO_DRIVER_NOISE)
 
 
@@ -373,11 +372,12 @@ def quiet_native_startup():
         return
     read_end, write_end = os.pipe()
     copy_to = os.dup(original)  # the thread's own: `original` is closed when the block ends
+    no_driver = not Path("/dev/nvidiactl").exists()  # looked up once, not per line
 
     def copy():
         with os.fdopen(read_end, "rb") as pipe, os.fdopen(copy_to, "wb", 0) as out:
             for line in pipe:
-                if not _startup_noise(line.decode("utf-8", "replace")):
+                if not _startup_noise(line.decode("utf-8", "replace"), no_driver):
                     out.write(line)
 
     sys.stderr.flush()

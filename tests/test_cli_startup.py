@@ -121,7 +121,7 @@ from common import cli
 
 @click.group()
 def group():
-    pass
+    'A recipe-like group.'
 
 @group.command()
 def run():

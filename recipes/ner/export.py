@@ -135,12 +135,10 @@ def archive(model_dir: Path):
         if crf is None:
             outputs = tf.math.log(tf.clip_by_value(outputs, 1e-12, 1.0))
         ids = viterbi(outputs, lengths, *decoding)
-        real = tf.sequence_mask(lengths, tf.shape(ids)[1])
-        tags = tf.where(real, tf.gather(tag_names, ids), "")
-        tokens = tokens.to_tensor(default_value="")  # as wide as the longest text
-        return {
-            "tokens": tokens,
-            "tags": tags[:, : tf.shape(tokens)[1]],
+        tags = tf.RaggedTensor.from_tensor(tf.gather(tag_names, ids), lengths=lengths)
+        return {  # dense, as wide as the longest text, "" after each row's tokens
+            "tokens": tokens.to_tensor(default_value=""),
+            "tags": tags.to_tensor(default_value=""),
             "lengths": lengths,
         }
 

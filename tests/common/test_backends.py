@@ -38,12 +38,12 @@ X = np.random.default_rng(0).normal(size=(2, 7, 5)).astype("float32")
 """
 
 
-def _outputs(model):
-    return keras.ops.convert_to_numpy(model(BUILD_NS["X"]))
-
-
 BUILD_NS: dict = {}
 exec(BUILD, BUILD_NS)
+
+
+def _outputs(model):
+    return keras.ops.convert_to_numpy(model(BUILD_NS["X"]))
 
 
 def test_public_names_import_and_register_without_tensorflow():
