@@ -32,6 +32,7 @@ line and the one before it is used.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import importlib
@@ -41,8 +42,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -635,12 +638,45 @@ def _keep_history_through(path: Path, last_epoch: int) -> None:
 
 
 class _EpochCounter(keras.callbacks.Callback):
+    """The current epoch, and a Ctrl-C that cannot get lost on its way to `fit`.
+
+    While training, SIGINT is recorded before the usual KeyboardInterrupt is raised. Code
+    between the signal and `fit` (a C extension's callback or destructor, a handler that
+    catches BaseException) can swallow that exception, and the run would then go on as if
+    no key had been pressed; a recorded interrupt is raised again at the next batch end.
+    """
+
     def __init__(self):
         super().__init__()
         self.epoch = None
+        self.interrupted = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self._raise_if_interrupted()
+
+    def _raise_if_interrupted(self, *args, **kwargs):
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _raise_if_interrupted
+
+    @contextlib.contextmanager
+    def catching_sigint(self):
+        main = threading.current_thread() is threading.main_thread()
+        if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield  # not ours to change: another thread, or an ignored or custom SIGINT
+            return
+
+        def record(signum, frame):
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, record)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -726,17 +762,18 @@ def fit(
         verbose = "auto" if sys.stdout.isatty() else 2
     start = time.monotonic()
     try:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=epochs,
-            initial_epoch=first_epoch,
-            callbacks=all_callbacks,
-            class_weight=class_weight,
-            verbose=verbose,
-            steps_per_epoch=steps_per_epoch,
-            shuffle=False,  # tf.data pipelines shuffle themselves
-        )
+        with counter.catching_sigint():
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=epochs,
+                initial_epoch=first_epoch,
+                callbacks=all_callbacks,
+                class_weight=class_weight,
+                verbose=verbose,
+                steps_per_epoch=steps_per_epoch,
+                shuffle=False,  # tf.data pipelines shuffle themselves
+            )
     except KeyboardInterrupt:
         done = _backups(backup)
         kept = (

@@ -2,10 +2,13 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import keras
@@ -126,6 +129,37 @@ def test_fit_resumes_after_an_interruption(tmp_path, capsys):
     assert "Resuming the unfinished run in" in capsys.readouterr().out
     assert runtime.read_history(tmp_path / "history.csv")["epoch"] == [0.0, 1.0, 2.0, 3.0]
     assert not (tmp_path / "backup").exists()
+
+
+class _SwallowsCtrlC(keras.callbacks.Callback):
+    """Library code that catches the KeyboardInterrupt of a real SIGINT and goes on."""
+
+    def __init__(self):
+        super().__init__()
+        self.swallowed = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.swallowed == 0 and batch == 3:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the handler runs at the next bytecode
+            except KeyboardInterrupt:
+                self.swallowed += 1
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals need the main thread"
+)
+def test_a_ctrl_c_swallowed_on_its_way_still_stops_training(tmp_path, capsys):
+    run_dir = runtime.RunDir.create(tmp_path, {"a": 1})
+    swallower = _SwallowsCtrlC()
+    with pytest.raises(SystemExit) as exit_info:
+        runtime.fit(
+            _model(), _data(), _data(), run_dir=run_dir, epochs=50, verbose=0, callbacks=[swallower]
+        )
+    assert exit_info.value.code == 130 and swallower.swallowed == 1
+    assert capsys.readouterr().err.strip().startswith("Interrupted during epoch 1 of 50;")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.parametrize("ema", [None, 0.9])
