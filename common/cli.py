@@ -347,6 +347,8 @@ _STARTUP_NOISE = (
     "] Could not find cuda drivers on your machine, GPU will not be used.",
     "] This TensorFlow binary is optimized to use available CPU instructions",
     "To enable the following instructions:",
+    # Not at start-up but just as empty: a boolean op runs on Eigen instead of oneDNN.
+    "] oneDNN supports DT_BOOL only on platforms with AVX-512.",
 )
 _NO_DRIVER_NOISE = ("] failed call to cuInit:",)
 
