@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-RECIPES := char-lm sentiment ner translation activity video music
+RECIPES := char-lm sentiment ner translation activity video music speech
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
 .PHONY: help venv test recipes bench bench-rnn bench-inference bench-translation lint $(RECIPE_TARGETS)
@@ -30,8 +30,13 @@ test: $(STAMP) ## Run the test suite (CPU, no network; one worker per core)
 	$(PY) -m pytest -q -n auto tests
 
 # A static pattern rule: GNU Make ignores plain pattern rules named in .PHONY.
-$(RECIPE_TARGETS): recipe-%: $(STAMP)
+$(filter-out recipe-speech,$(RECIPE_TARGETS)): recipe-%: $(STAMP)
 	$(PY) -m recipes.$(subst -,_,$*) train $(ARGS)
+
+# Speech: install the default recordings (Debian packages) when they are missing, then train.
+recipe-speech: $(STAMP)
+	$(PY) -m recipes.speech install-data
+	$(PY) -m recipes.speech train $(ARGS)
 
 recipes: $(RECIPE_TARGETS) ## Run every recipe on its default preset
 

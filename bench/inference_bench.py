@@ -14,6 +14,9 @@ Cases (random weights: the speed of a step does not depend on what the weights l
   preset's model (vocabularies of 6,000, 30-token limits), the compiled loops of
   ``recipes/translation/search.py`` against the step-by-step Python loops they replaced
   (``bench/translation_baseline.py``).
+- speech ``transcribe``: the default preset's acoustic model on a 10-second recording at
+  batch 1 (features, network, then greedy or beam-16 decoding, as `transcribe` runs them),
+  as a multiple of real time (audio seconds per wall-clock second).
 - ``python -m recipes.<name> --help`` wall time, median of 5 runs, in fresh processes.
 
 Each pair is timed in alternating rounds after a warm-up call (which compiles; its time is
@@ -48,8 +51,8 @@ import tensorflow as tf  # noqa: E402
 from bench.rnn_bench import RESULTS_DIR, machine_info  # noqa: E402
 from common.runtime import atomic_write  # noqa: E402
 
-CASES = ("sample", "anchor", "translation", "help")
-RECIPES = ("char_lm", "sentiment", "ner", "translation", "activity", "video")
+CASES = ("sample", "anchor", "translation", "speech", "help")
+RECIPES = ("char_lm", "sentiment", "ner", "translation", "activity", "video", "music", "speech")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -275,6 +278,40 @@ def bench_translation(rounds, log, sentences=1000):
 # ----------------------------------------------------------------------------- CLI
 
 
+def bench_speech(rounds, log, seconds=10.0):
+    from recipes.speech import config
+    from recipes.speech import decode as decode_lib
+    from recipes.speech import model as model_lib
+    from recipes.speech import transcribe as transcribe_lib
+
+    cfg = config.PRESETS["default"]
+    alphabet = list(" '0123456789abcdefghijklmnopqrstuvwxyz")
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model(cfg, len(alphabet))
+    info = transcribe_lib.info_for(cfg, alphabet, window_seconds=15.0)
+    wave = (0.1 * np.random.default_rng(0).normal(size=int(seconds * cfg.sample_rate))).astype(
+        np.float32
+    )
+    out = {
+        "model": f"{cfg.layers} x Bidirectional({cfg.cell.upper()}({cfg.units})), "
+        f"{cfg.mel_bins} mel bins, {len(alphabet)} characters",
+        "audio_seconds": seconds,
+    }
+    for decoder in ("greedy", "beam"):
+
+        def run(decoder=decoder):
+            log_probs = transcribe_lib.long_log_probs(model, wave, info)
+            return decode_lib.decode_batch(log_probs[None], decoder, cfg.beam_width)
+
+        first, _ = timed(run)
+        wall = statistics.median(timed(run)[0] for _ in range(rounds))
+        out[decoder] = {"x_real_time": seconds / wall, "seconds": wall, "first_call_s": first}
+        log(
+            f"  speech {decoder}: {seconds / wall:.0f}x real time ({wall:.3f} s; first {first:.2f} s)"
+        )
+    return out
+
+
 def bench_help(rounds, log, repeats=5):
     out = {}
     for name in RECIPES:
@@ -357,6 +394,21 @@ def report(results, info, argv, elapsed) -> str:
                 f"{e['new_first_call_s']:.2f} |"
             )
         lines.append("")
+    if "speech" in results:
+        t = results["speech"]
+        lines += [
+            f"## speech transcribe ({t['model']}, random weights, a {t['audio_seconds']:g} s "
+            "recording, batch 1)",
+            "",
+            "| decoding | times faster than real time | seconds | first call s |",
+            "|---|---:|---:|---:|",
+        ]
+        for name in ("greedy", "beam"):
+            e = t[name]
+            lines.append(
+                f"| {name} | {e['x_real_time']:.0f} | {e['seconds']:.3f} | {e['first_call_s']:.2f} |"
+            )
+        lines.append("")
     if "help" in results:
         lines += ["## `python -m recipes.<name> --help` (median of 5)", ""]
         lines += ["| recipe | seconds |", "|---|---:|"]
@@ -393,6 +445,7 @@ def main(argv=None):
         "sample": bench_sample,
         "anchor": bench_anchor,
         "translation": bench_translation,
+        "speech": bench_speech,
         "help": bench_help,
     }
     results = {}

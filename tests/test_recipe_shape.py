@@ -118,5 +118,6 @@ def test_cli_shape(name):
     assert {"--model-dir", "--data", "--json"} <= evaluate
     data_help = next(p.help for p in commands["evaluate"].params if "--data" in p.opts)
     assert f"MODEL_DIR/{data.HELDOUT_FILE}" in data_help
-    for command in commands.values():  # options, not positional arguments
-        assert not [p for p in command.params if isinstance(p, click.Argument)], command.name
+    for command in commands.values():  # options, not positional arguments, but input files
+        arguments = [p for p in command.params if isinstance(p, click.Argument)]
+        assert all(p.name == "files" and p.nargs == -1 for p in arguments), command.name

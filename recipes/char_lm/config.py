@@ -73,6 +73,13 @@ PRESETS: dict[str, Config] = {
         batch_size=64, epochs=8, learning_rate=5e-3, max_examples=1_100_000,
         validation_fraction=0.1, time_budget=4.25,
     ),
+    # A language model of speech transcripts (recipes.speech: `make recipe-speech` trains
+    # it on the training transcripts, about 70 k characters, for beam-search fusion).
+    "transcripts": Config(
+        layers=1, units=256, embedding_dim=32, dropout=0.2, seq_len=64, batch_size=32,
+        epochs=12, learning_rate=3e-3, validation_fraction=0.1, block_chars=1024,
+        time_budget=1.5, sample_length=200,
+    ),
     # The larger corpus: all 38 plays (4.8 M characters), the default model trained
     # longer (about 15 minutes of a quiet two-core CPU; use --time-budget to cap it).
     "full": Config(

@@ -1,0 +1,1 @@
+"""Speech recognition: recorded audio to text with a recurrent CTC model."""

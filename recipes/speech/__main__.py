@@ -1,0 +1,3 @@
+from recipes.speech.main import main
+
+main()

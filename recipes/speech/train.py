@@ -1,0 +1,309 @@
+"""`train`: read and split the recordings, fit with the CTC loss, decode the held-out set.
+
+    utterances --split by speaker / chapter / level--> train / validation / held-out
+        train transcripts -> the alphabet (id 0 is the CTC blank)
+        audio -> mono, resampled to cfg.sample_rate -> batches of similar length
+        -> common.runtime.fit, best model by the validation CER (greedy decoding)
+    held-out -> CER / WER with greedy, beam and (with --lm-dir) beam + LM decoding, beside
+        the trivial baseline (the most frequent training transcript)
+
+The run directory gets, besides the runtime's files: speech.json (alphabet and decoder),
+heldout.tsv and validation.tsv (manifests of the held-out and validation utterances) and
+transcripts.txt (the training transcripts, one a line: the text to train a language
+model on with `python -m recipes.char_lm train --data RUN/transcripts.txt`).
+
+Everything the command line names is read and checked before the run directory is
+created, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import click
+import keras
+import numpy as np
+
+from common import data as common_data
+from common import runtime
+from common.cli import TrainArgs, print_table
+from recipes.speech import config as config_lib
+from recipes.speech import data as speech_data
+from recipes.speech import decode as decode_lib
+from recipes.speech import model as model_lib
+from recipes.speech import transcribe as transcribe_lib
+from recipes.speech.config import HELDOUT_FILE, VALIDATION_FILE, Config
+
+# The language model's weight and bonus are chosen from these on the validation split.
+LM_WEIGHTS = (0.1, 0.25, 0.5, 0.75)
+LM_BONUSES = (0.0, 0.5, 1.0, 2.0)
+LM_TUNING_UTTERANCES = 100
+
+
+@dataclasses.dataclass
+class Splits:
+    train: list
+    val: list
+    test: list
+    description: str
+
+
+def load_splits(cfg: Config, run: TrainArgs) -> Splits:
+    source = common_data.resolve(run.data)
+    utterances = speech_data.read_source(source, split="train")
+    described = speech_data.DEFAULT_DESCRIPTION if source.kind == "default" else str(source)
+    if run.validation_data:
+        val_source = common_data.resolve(run.validation_data, what="--validation-data")
+        val = speech_data.read_source(val_source, split="validation")
+        return Splits(utterances, val, val, f"{described}; validation and held out: {val_source}")
+    train, val, test = speech_data.split(
+        utterances, (cfg.validation_fraction, cfg.test_fraction), run.seed
+    )
+    groups = len({u.group for u in utterances})
+    how = "groups" if groups >= speech_data.MIN_GROUPS else f"utterances ({groups} groups)"
+    return Splits(
+        train,
+        val,
+        test,
+        f"{described}; {cfg.validation_fraction:g} and {cfg.test_fraction:g} of the {how} "
+        f"held out for validation and testing (seed {run.seed})",
+    )
+
+
+def batches(waves, labels, batch_size: int, bucket: int, *, shuffle: bool, seed: int):
+    """tf.data batches of similar-length utterances: ({waveform, length}, labels padded
+    with 0), waveforms padded to a multiple of `bucket` samples; with `shuffle`, the order
+    of the batches is drawn afresh every epoch."""
+    import tensorflow as tf
+
+    order = np.argsort([len(w) for w in waves], kind="stable")
+    groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    epoch = [0]
+
+    def generate():
+        rng = np.random.default_rng([seed, epoch[0]])
+        epoch[0] += 1
+        for k in rng.permutation(len(groups)) if shuffle else range(len(groups)):
+            chosen = groups[k]
+            inputs = transcribe_lib.batch_inputs([waves[i] for i in chosen], bucket)
+            longest = -(-max(len(labels[i]) for i in chosen) // 16) * 16
+            target = np.zeros((len(chosen), longest), np.int32)
+            for row, i in enumerate(chosen):
+                target[row, : len(labels[i])] = labels[i]
+            yield inputs, target
+
+    signature = (
+        {
+            "waveform": tf.TensorSpec([None, None], tf.float32),
+            "length": tf.TensorSpec([None], tf.int32),
+        },
+        tf.TensorSpec([None, None], tf.int32),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(groups))).prefetch(2)
+
+
+def output_frames(cfg: Config, samples: int) -> int:
+    """The model's output frames for a recording of `samples` samples."""
+    return -(-(1 + samples // config_lib.hop_length(cfg)) // cfg.time_stride)
+
+
+def ctc_frames_needed(text: str) -> int:
+    """The fewest frames a CTC alignment of `text` takes: a frame per character and a
+    blank between two equal neighbours."""
+    return len(text) + sum(a == b for a, b in zip(text, text[1:], strict=False))
+
+
+class ValidationCER(keras.callbacks.Callback):
+    """Adds `val_cer` and `val_wer` (greedy decoding of the validation utterances) to the
+    logs after every epoch, so the best model is the one that transcribes best."""
+
+    def __init__(self, waves, texts, info):
+        super().__init__()
+        self.waves, self.texts, self.info = waves, texts, info
+
+    def on_epoch_end(self, epoch, logs=None):
+        all_log_probs = transcribe_lib.log_probs(self.model, self.waves, self.info)
+        hypotheses = [
+            speech_data.decode(decode_lib.greedy(lp), self.info.alphabet) for lp in all_log_probs
+        ]
+        rates = transcribe_lib.error_rates(self.texts, hypotheses)
+        if logs is not None:
+            logs["val_cer"], logs["val_wer"] = rates["cer"], rates["wer"]
+
+
+def choose_fusion(recognizer_lm, all_log_probs, texts, alphabet, beam_width):
+    """The (weight, bonus) of LM_WEIGHTS x LM_BONUSES with the lowest validation CER."""
+    best = None
+    for weight in LM_WEIGHTS:
+        for bonus in LM_BONUSES:
+            fusion = decode_lib.Fusion(weight, bonus)
+            hypotheses = [
+                speech_data.decode(
+                    decode_lib.lm_beam(lp, recognizer_lm, fusion, beam_width), alphabet
+                )
+                for lp in all_log_probs
+            ]
+            cer = transcribe_lib.error_rates(texts, hypotheses)["cer"]
+            if best is None or cer < best[0]:
+                best = (cer, fusion)
+    return best[1], best[0]
+
+
+def decoder_table(model_dir, info, waves, texts, val_waves, val_texts, model, lm_dir=None):
+    """Held-out CER/WER per decoder; with `lm_dir`, the fusion weight is chosen on the
+    validation utterances first. Returns (rows, info with the best decoder, hypotheses)."""
+    all_log_probs = transcribe_lib.log_probs(model, waves, info)
+    rows, hypotheses = [], {}
+    greedy = [speech_data.decode(decode_lib.greedy(lp), info.alphabet) for lp in all_log_probs]
+    beam = [
+        speech_data.decode(decode_lib.beam(lp[None], info.beam_width)[0], info.alphabet)
+        for lp in all_log_probs
+    ]
+    for name, texts_out in (("greedy", greedy), ("beam", beam)):
+        hypotheses[name] = texts_out
+        rows.append({"decoder": name, **transcribe_lib.error_rates(texts, texts_out)})
+    if lm_dir:
+        lm = decode_lib.CharLM(lm_dir, info.alphabet)
+        val_log_probs = transcribe_lib.log_probs(model, val_waves[:LM_TUNING_UTTERANCES], info)
+        started = time.monotonic()
+        fusion, val_cer = choose_fusion(
+            lm, val_log_probs, val_texts[:LM_TUNING_UTTERANCES], info.alphabet, info.beam_width
+        )
+        click.echo(
+            f"Language model {lm_dir}: weight {fusion.weight:g}, bonus {fusion.bonus:g} chosen on "
+            f"{len(val_log_probs)} validation utterances (CER {val_cer:.4f}) in "
+            f"{time.monotonic() - started:.0f} s"
+        )
+        fused = [
+            speech_data.decode(decode_lib.lm_beam(lp, lm, fusion, info.beam_width), info.alphabet)
+            for lp in all_log_probs
+        ]
+        hypotheses["lm"] = fused
+        rows.append({"decoder": "beam + LM", **transcribe_lib.error_rates(texts, fused)})
+        info = dataclasses.replace(
+            info, lm_dir=str(lm_dir), lm_weight=fusion.weight, lm_bonus=fusion.bonus
+        )
+    best = min(rows, key=lambda row: row["cer"])["decoder"]
+    info = dataclasses.replace(info, decoder={"beam + LM": "lm"}.get(best, best))
+    return rows, info, hypotheses
+
+
+def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
+    """Train, evaluate the best model on the held-out utterances, write the run directory."""
+    started = time.monotonic()
+    splits = load_splits(cfg, run)
+    if lm_dir is not None:
+        decode_lib.CharLM(lm_dir, [])  # a bad --lm-dir fails before anything is written
+    train_utts = splits.train[: cfg.max_examples] if cfg.max_examples else splits.train
+    train_waves = speech_data.load_audio(train_utts, cfg.sample_rate, "training")
+    limit = cfg.max_seconds * cfg.sample_rate if cfg.max_seconds else float("inf")
+    keep = [
+        i
+        for i, (u, w) in enumerate(zip(train_utts, train_waves, strict=True))
+        if len(w) <= limit and ctc_frames_needed(u.text) <= output_frames(cfg, len(w))
+    ]
+    if len(keep) < len(train_utts):
+        click.echo(
+            f"Left out {len(train_utts) - len(keep)} training utterances longer than "
+            f"{cfg.max_seconds:g} s or with more characters than CTC can align to their frames."
+        )
+    train_utts = [train_utts[i] for i in keep]
+    train_waves = [train_waves[i] for i in keep]
+    if not train_utts:
+        raise click.ClickException("no training utterance is left to train on")
+    val_waves = speech_data.load_audio(splits.val, cfg.sample_rate, "validation")
+    test_waves = (
+        val_waves
+        if splits.test is splits.val
+        else speech_data.load_audio(splits.test, cfg.sample_rate, "held-out")
+    )
+    strategy = runtime.setup(run)
+    alphabet = speech_data.alphabet_of([u.text for u in train_utts])
+    labels = [speech_data.encode(u.text, alphabet) for u in train_utts]
+    hours = sum(len(w) for w in train_waves) / cfg.sample_rate / 3600
+    longest = max(len(w) for w in train_waves) / cfg.sample_rate
+    info = transcribe_lib.info_for(cfg, alphabet, window_seconds=max(longest, 4.0))
+    click.echo(
+        f"Data: {splits.description}\n  train: {len(train_utts)} utterances, {hours:.2f} h, "
+        f"{len({u.group for u in train_utts})} groups, longest {longest:.1f} s\n"
+        f"  validation: {len(splits.val)} utterances; held out: {len(splits.test)}\n"
+        f"  alphabet ({len(alphabet)}): {''.join(alphabet)!r}"
+    )
+
+    with strategy.scope():
+        model = model_lib.build_model(cfg, len(alphabet), seed=run.seed)
+        steps = -(-len(train_utts) // cfg.batch_size) * cfg.epochs
+        model.compile(
+            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=steps),
+            loss=model_lib.ctc_loss,
+        )
+    model.summary(print_fn=lambda line, **_: click.echo(line), line_length=96)
+
+    run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
+    run_dir.write_json(transcribe_lib.INFO_FILE, info)
+    speech_data.write_manifest(run_dir, HELDOUT_FILE, splits.test, test_waves, cfg.sample_rate)
+    speech_data.write_manifest(run_dir, VALIDATION_FILE, splits.val, val_waves, cfg.sample_rate)
+    run_dir.write_text("transcripts.txt", "\n".join(u.text for u in train_utts) + "\n")
+
+    val_texts = [u.text for u in splits.val]
+    best = runtime.fit(
+        model,
+        batches(train_waves, labels, cfg.batch_size, cfg.sample_rate, shuffle=True, seed=run.seed),
+        batches(
+            val_waves,
+            [speech_data.encode(t, alphabet) for t in val_texts],
+            cfg.batch_size,
+            cfg.sample_rate,
+            shuffle=False,
+            seed=run.seed,
+        ),
+        run_dir=run_dir,
+        epochs=cfg.epochs,
+        time_budget=cfg.time_budget,
+        monitor="val_cer",
+        mode="min",
+        patience=cfg.patience,
+        callbacks=[ValidationCER(val_waves, val_texts, info)],
+    )
+
+    texts = [u.text for u in splits.test]
+    rows, info, hypotheses = decoder_table(
+        run_dir.path, info, test_waves, texts, val_waves, val_texts, best, lm_dir
+    )
+    run_dir.write_json(transcribe_lib.INFO_FILE, info)
+    baseline = speech_data.most_frequent([u.text for u in train_utts])
+    rows.insert(
+        0,
+        {
+            "decoder": f"baseline: always {baseline!r}",
+            **transcribe_lib.error_rates(texts, [baseline] * len(texts)),
+        },
+    )
+    history = runtime.read_history(run_dir.file("history.csv"))
+    summary = {
+        "data": splits.description,
+        "utterances": len(texts),
+        "decoders": rows,
+        "decoder": info.decoder,
+        "cer": min(r["cer"] for r in rows[1:]),
+        "wer": min(r["wer"] for r in rows[1:] if r["cer"] == min(x["cer"] for x in rows[1:])),
+        "epochs_run": len(history.get("epoch", [])),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    run_dir.write_json("metrics.json", summary)
+
+    click.echo(f"\nHeld-out utterances ({len(texts)}), error rates as fractions:")
+    print_table(rows)
+    chosen = hypotheses["lm" if info.decoder == "lm" else info.decoder]
+    click.echo(f"\nExamples (decoder: {info.decoder}):")
+    for u, hypothesis in list(zip(splits.test, chosen, strict=True))[:5]:
+        click.echo(f"  {u.path}\n    reference:  {u.text}\n    recognised: {hypothesis}")
+    click.echo(
+        f"\nRun directory: {run_dir.path} (model.keras, {transcribe_lib.INFO_FILE}, "
+        f"metrics.json, {HELDOUT_FILE}, transcripts.txt, training.png) in "
+        f"{summary['wall_seconds']:.0f} s\nTry: python -m recipes.speech transcribe --model-dir "
+        f"{run_dir.path} {splits.test[0].path}"
+    )
+    return summary
