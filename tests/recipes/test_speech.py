@@ -26,7 +26,7 @@ from recipes.speech import decode as decode_lib
 from recipes.speech import model as model_lib
 from recipes.speech.main import cli
 from tests.cli_errors import one_line_error
-from tests.exported import run_outside
+from tests.exported import run_outside, tflite_outputs
 
 PITCH = {"a": 440.0, "b": 660.0, "c": 880.0, "d": 1100.0}
 WORDS = ("ab", "ba", "cd", "dc", "abc", "dab")
@@ -314,6 +314,16 @@ def test_librispeech_ljspeech_common_voice_and_manifest_layouts(tmp_path):
     assert [u.text for u in _read(manifest.parent)] == [u.text for u in found]
 
 
+def test_a_tfds_speech_set_is_read_with_its_rate_and_speakers():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=4):
+        found = _read("tfds:librispeech:dev_clean")
+    assert len(found) == 4 and all(u.rate == 16_000 and u.audio.ndim == 1 for u in found)
+    assert all(u.text == speech_data.normalize(u.text) and u.group for u in found)
+    assert abs(found[0].audio).max() <= 1.0  # int16 samples scaled to [-1, 1]
+
+
 def test_the_default_set_reader_pairs_each_recording_with_its_dialogue_line(tmp_path):
     root = tmp_path / "fillets"
     _wav(root / "sound" / "level1" / "nl" / "l1-m-a.ogg", "ab")
@@ -508,3 +518,21 @@ def test_keras_model_round_trip(trained):
         and model.output.shape[-1]
         == len(json.loads((run / "speech.json").read_text())["alphabet"]) + 1
     )
+
+
+def test_litert_acoustic_model_agrees_with_keras(trained, tmp_path):
+    from recipes.speech import transcribe as transcribe_lib
+
+    run, _, _ = trained
+    out = tmp_path / "speech.tflite"
+    ok(run_cli("export", "--model-dir", run, "--output", out, "--format", "litert"))
+    info = transcribe_lib.ModelInfo.read(run)
+    samples = int(info.window_seconds * info.sample_rate)
+    wave = np.zeros(samples, np.float32)
+    speech = tones("ab cd", info.sample_rate)
+    wave[: len(speech)] = speech
+    model = keras.saving.load_model(run / "model.keras")
+    expected = np.asarray(
+        model({"waveform": wave[None], "length": np.array([samples], np.int32)}, training=False)
+    )
+    np.testing.assert_allclose(tflite_outputs(out, wave[None]), expected, atol=1e-4)
