@@ -288,7 +288,7 @@ def _ljspeech(metadata: Path) -> list[Utterance]:
 
 
 def _table(path: Path) -> tuple[list[str], list[list[str]]]:
-    text = common_data.read_text(path)
+    text = common_data.read_text(path).lstrip("\ufeff")  # a byte-order mark from Excel
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL))
     rows = [row for row in rows if any(cell.strip() for cell in row)]
