@@ -287,12 +287,26 @@ def _ljspeech(metadata: Path) -> list[Utterance]:
     return utterances
 
 
-def _table(path: Path) -> tuple[list[str], list[list[str]]]:
+def _table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header (lower case) and the non-blank rows with their line numbers. A .tsv is
+    read without quoting (Common Voice sentences may start with a quote mark)."""
     text = common_data.read_text(path).lstrip("\ufeff")  # a byte-order mark from Excel
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL))
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    return [c.strip().lower() for c in rows[0]], rows[1:]
+    tsv = path.suffix.lower() == ".tsv"
+    reader = csv.reader(
+        io.StringIO(text),
+        delimiter="\t" if tsv else ",",
+        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL,
+    )
+    rows = []
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as err:
+        raise UserError(f"{path}:{reader.line_num}: {err}") from None
+    if not rows:
+        raise UserError(f"{path}: no rows")
+    return [c.strip().lower() for c in rows[0][1]], rows[1:]
 
 
 def _manifest(path: Path) -> list[Utterance]:
@@ -308,7 +322,7 @@ def _manifest(path: Path) -> list[Utterance]:
         )
     columns = {name: header.index(name) for name in header}
     utterances = []
-    for n, row in enumerate(rows, 2):
+    for n, row in rows:
         where = f"{path}:{n}"
         if len(row) <= max(columns["path"], columns[text_col]):
             raise UserError(f"{where}: expected {len(header)} columns, got {len(row)}")
@@ -374,8 +388,9 @@ def read_source(source: common_data.DataSource, *, split: str = "train") -> list
             utterances = _ljspeech(path / "metadata.csv")
         elif (path / "clips").is_dir() and any(
             (path / n).is_file() for n in ("train.tsv", "validated.tsv")
-        ):
-            name = "train.tsv" if (path / "train.tsv").is_file() else "validated.tsv"
+        ):  # the split's own file: test.tsv for evaluate, dev.tsv for validation
+            wanted = {"test": "test.tsv", "validation": "dev.tsv"}.get(split, "train.tsv")
+            name = next(n for n in (wanted, "train.tsv", "validated.tsv") if (path / n).is_file())
             utterances = _manifest(path / name)
         else:
             manifests = [p for p in ("manifest.tsv", "manifest.csv") if (path / p).is_file()]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import click
 import keras
@@ -134,21 +135,19 @@ class ValidationCER(keras.callbacks.Callback):
 
 
 def choose_fusion(recognizer_lm, all_log_probs, texts, alphabet, beam_width):
-    """The (weight, bonus) of LM_WEIGHTS x LM_BONUSES with the lowest validation CER."""
-    best = None
-    for weight in LM_WEIGHTS:
-        for bonus in LM_BONUSES:
-            fusion = decode_lib.Fusion(weight, bonus)
-            hypotheses = [
-                speech_data.decode(
-                    decode_lib.lm_beam(lp, recognizer_lm, fusion, beam_width), alphabet
-                )
-                for lp in all_log_probs
-            ]
-            cer = transcribe_lib.error_rates(texts, hypotheses)["cer"]
-            if best is None or cer < best[0]:
-                best = (cer, fusion)
-    return best[1], best[0]
+    """The (weight, bonus) of LM_WEIGHTS x LM_BONUSES with the lowest validation CER. Each
+    utterance is decoded with every pair while the LM's prefix cache holds its prefixes,
+    then the cache is emptied."""
+    grid = [decode_lib.Fusion(w, b) for w in LM_WEIGHTS for b in LM_BONUSES]
+    hypotheses: list[list[str]] = [[] for _ in grid]
+    for lp in all_log_probs:
+        for k, fusion in enumerate(grid):
+            ids = decode_lib.lm_beam(lp, recognizer_lm, fusion, beam_width)
+            hypotheses[k].append(speech_data.decode(ids, alphabet))
+        recognizer_lm.clear()
+    rates = [transcribe_lib.error_rates(texts, h)["cer"] for h in hypotheses]
+    best = int(np.argmin(rates))
+    return grid[best], rates[best]
 
 
 def decoder_table(model_dir, info, waves, texts, val_waves, val_texts, model, lm_dir=None):
@@ -183,7 +182,7 @@ def decoder_table(model_dir, info, waves, texts, val_waves, val_texts, model, lm
         hypotheses["lm"] = fused
         rows.append({"decoder": "beam + LM", **transcribe_lib.error_rates(texts, fused)})
         info = dataclasses.replace(
-            info, lm_dir=str(lm_dir), lm_weight=fusion.weight, lm_bonus=fusion.bonus
+            info, lm_dir=str(Path(lm_dir).resolve()), lm_weight=fusion.weight, lm_bonus=fusion.bonus
         )
     best = min(rows, key=lambda row: row["cer"])["decoder"]
     info = dataclasses.replace(info, decoder={"beam + LM": "lm"}.get(best, best))
@@ -207,7 +206,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
     if len(keep) < len(train_utts):
         click.echo(
             f"Left out {len(train_utts) - len(keep)} training utterances longer than "
-            f"{cfg.max_seconds:g} s or with more characters than CTC can align to their frames."
+            f"{cfg.max_seconds} s or with more characters than CTC can align to their frames."
         )
     train_utts = [train_utts[i] for i in keep]
     train_waves = [train_waves[i] for i in keep]

@@ -113,7 +113,7 @@ def long_log_probs(model, wave: np.ndarray, info: ModelInfo) -> np.ndarray:
     window contributes the frames of its middle."""
     frame = info.time_stride * info.hop_length  # samples per output frame
     window = max(int(info.window_seconds * info.sample_rate) // frame, 1) * frame
-    overlap = min(int(OVERLAP_SECONDS * info.sample_rate) // frame * frame, window // 2)
+    overlap = min(int(OVERLAP_SECONDS * info.sample_rate), window // 2) // frame * frame
     if len(wave) <= window:
         return log_probs(model, [wave], info)[0]
     step = window - overlap
@@ -149,6 +149,8 @@ class Recognizer:
                 lp[None], self.decoder, self.beam_width, self.lm, fusion or self.info.fusion
             )[0]
             texts.append(speech_data.decode(ids, self.info.alphabet))
+            if self.lm is not None:
+                self.lm.clear()  # its prefixes are this utterance's
         return texts
 
     def transcribe(self, wave: np.ndarray) -> str:
