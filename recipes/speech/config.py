@@ -15,6 +15,8 @@ import dataclasses
 HELDOUT_FILE = "heldout.tsv"
 # The validation utterances (early stopping, the language-model weight), same format.
 VALIDATION_FILE = "validation.tsv"
+# CTC decoders: best path, beam search, beam search with a character language model.
+DECODERS = ("greedy", "beam", "lm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,12 @@ PRESETS: dict[str, Config] = {
     "large": Config(units=256, layers=4, epochs=80, patience=15),
 }
 # fmt: on
+
+
+def output_frames(hop_length: int, time_stride: int, samples: int) -> int:
+    """The model's output frames for a recording of `samples` samples: 1 + samples //
+    hop_length centred windows, then every `time_stride`-th (see model.LogMel, ConvFrontEnd)."""
+    return -(-(1 + samples // hop_length) // time_stride)
 
 
 def frame_length(cfg: Config) -> int:

@@ -20,7 +20,6 @@ import numpy as np
 from common.errors import UserError
 from recipes.speech.model import BLANK
 
-DECODERS = ("greedy", "beam", "lm")
 # A frame whose blank probability is above this leaves every prefix as it is in the
 # LM beam search (most frames of a well-trained CTC model), and characters whose
 # log-probability is below CANDIDATE_LOG_PROB (e^-5, 0.7%) are not tried there.
@@ -199,7 +198,7 @@ def decode_batch(
     lm: CharLM | None = None,
     fusion: Fusion | None = None,
 ) -> list[list[int]]:
-    """Label ids of each utterance of a padded batch with `decoder` (one of DECODERS)."""
+    """Label ids of each utterance of a padded batch with `decoder` (one of config.DECODERS)."""
     if decoder == "greedy":
         return [greedy(lp) for lp in batch_log_probs]
     if decoder == "beam":

@@ -16,10 +16,9 @@ import click
 from common import cli as common_cli
 from common.errors import UserError
 from recipes.speech import config
-from recipes.speech.config import HELDOUT_FILE
+from recipes.speech.config import DECODERS, HELDOUT_FILE
 
 OUTPUT_DIR = "runs/speech"
-DECODERS = ("greedy", "beam", "lm")
 _DEFAULT = config.PRESETS["default"]
 
 

@@ -280,8 +280,3 @@ def build_model(cfg: Config, alphabet_size: int, seed: int | None = None) -> ker
     logits = keras.layers.Dense(alphabet_size + 1, dtype="float32", name="logits")(x)
     log_probs = CTCLogProbs(name="log_probs")((logits, mask))
     return keras.Model({"waveform": waveform, "length": length}, log_probs, name="speech_ctc")
-
-
-def frames_per_second(cfg: Config) -> float:
-    """Output frames per second of audio (the time resolution of the CTC alignment)."""
-    return cfg.sample_rate / config_lib.hop_length(cfg) / cfg.time_stride

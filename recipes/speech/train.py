@@ -19,6 +19,7 @@ created, so bad input leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -105,11 +106,6 @@ def batches(waves, labels, batch_size: int, bucket: int, *, shuffle: bool, seed:
     return dataset.apply(tf.data.experimental.assert_cardinality(len(groups))).prefetch(2)
 
 
-def output_frames(cfg: Config, samples: int) -> int:
-    """The model's output frames for a recording of `samples` samples."""
-    return -(-(1 + samples // config_lib.hop_length(cfg)) // cfg.time_stride)
-
-
 def ctc_frames_needed(text: str) -> int:
     """The fewest frames a CTC alignment of `text` takes: a frame per character and a
     blank between two equal neighbours."""
@@ -150,8 +146,8 @@ def choose_fusion(recognizer_lm, all_log_probs, texts, alphabet, beam_width):
     return grid[best], rates[best]
 
 
-def decoder_table(model_dir, info, waves, texts, val_waves, val_texts, model, lm_dir=None):
-    """Held-out CER/WER per decoder; with `lm_dir`, the fusion weight is chosen on the
+def decoder_table(info, waves, texts, val_waves, val_texts, model, lm=None):
+    """Held-out CER/WER per decoder; with `lm` (a decode.CharLM), the fusion weight is chosen on the
     validation utterances first. Returns (rows, info with the best decoder, hypotheses)."""
     all_log_probs = transcribe_lib.log_probs(model, waves, info)
     rows, hypotheses = [], {}
@@ -163,15 +159,14 @@ def decoder_table(model_dir, info, waves, texts, val_waves, val_texts, model, lm
     for name, texts_out in (("greedy", greedy), ("beam", beam)):
         hypotheses[name] = texts_out
         rows.append({"decoder": name, **transcribe_lib.error_rates(texts, texts_out)})
-    if lm_dir:
-        lm = decode_lib.CharLM(lm_dir, info.alphabet)
+    if lm is not None:
         val_log_probs = transcribe_lib.log_probs(model, val_waves[:LM_TUNING_UTTERANCES], info)
         started = time.monotonic()
         fusion, val_cer = choose_fusion(
             lm, val_log_probs, val_texts[:LM_TUNING_UTTERANCES], info.alphabet, info.beam_width
         )
         click.echo(
-            f"Language model {lm_dir}: weight {fusion.weight:g}, bonus {fusion.bonus:g} chosen on "
+            f"Language model {lm.model_dir}: weight {fusion.weight:g}, bonus {fusion.bonus:g} chosen on "
             f"{len(val_log_probs)} validation utterances (CER {val_cer:.4f}) in "
             f"{time.monotonic() - started:.0f} s"
         )
@@ -182,7 +177,10 @@ def decoder_table(model_dir, info, waves, texts, val_waves, val_texts, model, lm
         hypotheses["lm"] = fused
         rows.append({"decoder": "beam + LM", **transcribe_lib.error_rates(texts, fused)})
         info = dataclasses.replace(
-            info, lm_dir=str(Path(lm_dir).resolve()), lm_weight=fusion.weight, lm_bonus=fusion.bonus
+            info,
+            lm_dir=str(Path(lm.model_dir).resolve()),
+            lm_weight=fusion.weight,
+            lm_bonus=fusion.bonus,
         )
     best = min(rows, key=lambda row: row["cer"])["decoder"]
     info = dataclasses.replace(info, decoder={"beam + LM": "lm"}.get(best, best))
@@ -193,15 +191,16 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
     """Train, evaluate the best model on the held-out utterances, write the run directory."""
     started = time.monotonic()
     splits = load_splits(cfg, run)
-    if lm_dir is not None:
-        decode_lib.CharLM(lm_dir, [])  # a bad --lm-dir fails before anything is written
     train_utts = splits.train[: cfg.max_examples] if cfg.max_examples else splits.train
     train_waves = speech_data.load_audio(train_utts, cfg.sample_rate, "training")
     limit = cfg.max_seconds * cfg.sample_rate if cfg.max_seconds else float("inf")
+    frames = functools.partial(
+        config_lib.output_frames, config_lib.hop_length(cfg), cfg.time_stride
+    )
     keep = [
         i
         for i, (u, w) in enumerate(zip(train_utts, train_waves, strict=True))
-        if len(w) <= limit and ctc_frames_needed(u.text) <= output_frames(cfg, len(w))
+        if len(w) <= limit and ctc_frames_needed(u.text) <= frames(len(w))
     ]
     if len(keep) < len(train_utts):
         click.echo(
@@ -220,6 +219,8 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
     )
     strategy = runtime.setup(run)
     alphabet = speech_data.alphabet_of([u.text for u in train_utts])
+    # A bad --lm-dir fails here, before anything is written.
+    lm = decode_lib.CharLM(lm_dir, alphabet) if lm_dir is not None else None
     labels = [speech_data.encode(u.text, alphabet) for u in train_utts]
     hours = sum(len(w) for w in train_waves) / cfg.sample_rate / 3600
     longest = max(len(w) for w in train_waves) / cfg.sample_rate
@@ -268,9 +269,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
     )
 
     texts = [u.text for u in splits.test]
-    rows, info, hypotheses = decoder_table(
-        run_dir.path, info, test_waves, texts, val_waves, val_texts, best, lm_dir
-    )
+    rows, info, hypotheses = decoder_table(info, test_waves, texts, val_waves, val_texts, best, lm)
     run_dir.write_json(transcribe_lib.INFO_FILE, info)
     baseline = speech_data.most_frequent([u.text for u in train_utts])
     rows.insert(

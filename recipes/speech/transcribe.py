@@ -53,7 +53,7 @@ class ModelInfo:
 
     def frames(self, samples: int) -> int:
         """Output frames of a recording of `samples` samples (see model.LogMel)."""
-        return -(-(1 + samples // self.hop_length) // self.time_stride)
+        return config_lib.output_frames(self.hop_length, self.time_stride, samples)
 
 
 def info_for(cfg: config_lib.Config, alphabet, window_seconds: float) -> ModelInfo:
@@ -224,7 +224,7 @@ def evaluate(
     result = {"data": str(common_data.resolve(spec)), "utterances": len(utterances)}
     if compare:
         rows = []
-        for name in decode_lib.DECODERS:
+        for name in config_lib.DECODERS:
             if name == "lm" and recognizer.lm is None:
                 continue
             recognizer.decoder = name

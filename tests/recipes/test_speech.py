@@ -236,7 +236,7 @@ class _TableLM:
         self.table, self.end = table, end
 
     def prepare(self, prefixes):
-        pass
+        """A table needs no state per prefix: nothing to compute ahead."""
 
     def next_scores(self, prefix):
         last = prefix[-1] if prefix else 0
