@@ -1,12 +1,13 @@
 # Two commands do all set-up: `make recipe-<name>` and `make test` create .venv
-# from requirements.txt when it is missing or older than that file, then run.
+# from requirements.txt (and requirements-nodeps.txt, data-only wheels installed without
+# their dependencies) when it is missing or older than those files, then run.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-RECIPES := char-lm sentiment ner translation activity video music speech
+RECIPES := char-lm sentiment ner translation activity video music speech dna
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
 .PHONY: help venv test recipes bench bench-rnn bench-inference bench-translation lint $(RECIPE_TARGETS)
@@ -16,10 +17,11 @@ help: ## Show this help
 	@echo "  recipe-<name>        Train one recipe on its default preset: $(RECIPES)"
 	@echo "                       (extra options: make recipe-char-lm ARGS='--epochs 2')"
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create or update the virtual environment

@@ -556,6 +556,65 @@ def recurrent_layer(
     return CellRNN(make_cell(cell, units), **options)
 
 
+@keras.saving.register_keras_serializable(package="common")
+class ConvFeatures(keras.layers.Layer):
+    """`layers` x Conv1D(filters, kernel, same, relu) over time, then max-pooling by `pool`.
+
+    (x float[batch, time, channels], mask bool[batch, time]) ->
+    (float[batch, ceil(time / pool), filters], mask bool[batch, ceil(time / pool)]).
+    Every convolution's output is set to 0 at the padded steps, so the next one sees
+    there what it sees past the end of a sequence: padded steps change nothing. Used on
+    sensor windows (activity) and one-hot DNA (dna, where the first convolution's
+    filters are the motif scanners). (Outputs
+    are ReLUs, >= 0, so a pooled pair of a real and a padded step keeps the real value.)
+    """
+
+    def __init__(self, filters=64, kernel=5, layers=2, pool=2, **kwargs):
+        super().__init__(**kwargs)
+        if min(filters, kernel, layers, pool) < 1:
+            raise ValueError(
+                f"filters, kernel, layers and pool must be positive. Received: {filters=}, "
+                f"{kernel=}, {layers=}, {pool=}"
+            )
+        self.filters, self.kernel, self.depth, self.pool = filters, kernel, layers, pool
+        self.convs = [
+            keras.layers.Conv1D(
+                filters, kernel, padding="same", activation="relu", name=f"conv_{i}"
+            )
+            for i in range(layers)
+        ]
+
+    def build(self, input_shape):
+        shape = tuple(input_shape[0])
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+
+    def call(self, inputs):
+        x, mask = inputs
+        keep = keras.ops.expand_dims(keras.ops.cast(mask, x.dtype), -1)
+        for conv in self.convs:
+            x = conv(x) * keep
+        if self.pool > 1:
+            x = keras.ops.max_pool(x, self.pool, self.pool, padding="same")
+            mask = mask[:, :: self.pool]
+        return x, mask
+
+    def compute_output_shape(self, input_shape):
+        batch, time, _ = input_shape[0]
+        steps = None if time is None else -(-time // self.pool)
+        return (batch, steps, self.filters), (batch, steps)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel": self.kernel,
+            "layers": self.depth,
+            "pool": self.pool,
+        }
+
+
 def recurrent_stack(x, cell, units, layers, *, bidirectional=False, dropout=0.0, mask=None):
     """``layers`` recurrent layers over ``x`` (bidirectional if asked); the last returns one
     vector per sequence: float32[batch, time, features] -> [batch, units (x2 if bidirectional)].

@@ -792,6 +792,92 @@ class SubwordLayer(keras.layers.Layer):
         }
 
 
+# ---------------------------------------------------------------------------
+# Biological sequences: one vector per letter (DNA, RNA, protein).
+# ---------------------------------------------------------------------------
+
+# Letters are looked up by code point below this; every other code point is `unknown`.
+_ONE_HOT_CODES = 128
+
+
+@keras.saving.register_keras_serializable(package="common")
+class OneHotAlphabet(keras.layers.Layer):
+    """Sequences as strings in, one vector per letter and the mask out.
+
+        string[batch] or string[batch, 1]
+          -> float32[batch, time, depth]   the vector of each letter (zeros past the end)
+             bool[batch, time]             true for a real letter (right-padded)
+
+    `letters` maps each ASCII letter to its vector of `depth` floats: a one-hot row, or a
+    distribution for an ambiguity code (DNA's "N" = [0.25] * 4). With `case_insensitive`
+    a lower-case letter reads as its upper case (soft-masked genomes). Any other character
+    gets `unknown` (default: zeros); check the letters before they reach the model where a
+    wrong one should be an error (`common.sequences.check_letters`). TensorFlow backend
+    only; no weights, the table travels in `get_config()`.
+    """
+
+    def __init__(
+        self,
+        letters: dict[str, Sequence[float]],
+        unknown: Sequence[float] | None = None,
+        case_insensitive: bool = True,
+        **kwargs,
+    ):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "OneHotAlphabet needs the TensorFlow backend (KERAS_BACKEND=tensorflow). "
+                f"Received: backend={keras.backend.backend()!r}"
+            )
+        super().__init__(**kwargs)
+        if not letters:
+            raise ValueError("letters must map at least one letter to its vector")
+        depths = {len(v) for v in letters.values()}
+        if len(depths) != 1 or unknown is not None and len(unknown) not in depths:
+            raise ValueError(f"every vector must have the same length. Received: {letters}")
+        bad = [k for k in letters if len(k) != 1 or ord(k) >= _ONE_HOT_CODES]
+        if bad:
+            raise ValueError(f"letters must be single ASCII characters. Received: {bad}")
+        self.letters = {k: [float(x) for x in v] for k, v in letters.items()}
+        self.depth = depths.pop()
+        self.unknown = [0.0] * self.depth if unknown is None else [float(x) for x in unknown]
+        self.case_insensitive = bool(case_insensitive)
+        table = np.array([self.unknown] * (_ONE_HOT_CODES + 1), np.float32)
+        for letter, vector in self.letters.items():
+            table[ord(letter)] = vector
+            if self.case_insensitive:
+                table[ord(letter.lower())] = vector
+                table[ord(letter.upper())] = vector
+        self._table = table
+        self.built = True
+
+    def call(self, inputs):
+        text = tf.convert_to_tensor(inputs, dtype=tf.string)
+        if text.shape.rank == 2:
+            text = tf.squeeze(text, axis=-1)
+        codes = tf.strings.unicode_decode(text, "UTF-8", errors="replace")
+        lengths = codes.row_lengths()
+        dense = codes.to_tensor(default_value=0)
+        known = tf.logical_and(dense >= 0, dense < _ONE_HOT_CODES)
+        x = tf.gather(tf.constant(self._table), tf.where(known, dense, _ONE_HOT_CODES))
+        mask = tf.sequence_mask(lengths, maxlen=tf.shape(dense)[1])
+        return x * tf.cast(mask, x.dtype)[..., None], mask
+
+    def compute_output_spec(self, inputs):
+        batch = inputs.shape[0] if len(inputs.shape) else 1
+        return (
+            keras.KerasTensor((batch, None, self.depth), dtype="float32"),
+            keras.KerasTensor((batch, None), dtype="bool"),
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "letters": self.letters,
+            "unknown": self.unknown,
+            "case_insensitive": self.case_insensitive,
+        }
+
+
 def _read_tokenizer_file(path: Path, formats: tuple[str, ...]) -> dict:
     """The JSON object of a tokenizer file whose "format" is one of `formats` (the first
     named in the error) and whose version this code reads; else UserError naming the file."""

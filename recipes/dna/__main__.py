@@ -1,0 +1,3 @@
+from recipes.dna.main import main
+
+main()

@@ -1,0 +1,74 @@
+"""Presets for the dna recipe: one frozen dataclass, named presets.
+
+`tiny` is for the tests (seconds), `default` is what `make recipe-dna` runs (the
+network, then its two baselines, within about five minutes on a 2-core CPU), `large`
+is DanQ's proportions for long sequences (1,000 bp).
+The command line overrides a few fields with `common.cli.apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# What `train` writes into the run directory: the held-out sequences it reports on
+# (labelled FASTA, read back by `evaluate` like any --data) and the baselines.
+HELDOUT_FILE = "heldout.fa"
+BASELINE_CNN_DIR = "baseline_cnn"
+BASELINE_KMER_FILE = "baseline_kmer.json"
+
+MODELS = ("danq", "cnn")
+# off: the sequences as given; augment: each training sequence is read from either strand
+# at random; average: augment, and predictions average both strands.
+STRANDS = ("off", "augment", "average")
+NEGATIVES = ("none", "shuffle")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything one training run needs besides the data and the run options.
+
+    `model` "danq": Conv1D motif scanners (`conv_filters` x `conv_kernel`, ReLU),
+    max-pooled by `conv_pool`, then the recurrent stack (`cell`, `units`, `layers`,
+    bidirectional) and `dense` hidden units; "cnn" (the DeepBind-like baseline): the same
+    scanners, the maximum over the whole sequence, then the same dense layers.
+    `dropout` follows the pooling and the recurrent stack (DanQ: 0.2 and 0.5 of it).
+    """
+
+    model: str = "danq"
+    conv_filters: int = 128
+    conv_kernel: int = 11
+    conv_pool: int = 3
+    cell: str = "lstm"
+    units: int = 64
+    layers: int = 1
+    dense: int = 64
+    dropout: float = 0.5
+    strands: str = "off"
+    learning_rate: float = 2e-3
+    clipnorm: float | None = 1.0
+    batch_size: int = 64
+    epochs: int = 60
+    patience: int | None = 10
+    # Held out for the report (stratified) when --validation-data is not given, and the
+    # share of the rest used for validation (choosing the epoch).
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    # k-mer logistic regression baseline: k = 1..kmer_max.
+    kmer_max: int = 6
+    # Safety net in minutes for the network (the CNN baseline gets a third of it).
+    time_budget: float | None = 3.0
+
+
+# fmt: off
+PRESETS: dict[str, Config] = {
+    "tiny": Config(
+        conv_filters=8, conv_kernel=5, conv_pool=2, units=8, dense=8, dropout=0.0,
+        batch_size=16, epochs=3, patience=None, kmer_max=3, time_budget=None,
+    ),
+    "default": Config(),
+    "large": Config(
+        conv_filters=320, conv_kernel=26, conv_pool=13, units=320, dense=925, epochs=100,
+        patience=15, time_budget=None,
+    ),
+}
+# fmt: on
