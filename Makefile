@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-RECIPES := char-lm sentiment ner translation activity video music speech dna
+RECIPES := char-lm sentiment ner translation activity video music speech dna protein
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
 .PHONY: help venv test recipes bench bench-rnn bench-inference bench-translation lint $(RECIPE_TARGETS)

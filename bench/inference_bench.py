@@ -17,6 +17,12 @@ Cases (random weights: the speed of a step does not depend on what the weights l
 - speech ``transcribe``: the default preset's acoustic model on a 10-second recording at
   batch 1 (features, network, then greedy or beam-16 decoding, as `transcribe` runs them),
   as a multiple of real time (audio seconds per wall-clock second).
+- dna ``predict``: the default preset's DanQ model (random weights) on 10,000 random
+  sequences of 200 bp, strings in (the one-hot encoding is in the model), batches of 512
+  as `predict` runs them; with --strands off and average (both strands: twice the work).
+- protein ``predict``: the default preset's model (random weights) on 1,000 random chains
+  of 100 to 400 residues (mean 250, about NEW364's median), batched by length as `predict`
+  runs them, in chains per second.
 - ``python -m recipes.<name> --help`` wall time, median of 5 runs, in fresh processes.
 
 Each pair is timed in alternating rounds after a warm-up call (which compiles; its time is
@@ -51,8 +57,11 @@ import tensorflow as tf  # noqa: E402
 from bench.rnn_bench import RESULTS_DIR, machine_info  # noqa: E402
 from common.runtime import atomic_write  # noqa: E402
 
-CASES = ("sample", "anchor", "translation", "speech", "help")
-RECIPES = ("char_lm", "sentiment", "ner", "translation", "activity", "video", "music", "speech")
+CASES = ("sample", "anchor", "translation", "speech", "dna", "protein", "help")
+RECIPES = (
+    "char_lm", "sentiment", "ner", "translation", "activity", "video", "music", "speech", "dna",
+    "protein",
+)  # fmt: skip
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -312,6 +321,68 @@ def bench_speech(rounds, log, seconds=10.0):
     return out
 
 
+def bench_dna(rounds, log, count=10_000, length=200):
+    import dataclasses
+
+    from recipes.dna import config
+    from recipes.dna import model as model_lib
+    from recipes.dna import predict as predict_lib
+
+    cfg = config.PRESETS["default"]
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(count)]
+    out = {
+        "model": f"DanQ: Conv1D({cfg.conv_filters}, {cfg.conv_kernel}), pool {cfg.conv_pool}, "
+        f"Bidirectional({cfg.cell.upper()}({cfg.units})), dense {cfg.dense}",
+        "sequences": count,
+        "length": length,
+    }
+    for strands in ("off", "average"):
+        keras.utils.set_random_seed(0)
+        model = model_lib.build_model(
+            dataclasses.replace(cfg, strands=strands), classes=2, length=length
+        )
+
+        def run(model=model):
+            return predict_lib.probabilities(model, seqs)
+
+        first, _ = timed(run)
+        wall = statistics.median(timed(run)[0] for _ in range(rounds))
+        out[strands] = {"per_s": count / wall, "seconds": wall, "first_call_s": first}
+        log(f"  dna strands {strands}: {count / wall:,.0f} sequences/s ({wall:.3f} s)")
+    return out
+
+
+def bench_protein(rounds, log, count=1_000):
+    from recipes.protein import config
+    from recipes.protein import data as protein_data
+    from recipes.protein import model as model_lib
+    from recipes.protein import predict as predict_lib
+
+    cfg = config.PRESETS["default"]
+    rng = np.random.default_rng(0)
+    letters = list(protein_data.AMINO_ACIDS)
+    chains = ["".join(rng.choice(letters, size=int(n))) for n in rng.integers(100, 401, count)]
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model(cfg)
+
+    def run():
+        return predict_lib.probabilities(model, chains)
+
+    first, _ = timed(run)
+    wall = statistics.median(timed(run)[0] for _ in range(rounds))
+    log(f"  protein: {count / wall:,.0f} chains/s ({wall:.3f} s)")
+    return {
+        "model": f"Conv1D({cfg.conv_filters} x {list(cfg.conv_kernels)}), {cfg.layers} x "
+        f"Bidirectional({cfg.cell.upper()}({cfg.units}))",
+        "chains": count,
+        "residues": int(sum(len(c) for c in chains)),
+        "per_s": count / wall,
+        "seconds": wall,
+        "first_call_s": first,
+    }
+
+
 def bench_help(rounds, log, repeats=5):
     out = {}
     for name in RECIPES:
@@ -409,6 +480,32 @@ def report(results, info, argv, elapsed) -> str:
                 f"| {name} | {e['x_real_time']:.0f} | {e['seconds']:.3f} | {e['first_call_s']:.2f} |"
             )
         lines.append("")
+    if "dna" in results:
+        t = results["dna"]
+        lines += [
+            f"## dna predict ({t['model']}, random weights, {t['sequences']:,} sequences of "
+            f"{t['length']} bp, batches of 512)",
+            "",
+            "| strands | sequences/s | seconds | first call s |",
+            "|---|---:|---:|---:|",
+        ]
+        for name in ("off", "average"):
+            e = t[name]
+            lines.append(
+                f"| {name} | {e['per_s']:,.0f} | {e['seconds']:.3f} | {e['first_call_s']:.2f} |"
+            )
+        lines.append("")
+    if "protein" in results:
+        t = results["protein"]
+        lines += [
+            f"## protein predict ({t['model']}, random weights, {t['chains']:,} chains, "
+            f"{t['residues']:,} residues)",
+            "",
+            "| chains/s | seconds | first call s |",
+            "|---:|---:|---:|",
+            f"| {t['per_s']:,.0f} | {t['seconds']:.3f} | {t['first_call_s']:.2f} |",
+            "",
+        ]
     if "help" in results:
         lines += ["## `python -m recipes.<name> --help` (median of 5)", ""]
         lines += ["| recipe | seconds |", "|---|---:|"]
@@ -446,6 +543,8 @@ def main(argv=None):
         "anchor": bench_anchor,
         "translation": bench_translation,
         "speech": bench_speech,
+        "dna": bench_dna,
+        "protein": bench_protein,
         "help": bench_help,
     }
     results = {}

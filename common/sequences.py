@@ -86,10 +86,13 @@ def read_text(path: os.PathLike) -> str:
 def read_fasta(path: os.PathLike) -> list[Record]:
     """Every record of a FASTA file, in order. Text before the first `>` header, a header
     with no name and a record with no sequence are one-line `UserError`s."""
+    return parse_fasta(read_text(path), Path(path))
+
+
+def parse_fasta(text: str, path: Path) -> list[Record]:
+    """The records of FASTA `text` read from `path` (named in errors), as `read_fasta`."""
     from Bio.SeqIO.FastaIO import SimpleFastaParser
 
-    path = Path(path)
-    text = read_text(path)
     first = text.lstrip()
     if not first.startswith(">"):
         raise UserError(f"{path}:1: not FASTA (a record starts with a '>' header line)")

@@ -38,7 +38,9 @@ class Config:
     conv_filters: int = 128
     conv_kernel: int = 11
     conv_pool: int = 3
-    cell: str = "lstm"
+    # GRU: on the splice validation splits of seeds 0-2, accuracy 0.978 and loss 0.087
+    # against LSTM's 0.972 and 0.100 (recipes/dna/README.md).
+    cell: str = "gru"
     units: int = 64
     layers: int = 1
     dense: int = 64

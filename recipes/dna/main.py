@@ -28,7 +28,7 @@ _DEFAULT = config.PRESETS["default"]
 @click.group(context_settings=common_cli.CONTEXT_SETTINGS)
 def cli():
     """DNA sequence classification with DanQ (convolutional motif scanners, then a
-    bidirectional LSTM), its baselines, and the motifs it learned."""
+    bidirectional recurrent layer), its baselines, and the motifs it learned."""
 
 
 def _read_options(func):

@@ -1,0 +1,3 @@
+from recipes.protein.main import main
+
+main()

@@ -1,0 +1,200 @@
+"""Protein recipe: readers, the 8-to-3 reduction, masking, bad input, and the CLI end to
+end on a generated set with a learnable rule (tiny preset). No network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recipes.protein import data as protein_data
+from recipes.protein.main import cli
+from tests.cli_errors import one_line_error
+from tests.exported import printed_strings, run_outside, saved_model_cli_run
+
+HELIX, STRAND = set("AELMKQ"), set("VIYFWT")
+
+
+def rule(sequence: str) -> str:
+    """The learnable rule: a residue's state is its own class (helix- or strand-formers)."""
+    return "".join("H" if a in HELIX else "E" if a in STRAND else "C" for a in sequence)
+
+
+def chains(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    letters = list(protein_data.AMINO_ACIDS)
+    out = []
+    for i in range(n):
+        seq = "".join(rng.choice(letters, size=int(rng.integers(20, 50))))
+        out.append((f"c{i}", seq, rule(seq)))
+    return out
+
+
+def write_pairs(path, rows):
+    path.write_text("".join(f">{i}\n{s}\n>{i}_ss\n{t}\n" for i, s, t in rows))
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def test_fasta_pairs_and_tables_read_the_same_chains(tmp_path):
+    rows = chains(5)
+    pairs = protein_data.load(str(write_pairs(tmp_path / "a.fa", rows)), 3).chains
+    assert [(c.id, c.sequence, c.states) for c in pairs] == rows
+    # cu-ssp's CB513 layout: id,len,input,expected with L for coil.
+    csv = tmp_path / "cb513.csv"
+    csv.write_text(
+        "id,len,input,expected\n"
+        + "".join(f"{i},{len(s)},{s},{t.replace('C', 'L')}\n" for i, s, t in rows)
+    )
+    table = protein_data.load(str(csv), 3).chains
+    assert [(c.id, c.sequence, c.states) for c in table] == rows
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("sequence\tss\tmask\nACDE\tHHEC\t0110\n")
+    (chain,) = protein_data.load(str(tsv), 3).chains
+    assert chain.mask == "0110" and chain.states == "HHEC"
+
+
+def test_eight_states_reduce_to_three_the_standard_way():
+    assert protein_data.convert_states("x", "HGIEBTSC L-", 3) == "HHHEECCCCCC"
+    assert protein_data.convert_states("x", "HGIEBTSL", 8) == "HGIEBTSC"
+
+
+def test_default_set_has_its_parts_and_masks():
+    data = protein_data.read_default(3)
+    assert {k: len(v) for k, v in data.parts.items()} == {
+        "train": 9712,
+        "validation": 1080,
+        "test": 364,
+    }
+    assert all(len(c.mask) == len(c.sequence) == len(c.states) for c in data.parts["test"])
+
+
+# --------------------------------------------------------------------------- masking
+
+
+def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions():
+    import keras
+    import tensorflow as tf
+
+    from recipes.protein import config, model
+    from recipes.protein.train import dataset
+
+    keras.utils.set_random_seed(0)
+    net = model.build_model(config.PRESETS["tiny"])
+    short, long = "ACDEFGHIK", "LMNPQRSTVWYACDEFGHIKLMN"
+    alone = net(tf.constant([short])).numpy()[0]
+    padded = net(tf.constant([short, long])).numpy()[0, : len(short)]
+    np.testing.assert_allclose(alone, padded, atol=1e-6)
+
+    net.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    cfg = config.PRESETS["tiny"]
+    base = protein_data.Chain("a", short, "HHHEEECCC", "111111110")
+    other = protein_data.Chain("a", short, "HHHEEECCH", "111111110")  # differs where unresolved
+    losses = [
+        net.evaluate(dataset([c], cfg, training=False, seed=0), verbose=0) for c in (base, other)
+    ]
+    np.testing.assert_allclose(losses[0], losses[1], atol=1e-6)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        (">a\nACJD\n>a_ss\nHHHH\n", ["record 1 (a), position 3", "'J'"]),
+        (">a\nACDE\n>a_ss\nHHH\n", ["record 1 (a)", "3 states for 4 residues"]),
+        (">a\nACDE\n>a_ss\nHHQH\n", ["record 1 (a), position 3", "'Q' is not a state"]),
+        (">a\n\n>a_ss\nHH\n", ["record 1 (a)", "empty sequence"]),
+        (">a\nACDE\n", ["without its structure"]),
+    ],
+)
+def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, text, needles):
+    path = tmp_path / "bad.fa"
+    path.write_text(text)
+    out = tmp_path / "run"
+    one_line_error(
+        invoke("train", "--preset", "tiny", "--data", path, "--output-dir", out), *needles
+    )
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("protein")
+    rows = chains()
+    data = write_pairs(root / "chains.fa", rows)
+    out = root / "run"
+    ok(invoke("train", "--preset", "tiny", "--epochs", "12", "--data", data, "--output-dir", out))
+    return out, rows
+
+
+def test_train_learns_the_rule_and_evaluate_agrees(trained):
+    out, _ = trained
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["q3"] > 0.9, summary
+    result = json.loads(ok(invoke("evaluate", "--model-dir", out, "--json")).output)
+    assert result["q3"] == pytest.approx(summary["q3"])
+    assert set(result["per_state"]) == {"H", "E", "C"}
+    assert (out / "example_chain.png").stat().st_size > 0
+
+
+def test_predict_and_export_agree_outside_the_project(trained, tmp_path):
+    out, rows = trained
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">{i}\n{s}\n" for i, s, _ in rows[:5]))
+    lines = ok(invoke("predict", "--model-dir", out, "--input", fasta)).output.splitlines()
+    states = lines[3::4]
+    assert [len(s) for s in states] == [len(r[1]) for r in rows[:5]]
+    csv = tmp_path / "p.csv"
+    ok(
+        invoke(
+            "predict",
+            "--model-dir",
+            out,
+            "--input",
+            fasta,
+            "--output",
+            csv,
+            "--plot-dir",
+            tmp_path / "png",
+        )
+    )
+    table = csv.read_text().splitlines()
+    assert table[0] == "id,position,residue,state,H,E,C"
+    assert len(table) == 1 + sum(len(r[1]) for r in rows[:5])
+    assert len(list((tmp_path / "png").glob("*.png"))) == 5
+    path = tmp_path / "saved"
+    ok(invoke("export", "--model-dir", out, "--output", path))
+    exported = run_outside(
+        """
+        loaded = tf.saved_model.load(values["path"])
+        out = loaded.serve(tf.constant(values["seqs"]))
+        print(json.dumps({"states": [s.decode() for s in out["states"].numpy()],
+                          "lengths": out["lengths"].numpy().tolist()}))
+        """,
+        tmp_path,
+        path=str(path),
+        seqs=[r[1] for r in rows[:5]],
+    )
+    assert exported["states"] == states
+    assert exported["lengths"] == [len(r[1]) for r in rows[:5]]
+    served = saved_model_cli_run(path, "serve", f"sequence={[r[1] for r in rows[:2]]!r}", tmp_path)
+    assert sorted(served) == ["lengths", "probabilities", "states"]
+    assert printed_strings(served["states"]) == states[:2]
