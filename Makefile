@@ -28,8 +28,10 @@ venv: $(STAMP) ## Create or update the virtual environment
 
 # -n auto: one pytest-xdist worker per CPU core (about 1.4x faster on 2 cores than one process;
 # most of a test is Python, tracing and start-up, which one process runs on one core).
+# --dist loadfile: a file's tests run in one worker, so a module's trained-run fixture is
+# trained once, not once per worker. --durations: the slowest tests, for keeping it fast.
 test: $(STAMP) ## Run the test suite (CPU, no network; one worker per core)
-	$(PY) -m pytest -q -n auto tests
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 tests
 
 # A static pattern rule: GNU Make ignores plain pattern rules named in .PHONY.
 $(filter-out recipe-speech,$(RECIPE_TARGETS)): recipe-%: $(STAMP)
@@ -47,7 +49,7 @@ bench: bench-rnn bench-inference bench-translation ## The benchmarks below, one 
 bench-rnn: $(STAMP) ## Time common.LSTM/GRU against keras.layers.LSTM/GRU (ARGS: --rounds, --shapes, --cells)
 	$(PY) -m bench.rnn_bench $(ARGS)
 
-bench-inference: $(STAMP) ## Time sampling, decoding and --help against the old loops (ARGS: --rounds, --cases)
+bench-inference: $(STAMP) ## Time sampling, decoding, transcription, dna and protein prediction, --help (ARGS: --rounds, --cases)
 	$(PY) -m bench.inference_bench $(ARGS)
 
 bench-translation: $(STAMP) ## Translation training steps/s: luong-parallel against bahdanau (ARGS: --rounds, --steps)

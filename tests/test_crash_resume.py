@@ -24,11 +24,11 @@ import pytest
 from common import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
-# Recipes killed and resumed as processes: one per kind of input (text stream, token
-# tags, sensor windows); every recipe trains through `runtime.fit`, which the tests of
-# tests/common/test_runtime.py cover in-process, and test_every_recipe_trains_through_fit
-# checks that each one does.
-RECIPES = ("char_lm", "ner", "activity")
+# Recipes killed and resumed as processes: a text stream and sensor windows (ner, token
+# tags, was dropped from the list to keep `make test` near 12 minutes); every recipe
+# trains through `runtime.fit`, which the tests of tests/common/test_runtime.py cover
+# in-process, and test_every_recipe_trains_through_fit checks that each one does.
+RECIPES = ("char_lm", "activity")
 ALL_RECIPES = sorted(p.name for p in (ROOT / "recipes").iterdir() if (p / "train.py").is_file())
 
 
