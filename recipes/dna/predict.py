@@ -123,7 +123,11 @@ def evaluation_data(
             f"(its classes: {', '.join(info.class_names)})"
         )
     data, description = dna_data.load(
-        source, read, class_names=None if shuffle else info.class_names
+        source,
+        read,
+        class_names=None if shuffle else info.class_names,
+        # A built-in set with a test split of its own (oct4-mafk) is scored on that split.
+        part="test" if given and dna_data.has_test_split(spec) else "train",
     )
     if shuffle:
         data = dna_data.with_shuffles(data, seed)
