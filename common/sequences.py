@@ -119,15 +119,18 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     lines: tuple[int, ...]
 
+    def find(self, candidates: Sequence[str]) -> int | None:
+        """The index of the first of `candidates` in the header (case-insensitive), or None."""
+        lowered = [h.lower() for h in self.header]
+        return next((lowered.index(n.lower()) for n in candidates if n.lower() in lowered), None)
+
     def column(self, option: str, candidates: Sequence[str], given: str | None = None) -> int:
         """The index of column `given` (named by the user with `option`), or else of the
         first of `candidates` in the header (case-insensitive). Missing: UserError listing
         the header."""
-        lowered = [h.lower() for h in self.header]
-        wanted = [given] if given else list(candidates)
-        for name in wanted:
-            if name.lower() in lowered:
-                return lowered.index(name.lower())
+        found = self.find([given] if given else candidates)
+        if found is not None:
+            return found
         what = f"no column {given!r}" if given else f"no column named {' or '.join(candidates)}"
         raise UserError(
             f"{self.path}:1: {what} (columns: {', '.join(self.header)}); name it with {option}"

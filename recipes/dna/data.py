@@ -223,7 +223,7 @@ def _read_file(path: Path, options: ReadOptions, needed: bool) -> list[tuple[str
     if needed or options.label_column:
         label_col = table.column("--label-column", LABEL_COLUMNS, options.label_column)
     elif options.negatives == "shuffle":
-        label_col = _optional_column(table, LABEL_COLUMNS)
+        label_col = table.find(LABEL_COLUMNS)
     rows = []
     for i, row in enumerate(table.rows):
         where, sequence = table.where(i), row[seq_col]
@@ -241,11 +241,6 @@ def _read_file(path: Path, options: ReadOptions, needed: bool) -> list[tuple[str
                 "drop --negatives shuffle to train on the labels"
             )
     return rows
-
-
-def _optional_column(table: sequences.Table, names) -> int | None:
-    lowered = [h.lower() for h in table.header]
-    return next((lowered.index(n) for n in names if n in lowered), None)
 
 
 def _read_directory(path: Path, options: ReadOptions) -> list[tuple[str, str, str]]:

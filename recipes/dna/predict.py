@@ -171,11 +171,13 @@ def evaluate(
         rows["kmer"] = report(
             data.labels, kmer.probabilities(data.sequences), info.class_names, info.multi_label
         )
-        result["baselines"] = {k: _headline(v) for k, v in rows.items()}
+        result["baselines"] = {k: headline(v) for k, v in rows.items()}
     return result
 
 
-def _headline(result: dict) -> dict:
+def headline(result: dict) -> dict:
+    """The four numbers of a `report` that tables and `baselines` show (None where a metric
+    is undefined, e.g. ROC-AUC with one class present)."""
     return {k: result[k] for k in ("accuracy", "macro_f1", "roc_auc", "pr_auc")}
 
 

@@ -164,7 +164,7 @@ def train(cfg: Config, run: TrainArgs, options: dna_data.ReadOptions, baselines:
         "epochs_run": len(history.get("epoch", [])),
         "wall_seconds": round(time.monotonic() - started, 1),
         "per_class": result["per_class"],
-        "baselines": {k: _headline(v) for k, v in rows.items()},
+        "baselines": {k: predict_lib.headline(v) for k, v in rows.items()},
     }
     if "confusion_matrix" in result:
         summary["confusion_matrix"] = result["confusion_matrix"]
@@ -177,7 +177,7 @@ def train(cfg: Config, run: TrainArgs, options: dna_data.ReadOptions, baselines:
     run_dir.write_json("metrics.json", summary)
 
     click.echo(f"\nHeld out ({splits.test_description}):")
-    print_table([{"model": k, **_headline(v)} for k, v in rows.items()])
+    print_table([{"model": k, **predict_lib.headline(v)} for k, v in rows.items()])
     click.echo(
         f"\nRun directory: {run_dir.path} (model.keras, labels.json, metrics.json, "
         f"{HELDOUT_FILE}{', baselines' if baselines else ''}) in {summary['wall_seconds']:.0f} s"
@@ -188,13 +188,6 @@ def train(cfg: Config, run: TrainArgs, options: dna_data.ReadOptions, baselines:
         f"--sequence {splits.test.sequences[0]}"
     )
     return summary
-
-
-def _headline(result: dict) -> dict:
-    return {
-        k: (float("nan") if result[k] is None else result[k])
-        for k in ("accuracy", "macro_f1", "roc_auc", "pr_auc")
-    }
 
 
 def _baselines(cfg: Config, run: TrainArgs, splits: Splits, run_dir, length: int) -> dict:

@@ -159,9 +159,8 @@ def _read_table(path: Path, states: int, labels: bool, columns: dict) -> list[Ch
     ss_col = None
     if labels:
         ss_col = table.column("--structure-column", STRUCTURE_COLUMNS, columns.get("structure"))
-    lowered = [h.lower() for h in table.header]
-    mask_col = next((lowered.index(m) for m in MASK_COLUMNS if m in lowered), None)
-    id_col = lowered.index("id") if "id" in lowered else None
+    mask_col = table.find(MASK_COLUMNS)
+    id_col = table.find(["id"])
     chains = []
     for i, row in enumerate(table.rows):
         name = row[id_col] if id_col is not None else f"{path.name}:{table.lines[i]}"

@@ -15,7 +15,7 @@ import numpy as np
 
 from common.runtime import RunDir
 from recipes.protein import data as protein_data
-from recipes.protein.config import HELDOUT_FILE, STATES
+from recipes.protein.config import HELDOUT_FILE
 
 LABELS_FILE = "labels.json"
 PREDICT_BATCH = 64
@@ -132,6 +132,3 @@ def draw_chain(chain_id: str, sequence: str, p: np.ndarray, states: str, png: Pa
     png.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
-
-
-__all__ = ["STATES"]
