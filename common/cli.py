@@ -240,6 +240,39 @@ def export_command(group: click.Group, default_output_dir: str, module: str, hel
     return export
 
 
+host_option = click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve the demo on; 0.0.0.0 lets other machines in.",
+)
+port_option = click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=7860,
+    show_default=True,
+    help="Port to serve the demo on.",
+)
+
+
+def demo_command(group: click.Group, default_output_dir: str, recipe: str):
+    """Add the `demo` verb to a recipe's group: a live page for one run, built by
+    `recipes.<recipe>.demo` (see `common.demo`; Gradio is imported only when the verb runs)."""
+
+    @group.command("demo")
+    @model_dir_option(default_output_dir)
+    @host_option
+    @port_option
+    def demo(model_dir, host, port):
+        """Try the trained model in the browser: a local page (Gradio), nothing leaves the
+        machine. Ctrl-C stops it."""
+        from common import demo as demo_lib
+
+        demo_lib.serve(demo_lib.recipe_page(recipe, model_dir), host, port)
+
+    return demo
+
+
 # Size options (char_lm, music, sentiment, translation); None = the preset's value.
 layers_option = click.option(
     "--layers",

@@ -6,6 +6,7 @@ python -m recipes.sentiment predict  --model-dir DIR --text "..." [--file F] [--
 python -m recipes.sentiment similar  --model-dir DIR --word WORD [--top-k K] [--json]
 python -m recipes.sentiment analogy  --model-dir DIR --a A --b B --c C [--top-k K] [--json]
 python -m recipes.sentiment export   --model-dir DIR --output PATH [--format saved_model|litert]
+python -m recipes.sentiment demo     --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -194,6 +195,8 @@ common_cli.export_command(
     probabilities float32[1, classes], as a .tflite file.
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "sentiment")
 
 
 @cli.command()

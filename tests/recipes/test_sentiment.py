@@ -456,3 +456,53 @@ def test_litert_core_agrees_with_keras_and_bad_use_is_refused(trained, tmp_path)
     assert "holds no model.keras" in one_line_error(result)
     result = CliRunner().invoke(cli, [*args[:-1], "onnx"])
     assert result.exit_code == 2 and "'onnx' is not one of" in result.output
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(trained):
+    from tests.demo_client import endpoints, page_error, served
+
+    out, _ = trained
+    text = "so happy with my new phone!!"
+    cli_answer = json.loads(
+        CliRunner()
+        .invoke(cli, ["predict", "--model-dir", str(out), "--json", "--text", text])
+        .output
+    )["predictions"][0]
+    similar = json.loads(
+        CliRunner()
+        .invoke(cli, ["similar", "--model-dir", str(out), "--word", "good", "--json"])
+        .output
+    )["nearest"]
+    analogy = json.loads(
+        CliRunner()
+        .invoke(
+            cli,
+            [
+                "analogy",
+                "--model-dir",
+                str(out),
+                "--json",
+                *("--a", "good", "--b", "bad", "--c", "worst"),
+            ],
+        )
+        .output
+    )["nearest"]
+    with served("sentiment", out) as client:
+        assert endpoints(client) == {"/classify", "/similar", "/analogy"}
+        page = client.predict(text, api_name="/classify")
+        assert page["label"] == cli_answer["label"]
+        shown = {c["label"]: c["confidence"] for c in page["confidences"]}
+        assert shown == pytest.approx(cli_answer["probabilities"], abs=1e-4)
+        near = client.predict("good", 10, api_name="/similar")["data"]
+        assert [w for w, _ in near] == [n["word"] for n in similar]
+        assert [s for _, s in near] == pytest.approx([n["cosine"] for n in similar], abs=1e-4)
+        sums = client.predict("good", "bad", "worst", 10, api_name="/analogy")["data"]
+        assert [w for w, _ in sums] == [n["word"] for n in analogy]
+        # Bad input: the CLI's one line, in the page.
+        assert page_error(client, "  ", api_name="/classify") == "--text: empty text"
+        unknown = CliRunner().invoke(cli, ["similar", "--model-dir", str(out), "--word", "zzqq"])
+        shown = page_error(client, "zzqq", 5, api_name="/similar")
+        assert one_line_error(unknown) == f"Error: {shown}"

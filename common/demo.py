@@ -1,0 +1,252 @@
+"""Live demos of trained runs in the browser, with Gradio.
+
+Each recipe has a module `recipes.<name>.demo` with
+
+    TITLE = "Sentiment"                # the tab's name
+    def build(model_dir, prefix=""):   # components and events, inside the current gr.Blocks
+
+`build` must be quick: it reads the run's small files and wraps everything slow (loading the
+model, reading held-out data) in `cached(...)`, which the page warms in a background thread
+once it is up; a request that comes first waits for it. Event handlers go through `guarded`
+so that bad input shows the CLI's one-line message in the page, never a traceback. Each
+endpoint gets `api_name=prefix + "verb"`; `make demo` puts every recipe on one page and passes
+`prefix="<recipe>_"` so the names stay unique.
+
+Nothing leaves the machine: analytics and Hugging Face telemetry are switched off before
+Gradio is imported, the theme's fonts are served by Gradio itself, and the page is only
+served on the host you name (127.0.0.1 by default). `python -m common.demo` (`make demo`)
+serves one page with a tab per recipe: the finished run under `runs/<recipe>` where there is
+one, else a note saying which command trains it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from common.cli import host_option, port_option
+from common.errors import UserError
+
+RECIPES = (
+    "char_lm",
+    "sentiment",
+    "ner",
+    "translation",
+    "activity",
+    "video",
+    "music",
+    "speech",
+    "dna",
+    "protein",
+)
+DEFAULT_HOST = "127.0.0.1"
+
+_CACHES: list[Cached] = []
+
+
+def gradio():
+    """`import gradio`, with analytics, telemetry and proxies for localhost switched off."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Gradio asks its own URL at launch; an HTTP(S)_PROXY in the environment must not see it.
+    local = ["localhost", "127.0.0.1", "::1"]
+    for name in ("NO_PROXY", "no_proxy"):
+        have = [h for h in os.environ.get(name, "").split(",") if h]
+        os.environ[name] = ",".join(have + [h for h in local if h not in have])
+    import gradio as gr
+
+    return gr
+
+
+class Cached:
+    """A value made once, on first use, by `make()`: thread-safe; `warm()` makes it early."""
+
+    def __init__(self, make: Callable[[], object]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._done = False
+        self._value = None
+
+    def __call__(self):
+        if not self._done:
+            with self._lock:
+                if not self._done:
+                    self._value = self._make()
+                    self._done = True
+        return self._value
+
+    def warm(self) -> None:
+        try:
+            self()
+        except Exception:  # noqa: BLE001 - reported to the request that needs it
+            pass
+
+
+def cached(make: Callable[[], object]) -> Cached:
+    """`make` run once, when first needed or when the page warms its caches after launch."""
+    value = Cached(make)
+    _CACHES.append(value)
+    return value
+
+
+def error_text(exc: BaseException) -> str:
+    """The one line the CLI prints for `exc` (without its `Error: `)."""
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def guarded(fn: Callable) -> Callable:
+    """`fn` as an event handler: a user mistake (`UserError`, or any click error) becomes
+    `gr.Error` with the CLI's one-line message. Generators (streamed outputs) too."""
+    gr = gradio()
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def streaming(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except click.ClickException as exc:
+                raise gr.Error(error_text(exc), print_exception=False) from None
+
+        return streaming
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException as exc:
+            raise gr.Error(error_text(exc), print_exception=False) from None
+
+    return handler
+
+
+def recipe_module(name: str):
+    return importlib.import_module(f"recipes.{name}.demo")
+
+
+def finished(run_dir: Path) -> bool:
+    """A run `train` has finished: its best model and its metrics are written."""
+    return (run_dir / "model.keras").is_file() and (run_dir / "metrics.json").is_file()
+
+
+def page(tabs: dict[str, Callable[[], None]], title: str = "Recurrent recipes"):
+    """A `gr.Blocks` with one tab per entry; each callable builds its tab's contents."""
+    gr = gradio()
+    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+        if len(tabs) == 1:
+            ((name, build),) = tabs.items()
+            gr.Markdown(f"## {name}")
+            build()
+        else:
+            with gr.Tabs():
+                for name, build in tabs.items():
+                    with gr.Tab(name):
+                        build()
+    return blocks
+
+
+def recipe_page(name: str, model_dir: Path):
+    """The page of one recipe's run (`python -m recipes.<name> demo`)."""
+    module = recipe_module(name)
+    return page({module.TITLE: lambda: module.build(Path(model_dir))}, title=module.TITLE)
+
+
+def all_recipes_page(runs: Path):
+    """`make demo`: a tab per recipe, the finished run `runs/<recipe>` or how to make one."""
+    gr = gradio()
+    tabs = {}
+    for name in RECIPES:
+        module = recipe_module(name)
+        run_dir = Path(runs) / name
+        if finished(run_dir):
+            tabs[module.TITLE] = functools.partial(module.build, run_dir, prefix=f"{name}_")
+        else:
+            target = name.replace("_", "-")
+            tabs[module.TITLE] = functools.partial(
+                gr.Markdown,
+                f"No finished run in `{run_dir}` yet. `make recipe-{target}` trains one "
+                f"(`python -m recipes.{name} train --output-dir {run_dir}`); then run "
+                "`make demo` again.",
+            )
+    return page(tabs)
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start(blocks, host: str = DEFAULT_HOST, port: int | None = None) -> str:
+    """Serve `blocks` in this process's background threads and return its URL; its caches
+    are warmed in another thread. `stop(blocks)` ends it."""
+    if port is None:
+        port = free_port(host)
+    try:
+        blocks.queue().launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            footer_links=["api"],
+            mcp_server=False,
+            enable_monitoring=False,
+        )
+    except OSError as exc:
+        raise UserError(f"--port {port}: cannot serve on {host}:{port} ({exc})") from None
+    pending = list(_CACHES)
+    threading.Thread(target=lambda: [c.warm() for c in pending], daemon=True).start()
+    return blocks.local_url
+
+
+def stop(blocks) -> None:
+    blocks.close()
+
+
+def serve(blocks, host: str, port: int | None) -> None:
+    """Serve until Ctrl-C, telling the user where."""
+    began = time.monotonic()
+    url = start(blocks, host, port)
+    click.echo(f"Demo on {url} ({time.monotonic() - began:.1f} s to start; Ctrl-C stops it)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)
+    finally:
+        stop(blocks)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--runs",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="runs",
+    show_default=True,
+    help="Where the recipes' runs are: a tab for each finished RUNS/<recipe>.",
+)
+@host_option
+@port_option
+def main(runs, host, port):
+    """One page with a live demo of every recipe's finished run (make demo)."""
+    serve(all_recipes_page(runs), host, port)
+
+
+if __name__ == "__main__":
+    from common import cli as common_cli
+
+    common_cli.main(main, prog_name="python -m common.demo")
+    sys.exit(0)
