@@ -10,7 +10,7 @@ ARGS   ?=
 RECIPES := char-lm sentiment ner translation activity video music speech dna protein
 RECIPE_TARGETS := $(addprefix recipe-,$(RECIPES))
 
-.PHONY: help venv test recipes bench bench-rnn bench-inference bench-translation lint $(RECIPE_TARGETS)
+.PHONY: help venv test demo recipes bench bench-rnn bench-inference bench-translation lint $(RECIPE_TARGETS)
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ recipe-speech: $(STAMP)
 	$(PY) -m recipes.speech train $(ARGS)
 
 recipes: $(RECIPE_TARGETS) ## Run every recipe on its default preset
+
+demo: $(STAMP) ## A live page (Gradio) with a tab per finished run under runs/ (ARGS: --port, --host, --runs)
+	$(PY) -m common.demo $(ARGS)
 
 bench: bench-rnn bench-inference bench-translation ## The benchmarks below, one after the other; writes bench/results/
 

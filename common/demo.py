@@ -218,9 +218,8 @@ def stop(blocks) -> None:
 
 def serve(blocks, host: str, port: int | None) -> None:
     """Serve until Ctrl-C, telling the user where."""
-    began = time.monotonic()
     url = start(blocks, host, port)
-    click.echo(f"Demo on {url} ({time.monotonic() - began:.1f} s to start; Ctrl-C stops it)")
+    click.echo(f"Demo on {url} (Ctrl-C stops it)")
     try:
         while True:
             time.sleep(3600)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPES = sorted(
     p.name for p in (ROOT / "recipes").iterdir() if p.is_dir() and (p / "__main__.py").is_file()
 )
-BLOCKED = ("tensorflow", "keras", "numpy")
+BLOCKED = ("tensorflow", "keras", "numpy", "gradio")
 
 # Run `python -m recipes.<name> ARGS` for each ARGS as `runpy` does, with the
 # heavy modules blocked; print one JSON object {ARGS joined: [exit code, stdout, stderr]}.
