@@ -13,6 +13,7 @@ import dataclasses
 # What `train` writes into the run directory: the held-out sequences it reports on
 # (labelled FASTA, read back by `evaluate` like any --data) and the baselines.
 HELDOUT_FILE = "heldout.fa"
+LABELS_FILE = "labels.json"  # recipes.dna.predict.ModelInfo
 BASELINE_CNN_DIR = "baseline_cnn"
 BASELINE_KMER_FILE = "baseline_kmer.json"
 

@@ -1,4 +1,4 @@
-"""Command line of the dna recipe: train, evaluate, predict, motifs, explain, export.
+"""Command line of the dna recipe: train, evaluate, predict, motifs, explain, export, demo.
 
 python -m recipes.dna train [--data SRC] [--negatives shuffle] [--multi-label] ...
 python -m recipes.dna evaluate --model-dir DIR [--data SRC] [--baselines] [--json]
@@ -6,6 +6,7 @@ python -m recipes.dna predict --model-dir DIR --input FILE [--output FILE.csv]
 python -m recipes.dna motifs --model-dir DIR [--data SRC] [--output-dir DIR]
 python -m recipes.dna explain --model-dir DIR --sequence ACGT... [--output FILE.png]
 python -m recipes.dna export --model-dir DIR --output PATH
+python -m recipes.dna demo --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -294,6 +295,8 @@ common_cli.export_command(
     run's label joins its marks with commas. litert: not available (strings in).
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "dna")
 
 
 def main() -> None:

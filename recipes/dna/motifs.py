@@ -235,10 +235,22 @@ def mutants(sequence: str) -> tuple[list[str], list[tuple[int, int]]]:
 
 
 def run_explain(model_dir: Path, sequence: str, class_name, output) -> dict:
+    """`explain`: the run's model on one sequence; the picture goes to `output`
+    [default: MODEL_DIR/explain.png]."""
     from common import runtime
-    from common.sequences import check_letters
 
     info = predict_lib.ModelInfo.read(model_dir)
+    sequence = check_explain_input(info, sequence, class_name)
+    model = runtime.load_model(model_dir)
+    png = Path(output) if output else Path(model_dir) / "explain.png"
+    return explain(model, info, sequence, class_name, png)
+
+
+def check_explain_input(info: predict_lib.ModelInfo, sequence: str, class_name) -> str:
+    """`sequence` stripped, or a one-line `UserError` (empty, a bad letter, too long, an
+    unknown --class)."""
+    from common.sequences import check_letters
+
     sequence = sequence.strip()
     if not sequence:
         raise UserError("--sequence: empty sequence")
@@ -252,7 +264,12 @@ def run_explain(model_dir: Path, sequence: str, class_name, output) -> dict:
             f"--class: {class_name!r} is not one of the model's classes "
             f"({', '.join(info.class_names)})"
         )
-    model = runtime.load_model(model_dir)
+    return sequence
+
+
+def explain(model, info: predict_lib.ModelInfo, sequence: str, class_name, png: Path) -> dict:
+    """In-silico mutagenesis of a checked `sequence` (`check_explain_input`): the JSON of
+    `explain --json`, and the map and logo drawn into `png`."""
     variants, where = mutants(sequence)
     probs = predict_lib.probabilities(model, [sequence, *variants])
     original = probs[0]
@@ -262,7 +279,6 @@ def run_explain(model_dir: Path, sequence: str, class_name, output) -> dict:
     for (i, b), p in zip(where, probs[1:], strict=True):
         effect[b, i] = p[k] - original[k]
     attribution = -effect.sum(axis=0) / 3
-    png = Path(output) if output else Path(model_dir) / "explain.png"
     _draw_explanation(sequence, effect, attribution, info.class_names[k], png)
     order = np.argsort(-np.abs(attribution))[:10]
     return {
@@ -271,6 +287,7 @@ def run_explain(model_dir: Path, sequence: str, class_name, output) -> dict:
         "probability": float(original[predicted]),
         "class": info.class_names[k],
         "class_probability": float(original[k]),
+        "probabilities": {n: float(p) for n, p in zip(info.class_names, original, strict=True)},
         "attribution": attribution.tolist(),
         "effect": {b: effect[j].tolist() for j, b in enumerate(dna_data.BASES)},
         "top": [

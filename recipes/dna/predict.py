@@ -16,9 +16,8 @@ import numpy as np
 from common.errors import UserError
 from common.runtime import RunDir
 from recipes.dna import data as dna_data
-from recipes.dna.config import BASELINE_CNN_DIR, BASELINE_KMER_FILE, HELDOUT_FILE
+from recipes.dna.config import BASELINE_CNN_DIR, BASELINE_KMER_FILE, HELDOUT_FILE, LABELS_FILE
 
-LABELS_FILE = "labels.json"
 PREDICT_BATCH = 512
 
 

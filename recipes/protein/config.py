@@ -11,6 +11,7 @@ import dataclasses
 
 # The held-out chains `train` reports on: id, sequence, structure and mask columns.
 HELDOUT_FILE = "heldout.tsv"
+LABELS_FILE = "labels.json"  # recipes.protein.predict.ModelInfo
 STATES = {3: "HEC", 8: "HGIEBTSC"}
 
 

@@ -110,6 +110,12 @@ def _chain(where, name, sequence, structure, mask, states) -> Chain:
     return Chain(name, sequence, structure or "", mask)
 
 
+def given_chain(sequence: str, states: int, what: str = "--sequence") -> Chain:
+    """One chain typed in (`predict --sequence`, the demo), id `sequence`: its letters
+    with the ends stripped, or a one-line `UserError`."""
+    return _chain(what, "sequence", sequence.strip(), None, None, states)
+
+
 def read_default(states: int) -> ChainSet:
     if states != 3:
         raise UserError("the shipped NetSurfP-2.0 set has 3 states only; use --states 3")

@@ -1,9 +1,11 @@
-"""Command line of the protein recipe: train, evaluate, predict, export.
+"""Command line of the protein recipe: train, evaluate, predict, export, demo.
 
 python -m recipes.protein train [--data SRC] [--states 3|8] ...
 python -m recipes.protein evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.protein predict --model-dir DIR --input FILE [--output OUT.fa|OUT.csv] [--plot-dir DIR]
+python -m recipes.protein predict --model-dir DIR --sequence LETTERS [--output ...]
 python -m recipes.protein export --model-dir DIR --output PATH
+python -m recipes.protein demo --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -103,8 +105,14 @@ def evaluate(model_dir, data_spec, sequence_column, structure_column, as_json):
     "--input",
     "input_path",
     type=click.Path(path_type=Path),
-    required=True,
+    default=None,
     help="Chains: FASTA (one record per chain), or CSV/TSV with a sequence column.",
+)
+@click.option(
+    "--sequence",
+    default=None,
+    metavar="LETTERS",
+    help="One chain given here instead of --input (its id: sequence).",
 )
 @click.option("--sequence-column", default=None, metavar="NAME", help="CSV/TSV: the residues.")
 @click.option(
@@ -120,23 +128,28 @@ def evaluate(model_dir, data_spec, sequence_column, structure_column, as_json):
     default=None,
     help="Also draw each chain's states and confidence, DIR/<id>.png.",
 )
-def predict(model_dir, input_path, sequence_column, output, plot_dir):
+def predict(model_dir, input_path, sequence, sequence_column, output, plot_dir):
     """The secondary structure of every chain, with per-residue probabilities."""
     from common import runtime
     from common.errors import UserError
     from recipes.protein import data as protein_data
     from recipes.protein import predict as predict_lib
 
-    if not input_path.exists():
+    if (input_path is None) == (sequence is None):
+        raise click.UsageError("give --input FILE or --sequence LETTERS (one of them)")
+    if input_path is not None and not input_path.exists():
         raise UserError(f"--input: no such file: {input_path}")
     info = predict_lib.ModelInfo.read(model_dir)
-    chains = protein_data.load(
-        str(input_path),
-        len(info.states),
-        labels=False,
-        columns={"sequence": sequence_column},
-        what="--input",
-    ).chains
+    if sequence is not None:
+        chains = [protein_data.given_chain(sequence, len(info.states))]
+    else:
+        chains = protein_data.load(
+            str(input_path),
+            len(info.states),
+            labels=False,
+            columns={"sequence": sequence_column},
+            what="--input",
+        ).chains
     model = runtime.load_model(model_dir)
     probs = predict_lib.probabilities(model, [c.sequence for c in chains])
     if output is not None and output.suffix.lower() in (".csv", ".tsv"):
@@ -177,6 +190,8 @@ common_cli.export_command(
     can return. litert: not available (strings in).
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "protein")
 
 
 def main() -> None:

@@ -15,9 +15,8 @@ import numpy as np
 
 from common.runtime import RunDir
 from recipes.protein import data as protein_data
-from recipes.protein.config import HELDOUT_FILE
+from recipes.protein.config import HELDOUT_FILE, LABELS_FILE
 
-LABELS_FILE = "labels.json"
 PREDICT_BATCH = 64
 
 

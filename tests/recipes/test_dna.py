@@ -282,3 +282,40 @@ def test_predict_and_export_agree_outside_the_project(trained, tmp_path):
     served = saved_model_cli_run(path, "serve", f"sequence={[r[1] for r in rows[:2]]!r}", tmp_path)
     assert sorted(served) == ["label", "probabilities"]
     assert printed_strings(served["label"]) == labels[:2]
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(trained, tmp_path):
+    from tests.demo_client import endpoints, page_error, served
+
+    out, rows, _ = trained
+    name, seq, label, _ = rows[0]
+    png = tmp_path / "x.png"
+    explain = ("explain", "--model-dir", out, "--sequence", seq, "--output", png, "--json")
+    cli_answer = json.loads(ok(invoke(*explain)).output)
+    with served("dna", out) as client:
+        assert endpoints(client) == {"/explain"}
+        # A FASTA record (as the held-out examples are shown), the predicted class explained.
+        probs, picture, top = client.predict(f">{name} {label}\n{seq}\n", None, api_name="/explain")
+        assert probs["label"] == cli_answer["predicted"] == "bound"
+        shown = {c["label"]: c["confidence"] for c in probs["confidences"]}
+        assert shown == pytest.approx(cli_answer["probabilities"], abs=1e-5)
+        with open(picture, "rb") as image:
+            assert image.read(8) == b"\x89PNG\r\n\x1a\n"
+        expected = [[t["position"], t["base"], t["attribution"]] for t in cli_answer["top"]]
+        assert [r[:2] for r in top["data"]] == [r[:2] for r in expected]
+        assert [r[2] for r in top["data"]] == pytest.approx([r[2] for r in expected], abs=1e-4)
+        # Bare letters, and the other class: the same positions, the opposite sign.
+        other = client.predict(seq.lower(), "unbound", api_name="/explain")[2]["data"]
+        assert other[0][:2] == [top["data"][0][0], top["data"][0][1].lower()]
+        assert other[0][2] == pytest.approx(-top["data"][0][2], abs=1e-3)
+        # Bad input: the CLI's one line, in the page.
+        for bad in ("ACGZ", "  "):
+            cli_error = invoke("explain", "--model-dir", out, "--sequence", bad)
+            shown = page_error(client, bad, None, api_name="/explain")
+            assert one_line_error(cli_error) == f"Error: {shown}"
+        assert page_error(client, ">a\nAC\n>b\nGT\n", None, api_name="/explain") == (
+            "--sequence: 2 FASTA records; paste one"
+        )

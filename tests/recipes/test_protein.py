@@ -198,3 +198,42 @@ def test_predict_and_export_agree_outside_the_project(trained, tmp_path):
     served = saved_model_cli_run(path, "serve", f"sequence={[r[1] for r in rows[:2]]!r}", tmp_path)
     assert sorted(served) == ["lengths", "probabilities", "states"]
     assert printed_strings(served["states"]) == states[:2]
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(trained, tmp_path):
+    from tests.demo_client import endpoints, page_error, served
+
+    out, rows = trained
+    seq = rows[0][1]
+    fasta = ok(invoke("predict", "--model-dir", out, "--sequence", seq)).output.splitlines()
+    assert fasta[:2] == [">sequence", seq] and fasta[2] == ">sequence_ss"
+    csv = tmp_path / "p.csv"
+    ok(invoke("predict", "--model-dir", out, "--sequence", seq, "--output", csv))
+    cli_rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+    with served("protein", out) as client:
+        assert endpoints(client) == {"/predict"}
+        # One FASTA record (wrapped), as a user pastes it from UniProt.
+        pasted = f">{rows[0][0]}\n{seq[:10]}\n{seq[10:]}\n"
+        shown, picture, table = client.predict(pasted, api_name="/predict")
+        assert "".join(s["token"] for s in shown) == seq
+        states = "".join(s["class_or_confidence"][0] * len(s["token"]) for s in shown)
+        assert states == fasta[3]
+        with open(picture, "rb") as image:
+            assert image.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert table["headers"] == ["position", "residue", "state", "confidence", "H", "E", "C"]
+        assert [r[:3] for r in table["data"]] == [[int(r[1]), r[2], r[3]] for r in cli_rows]
+        page_probs = [r[4:] for r in table["data"]]
+        cli_probs = [[float(x) for x in r[4:]] for r in cli_rows]
+        assert np.allclose(page_probs, cli_probs, atol=1e-4)
+        assert [r[3] for r in table["data"]] == pytest.approx([max(p) for p in cli_probs], abs=1e-4)
+        # Bare letters with a line break give the same states.
+        again = client.predict(f"{seq[:7]}\n{seq[7:]}", api_name="/predict")[0]
+        assert again == shown
+        # Bad input: the CLI's one line, in the page.
+        for bad in ("ACJD", "  "):
+            cli_error = invoke("predict", "--model-dir", out, "--sequence", bad)
+            shown = page_error(client, bad, api_name="/predict")
+            assert one_line_error(cli_error) == f"Error: {shown}"

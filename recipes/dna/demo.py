@@ -1,0 +1,126 @@
+"""The dna tab of the demo page: a sequence's class probabilities and its in-silico
+mutagenesis (the `explain` verb: the same code, the same picture). See `common.demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common import demo
+from common.errors import UserError
+from recipes.dna.config import HELDOUT_FILE, LABELS_FILE
+
+TITLE = "DNA"
+EXAMPLES = 4  # held-out records offered as examples: the first of each label
+_SCANNED = 2000  # records of the held-out file read to find them, at most
+
+
+def class_names(model_dir: Path) -> list[str]:
+    """The run's classes (labels.json), or a one-line error if it is not a dna run."""
+    path = Path(model_dir) / LABELS_FILE
+    try:
+        return list(json.loads(path.read_text())["class_names"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: missing or not a dna run (train one first)") from None
+
+
+def heldout_examples(model_dir: Path) -> list[str]:
+    """FASTA text of the first held-out record of each label (up to `EXAMPLES`)."""
+    found: dict[str, str] = {}
+    header, letters = None, []
+
+    def keep():
+        if header is not None and letters:
+            label = header.partition(" ")[2].strip()
+            found.setdefault(label, f"{header}\n{''.join(letters)}")
+
+    try:
+        with open(Path(model_dir) / HELDOUT_FILE, encoding="utf-8") as lines:
+            for n, line in enumerate(lines):
+                line = line.strip()
+                if line.startswith(">"):
+                    keep()
+                    if len(found) >= EXAMPLES or n > 2 * _SCANNED:
+                        break
+                    header, letters = line, []
+                elif line:
+                    letters.append(line)
+            else:
+                keep()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return list(found.values())[:EXAMPLES]
+
+
+def pasted_sequence(text: str) -> str:
+    """The sequence in the textbox: one FASTA record, or bare letters (line breaks and
+    spaces dropped)."""
+    from common.sequences import parse_fasta
+
+    text = text.strip()
+    if not text.startswith(">"):
+        return "".join(text.split())
+    records = parse_fasta(text, Path("--sequence"))
+    if len(records) != 1:
+        raise UserError(f"--sequence: {len(records)} FASTA records; paste one")
+    return records[0].sequence
+
+
+def build(model_dir: Path, prefix: str = "") -> None:
+    gr = demo.gradio()
+    names = class_names(model_dir)
+    examples = heldout_examples(model_dir)
+
+    def load():
+        from common import runtime
+        from recipes.dna import predict
+
+        return runtime.load_model(model_dir), predict.ModelInfo.read(model_dir)
+
+    run = demo.cached(load)
+
+    @demo.guarded
+    def explain(text: str, class_name: str | None):
+        import tempfile
+
+        from PIL import Image
+
+        from recipes.dna import motifs
+
+        model, info = run()
+        sequence = motifs.check_explain_input(info, pasted_sequence(text), class_name or None)
+        with tempfile.TemporaryDirectory(prefix="dna-demo-") as tmp:
+            result = motifs.explain(model, info, sequence, class_name or None, Path(tmp) / "x.png")
+            with Image.open(result["png"]) as drawn:
+                picture = drawn.copy()
+        top = [
+            [t["position"], t["base"], round(t["attribution"], 4), t["worst change"]]
+            for t in result["top"]
+        ]
+        return result["probabilities"], picture, top
+
+    gr.Markdown(
+        f"Run: `{model_dir}`. Paste a sequence (FASTA or bare letters; IUPAC codes, either "
+        "case). The logo is in-silico mutagenesis: every base changed to each other base; "
+        "a letter's height is the mean drop of the class's probability when it is changed."
+    )
+    with gr.Row():
+        with gr.Column():
+            text = gr.Textbox(
+                label="Sequence", lines=4, value=examples[0] if examples else "", max_lines=12
+            )
+            which = gr.Dropdown(
+                names, value=None, label="Class to explain (empty: the predicted one)"
+            )
+            button = gr.Button("Predict and explain", variant="primary")
+            if examples:
+                gr.Examples([[e] for e in examples], inputs=text, label="Held-out sequences")
+        label = gr.Label(label="Class probabilities")
+    picture = gr.Image(label="Attribution logo and mutation map", type="pil", format="png")
+    top = gr.Dataframe(
+        headers=["position", "base", "attribution", "worst change"],
+        label="Positions that matter most",
+        interactive=False,
+    )
+    button.click(explain, [text, which], [label, picture, top], api_name=f"{prefix}explain")
+    text.submit(explain, [text, which], [label, picture, top], api_name=False)
