@@ -118,15 +118,14 @@ def write_midi(tokens: list[str], path, tempo: int = 120) -> None:
 
 
 def plot_piano_roll(tokens: list[str], path, title: str = "") -> None:
-    """A piano roll PNG: one bar per note, time in quarter notes, pitch as MIDI number."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """A piano roll PNG (`path`: a file name or a binary file object): one bar per note,
+    time in quarter notes, pitch as MIDI number. Without pyplot, so threads may call it."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     analysis = abc.analyse(tokens)
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig = Figure(figsize=(10, 3))
+    ax = fig.subplots()
     for start, length, pitch in analysis.onsets:  # in eighths: /2 gives quarter notes
         ax.broken_barh([(float(start) / 2, float(length) / 2)], (pitch - 0.4, 0.8), color="C0")
     for x in np.cumsum([float(d) / 2 for _, d, _ in analysis.bars[:-1]]):
@@ -136,5 +135,4 @@ def plot_piano_roll(tokens: list[str], path, title: str = "") -> None:
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    fig.savefig(path, dpi=80, format="png")

@@ -98,6 +98,14 @@ def compose(
     return tunes
 
 
+def tune_text(tokens: list[str], finished: bool, number: int = 1) -> str:
+    """A tune's .abc file: its ABC text, and a comment if the token limit cut it short."""
+    text = abc.render(tokens, number=number)
+    if not finished:
+        text += "% unfinished: the token limit came before the end of the tune\n"
+    return text
+
+
 def write(tunes: list[tuple[list[str], bool]], output_dir: Path) -> list[Path]:
     """Write each tune as .abc, .mid and .png into `output_dir`; return the .abc paths.
 
@@ -112,10 +120,7 @@ def write(tunes: list[tuple[list[str], bool]], output_dir: Path) -> list[Path]:
     paths = []
     for i, (tokens, finished) in enumerate(tunes, start=1):
         stem = output_dir / f"tune_{i:03d}"
-        text = abc.render(tokens, number=i)
-        if not finished:
-            text += "% unfinished: the token limit came before the end of the tune\n"
-        stem.with_suffix(".abc").write_text(text)
+        stem.with_suffix(".abc").write_text(tune_text(tokens, finished, number=i))
         if abc.analyse(tokens).onsets:
             checks.write_midi(tokens, stem.with_suffix(".mid"))
             checks.plot_piano_roll(tokens, stem.with_suffix(".png"), title=f"tune {i}")

@@ -1,9 +1,10 @@
-"""Command line of music generation: train, compose, evaluate, export.
+"""Command line of music generation: train, compose, evaluate, baselines, export, demo.
 
 python -m recipes.music train [--preset tiny|default|large] [--data FILE_OR_DIR] ...
 python -m recipes.music compose --model-dir runs/music --meter 6/8 --key D --num-tunes 4
 python -m recipes.music evaluate --model-dir runs/music [--data FILE] [--json]
 python -m recipes.music export --model-dir runs/music --output PATH
+python -m recipes.music demo --model-dir runs/music [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -250,6 +251,8 @@ common_cli.export_command(
     not offered: the model's use is the generation loop.
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "music")
 
 
 def main():

@@ -1,4 +1,11 @@
-"""Command line of the NER recipe: `python -m recipes.ner train | evaluate | tag | export`."""
+"""Command line of the NER recipe.
+
+python -m recipes.ner train    [--preset tiny|default|conll] [--data SRC] ...
+python -m recipes.ner evaluate --model-dir DIR [--data SRC] [--json]
+python -m recipes.ner tag      --model-dir DIR (--text "..." | --file F) [--json]
+python -m recipes.ner export   --model-dir DIR --output PATH
+python -m recipes.ner demo     --model-dir DIR [--host 127.0.0.1] [--port 7860]
+"""
 
 from __future__ import annotations
 
@@ -164,6 +171,8 @@ common_cli.export_command(
     decoding of `tag`, inside the graph. litert is not offered.
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "ner")
 
 
 def main() -> None:

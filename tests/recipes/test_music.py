@@ -8,6 +8,7 @@ import json
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -16,7 +17,7 @@ from common.errors import UserError
 from recipes.music import abc, checks, data
 from recipes.music.main import cli
 from tests.cli_errors import one_line_error
-from tests.exported import run_outside
+from tests.exported import printed_strings, run_outside, saved_model_cli_run
 
 # ----------------------------------------------------------------------------- tokens
 
@@ -186,9 +187,16 @@ def test_bad_input_fails_in_one_line(music_run, tmp_path):
     one_line_error(invoke("compose", "--model-dir", music_run, "--prime", "G2"), "--prime")
 
 
-def test_exported_model_composes_like_the_cli(music_run, tmp_path):
-    path = tmp_path / "music"
+@pytest.fixture(scope="module")
+def exported(music_run, tmp_path_factory):
+    """The tiny run's SavedModel."""
+    path = tmp_path_factory.mktemp("music-export") / "music"
     assert invoke("export", "--model-dir", music_run, "--output", path).exit_code == 0
+    return path
+
+
+def test_exported_model_composes_like_the_cli(music_run, exported, tmp_path):
+    path = exported
     exported = run_outside(
         """
         model = tf.saved_model.load(values["path"])
@@ -206,3 +214,89 @@ def test_exported_model_composes_like_the_cli(music_run, tmp_path):
     assert cli_run.exit_code == 0, cli_run.output
     tokens = exported["tokens"].split()
     assert (tmp_path / "cli" / "tune_001.abc").read_text().startswith(abc.render(tokens)[:-1])
+
+
+def test_every_exported_signature_runs_in_saved_model_cli(music_run, exported, tmp_path):
+    """`saved_model_cli run` (TensorFlow Serving's loader) on each signature: a dense, named
+    string output, the tokens `compose` gives for the same prime, temperature and seed."""
+    prime = "M:4/4 K:G L:1/8 G2 A B |"  # compose --meter 4/4 --key G --prime "G2 AB|"
+    length = 256 - 1 - len(prime.split())  # the tiny preset's max_tokens, less <bos> and prime
+    inputs = f"prime={prime!r};length={length};temperature=0.8;seed=9"
+    outputs = {
+        name: saved_model_cli_run(exported, name, inputs, tmp_path)
+        for name in ("generate", "serving_default")
+    }
+    assert all(sorted(out) == ["output_0"] for out in outputs.values())
+    tokens = {name: printed_strings(out["output_0"]) for name, out in outputs.items()}
+    assert tokens["generate"] == tokens["serving_default"] and len(tokens["generate"]) == 1
+    cli_run = invoke(
+        "compose", "--model-dir", music_run, "--meter", "4/4", "--key", "G", "--prime", "G2 AB|",
+        "--temperature", 0.8, "--seed", 9, "--output-dir", tmp_path / "cli",
+    )  # fmt: skip
+    assert cli_run.exit_code == 0, cli_run.output
+    rendered = abc.render(tokens["generate"][0].split())
+    assert (tmp_path / "cli" / "tune_001.abc").read_text().startswith(rendered[:-1])
+
+
+def test_demo_page_answers_as_the_cli_does(music_run, tmp_path):
+    """The music tab (`recipes/music/demo.py`) gives `compose`'s ABC for the same options and
+    seed, its piano roll, and audio as long as the MIDI file `compose` writes."""
+    import wave
+
+    import music21
+    from PIL import Image
+
+    from recipes.music import audio
+    from tests.demo_client import endpoints, page_error, served
+
+    cases = [("", "G", "G2 AB|", 0.8, 5)]  # the meter drawn by the model: "" is no --meter
+    expected = []
+    for i, (meter, key, prime, temperature, seed) in enumerate(cases):
+        args = ["compose", "--model-dir", music_run, "--output-dir", tmp_path / str(i)]
+        args += [*(("--meter", meter) if meter else ()), *(("--key", key) if key else ())]
+        args += [*(("--prime", prime) if prime else ()), "--temperature", temperature]
+        result = invoke(*args, "--seed", seed)
+        assert result.exit_code == 0, result.output
+        expected.append(tmp_path / str(i) / "tune_001")
+    with served("music", music_run) as client:
+        assert endpoints(client) == {"/compose"}
+        for case, stem in zip(cases, expected, strict=True):
+            text, roll, sound = client.predict(*case, api_name="/compose")
+            assert text == stem.with_suffix(".abc").read_text()
+            with Image.open(roll) as page_png, Image.open(stem.with_suffix(".png")) as cli_png:
+                assert page_png.size == cli_png.size
+            with wave.open(sound) as wav:
+                assert (wav.getframerate(), wav.getnchannels()) == (audio.SAMPLE_RATE, 1)
+                samples = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
+            score = music21.converter.parse(stem.with_suffix(".mid")).flatten()
+            end = max(n.offset + n.quarterLength for n in score.notes)  # of the MIDI's notes
+            notes = float(end) * 60 / audio.TEMPO
+            assert len(samples) / audio.SAMPLE_RATE == pytest.approx(
+                notes + audio.RELEASE, abs=0.01
+            )
+            loud = np.abs(samples.astype(float))
+            assert loud.max() > 20_000 and np.sqrt(np.mean(loud**2)) > 1_000  # not silent
+        # Bad input: the CLI's one line, in the page.
+        for meter, key, prime in [("4/4", "Q", ""), ("4/4", "", "G2")]:
+            args = ["compose", "--model-dir", music_run, "--meter", meter]
+            args += [*(("--key", key) if key else ()), *(("--prime", prime) if prime else ())]
+            cli_error = invoke(*args)
+            shown = page_error(client, meter, key, prime, 1.0, 42, api_name="/compose")
+            assert one_line_error(cli_error) == f"Error: {shown}"
+
+
+def test_audio_is_the_notes_at_the_midi_tempo():
+    from recipes.music import audio
+
+    tune = abc.tokenize("X:1\nM:2/4\nL:1/8\nK:A\nA2 z2 | a4 |]\n")  # A4, a rest, A5
+    samples = audio.synthesize(tune).astype(float)
+    assert audio.seconds(tune) == 2.0  # 8 eighths at 120 quarter notes a minute
+    assert len(samples) == pytest.approx((2.0 + audio.RELEASE) * audio.SAMPLE_RATE, abs=2)
+    rate = audio.SAMPLE_RATE
+    first, rest, second = samples[: rate // 2], samples[rate // 2 + 2000 : rate], samples[rate:]
+    assert np.abs(rest).max() < 1 and np.abs(samples).max() == pytest.approx(0.9 * 32767, abs=1)
+    # The strongest frequency of each note is its fundamental: 440 Hz, then 880 Hz.
+    for part, hz in ((first, 440), (second, 880)):
+        spectrum = np.abs(np.fft.rfft(part))
+        assert np.fft.rfftfreq(len(part), 1 / rate)[spectrum.argmax()] == pytest.approx(hz, abs=3)
+    assert audio.synthesize(["M:4/4", "K:C", "L:1/8", "z4", "|]"]).size == 0  # no notes

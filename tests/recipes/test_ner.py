@@ -2,6 +2,8 @@
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from click.testing import CliRunner
 from common.errors import UserError
 from recipes.ner import bio, data
 from recipes.ner.main import cli
+from tests.cli_errors import one_line_error
 from tests.exported import printed_strings, run_outside, saved_model_cli_run
 
 # ----------------------------------------------------------------------------- tag schemes
@@ -374,15 +377,23 @@ def test_tfds_conll2003_is_read_and_converted(monkeypatch, tmp_path):
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_tiny_preset_end_to_end(tmp_path):
-    runner = CliRunner()
-    out = tmp_path / "run"
-    result = runner.invoke(
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """(run directory, train's output): one tiny run (CRF, the default decoder), shared by
+    the end-to-end and demo tests; neither changes it."""
+    out = tmp_path_factory.mktemp("ner") / "run"
+    result = CliRunner().invoke(
         cli,
         ["train", "--preset", "tiny", "--output-dir", str(out)]
         + ["--dropout", "0.2", "--word-dropout", "0.25"],
     )
     assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_tiny_preset_end_to_end(tiny_run, tmp_path):
+    runner = CliRunner()
+    out, result = tiny_run
     for name in (
         "config.json",
         "argv.txt",
@@ -450,12 +461,63 @@ def test_tiny_preset_end_to_end(tmp_path):
     check_export(out, tmp_path)
 
     # A run directory from before the renames is refused with a one-line message.
+    out = Path(shutil.copytree(out, tmp_path / "old-run"))
     config = json.loads((out / "config.json").read_text())
     config["max_sentences"] = config.pop("max_examples")
     (out / "config.json").write_text(json.dumps(config))
     result = runner.invoke(cli, ["evaluate", "--model-dir", str(out), "--json"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "max_sentences" in result.output and "retrain" in result.output
+
+
+def test_demo_page_answers_as_the_cli_does(tiny_run):
+    """The NER tab (`recipes/ner/demo.py`) gives `tag --json`'s tokens, tags and entities."""
+    from tests.demo_client import endpoints, page_error, served
+
+    out, _ = tiny_run
+    texts = ["Yesterday, Harry Potter met Hermione Granger.", "see https://t.co/abc, then London"]
+    texts += [" ".join(s) for s in data.read_conll(out / data.HELDOUT_FILE).tokens[:6]]
+    args = ["tag", "--model-dir", str(out), "--json", *(f"--text={t}" for t in texts)]
+    tagged = json.loads(CliRunner().invoke(cli, args).output)["sentences"]
+    with served("ner", out) as client:
+        assert endpoints(client) == {"/tag"}
+        for text, cli_answer in zip(texts, tagged, strict=True):
+            pieces = client.predict(text, True, api_name="/tag")
+            assert "".join(p["token"] for p in pieces) == text
+            labelled = [(p["token"], p["class_or_confidence"]) for p in pieces]
+            pairs = [(token, tag) for token, tag in labelled if tag is not None]
+            assert pairs == list(zip(cli_answer["tokens"], cli_answer["tags"], strict=True))
+            pieces = client.predict(text, False, api_name="/tag")
+            assert "".join(p["token"] for p in pieces) == text
+            shown = [(p["token"], p["class_or_confidence"]) for p in pieces]
+            shown = [(piece.replace(" ", ""), kind) for piece, kind in shown if kind is not None]
+            entities = [(e["text"].replace(" ", ""), e["type"]) for e in cli_answer["entities"]]
+            assert shown == entities
+        # Bad input: the CLI's one line, in the page (a blank sentence is no --text).
+        missing = CliRunner().invoke(cli, ["tag", "--model-dir", str(out)])
+        assert (
+            one_line_error(missing) == f"Error: {page_error(client, '  ', False, api_name='/tag')}"
+        )
+
+
+def test_demo_highlights_entities_in_the_text_as_written():
+    from recipes.ner.demo import highlighted
+
+    text = "Met  Harry Potter in London."
+    tokens = ["Met", "Harry", "Potter", "in", "London", "."]
+    tags = ["O", "B-person", "I-person", "O", "B-geo-loc", "O"]
+    assert highlighted(text, tokens, tags, iob=False) == [
+        ("Met  ", None),
+        ("Harry Potter", "person"),
+        (" in ", None),
+        ("London", "geo-loc"),
+        (".", None),
+    ]
+    iob = highlighted(text, tokens, tags, iob=True)
+    assert [(p, t) for p, t in iob if t is not None] == list(zip(tokens, tags, strict=True))
+    assert "".join(p for p, _ in iob) == text
+    # A token not found as written (NFC, say): the tokens one space apart.
+    assert highlighted("x", ["Paris"], ["B-geo-loc"], iob=False) == [("Paris", "geo-loc")]
 
 
 def test_evaluate_needs_only_the_run_directory(tmp_path):
