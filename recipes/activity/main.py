@@ -1,9 +1,10 @@
-"""Command line of the activity recipe: train, evaluate, predict, export.
+"""Command line of the activity recipe: train, evaluate, predict, export, demo.
 
 python -m recipes.activity train [--data DIR] [--sample-rate HZ] [--model rnn|conv-rnn] ...
 python -m recipes.activity evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.activity predict --model-dir DIR --input FILE [--json]
 python -m recipes.activity export --model-dir DIR --output PATH [--format saved_model|litert]
+python -m recipes.activity demo --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -190,6 +191,8 @@ common_cli.export_command(
     channels] -> probabilities float32[1, classes], as a .tflite file.
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "activity")
 
 
 def main() -> None:

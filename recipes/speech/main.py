@@ -1,9 +1,10 @@
-"""Command line of the speech recipe: train, evaluate, transcribe, export.
+"""Command line of the speech recipe: train, evaluate, transcribe, export, demo.
 
 python -m recipes.speech train [--data SRC] [--lm-dir LM_RUN] ...
 python -m recipes.speech evaluate --model-dir DIR [--data SRC] [--decoder D] [--json]
 python -m recipes.speech transcribe --model-dir DIR FILE...
 python -m recipes.speech export --model-dir DIR --output PATH [--format saved_model|litert]
+python -m recipes.speech demo --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ common_cli.export_command(
     the acoustic model, waveform float32[1, samples] at the model's rate -> log_probs.
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "speech")
 
 
 def main() -> None:

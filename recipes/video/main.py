@@ -1,9 +1,10 @@
-"""Command line of the video recipe: train, evaluate, predict, export.
+"""Command line of the video recipe: train, evaluate, predict, export, demo.
 
 python -m recipes.video train [--video-model cnn-rnn|convlstm] [--data SRC] ...
 python -m recipes.video evaluate --model-dir DIR [--data SRC] [--json]
 python -m recipes.video predict --model-dir DIR --input CLIP.gif|CLIP.npy [--json]
 python -m recipes.video export --model-dir DIR --output PATH [--format saved_model|litert]
+python -m recipes.video demo --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ common_cli.export_command(
     litert: the same model at batch 1 (float32 pixels 0..255) as a .tflite file.
     """,
 )
+
+common_cli.demo_command(cli, OUTPUT_DIR, "video")
 
 
 def main() -> None:

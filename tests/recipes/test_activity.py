@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from common.errors import UserError
 from recipes.activity import data as sensor_data
 from recipes.activity import predict as predict_lib
 from recipes.activity.main import cli
-from tests.exported import run_outside, tflite_outputs
+from tests.cli_errors import one_line_error
+from tests.exported import printed_strings, run_outside, saved_model_cli_run, tflite_outputs
 
 CLASSES = ("slow", "fast")
 
@@ -432,15 +434,32 @@ def test_evaluate_reads_the_heldout_recordings_after_the_data_is_gone(tmp_path):
 # --------------------------------------------------------------------------- export
 
 
+def signature_names(path: Path) -> list[str]:
+    """The signatures of the SavedModel at `path`, sorted (not `__saved_model_init_op`)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((path / "saved_model.pb").read_bytes())
+    return sorted(k for k in model.meta_graphs[0].signature_def if not k.startswith("__"))
+
+
+def printed_numbers(text: str) -> list[float]:
+    """The numbers of a printed NumPy array, in order."""
+    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
+
+
 def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
     out, _ = sensor_run
+    info = predict_lib.ModelInfo.read(out)
     path = tmp_path / "recogniser"
     ok(run_cli("export", "--model-dir", out, "--output", path))
     files = sorted((out / "heldout").rglob("*.txt"))[::9]  # a few classes and lengths
-    # and one recording shorter than a window (padded inside the endpoint too)
-    short = sensor_data.read_recording(files[0])[0][:20]
-    files.append(tmp_path / "short.txt")
-    files[-1].write_text(sensor_data.format_recording(short))
+    # and one recording shorter than a window (padded inside the endpoint too), and one of
+    # exactly three windows
+    first = sensor_data.read_recording(files[0])[0]
+    for name, part in (("short", first[:20]), ("three", first[: info.window + 2 * info.stride])):
+        files.append(tmp_path / f"{name}.txt")
+        files[-1].write_text(sensor_data.format_recording(part))
     recordings = [sensor_data.read_recording(f)[0] for f in files]
     assert len({len(r) for r in recordings}) > 1
     exported = run_outside(
@@ -459,14 +478,27 @@ def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
         path=str(path),
         recordings=[r.tolist() for r in recordings],
     )
-    names = json.loads((out / "labels.json").read_text())["class_names"]
     for file, result in zip(files, exported["results"], strict=True):
         predicted = json.loads(
             ok(run_cli("predict", "--model-dir", out, "--input", file, "--json")).stdout
         )
         assert result["label"] == predicted["activity"]
-        expected = [predicted["probabilities"][n] for n in names]
+        expected = [predicted["probabilities"][n] for n in info.class_names]
         np.testing.assert_allclose(result["probabilities"], expected, atol=1e-5)
+    # The loader TensorFlow Serving uses, on every signature (the three windows on one, the
+    # padded short recording on the other): dense, named outputs, the same answers.
+    assert signature_names(path) == ["serve", "serving_default"]
+    for name, case in zip(signature_names(path), (-1, -2), strict=True):
+        served = saved_model_cli_run(
+            path, name, f"recording={[recordings[case].tolist()]!r}", tmp_path
+        )
+        assert sorted(served) == ["label", "probabilities"]
+        assert printed_strings(served["label"]) == [exported["results"][case]["label"]]
+        np.testing.assert_allclose(
+            printed_numbers(served["probabilities"]),
+            exported["results"][case]["probabilities"],
+            atol=1e-6,
+        )
 
 
 def test_litert_window_model_agrees_with_keras(sensor_run, tmp_path):
@@ -482,3 +514,54 @@ def test_litert_window_model_agrees_with_keras(sensor_run, tmp_path):
     windows = np.concatenate([windows, sensor_data.recording_windows(values[:11], info.window, 1)])
     expected = runtime.load_model(out).predict(windows, verbose=0)
     np.testing.assert_allclose(tflite_outputs(path, windows), expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(sensor_run, tmp_path):
+    """The activity tab (`recipes/activity/demo.py`) gives `predict --json`'s activity,
+    probabilities and segments, for an uploaded recording and a held-out one."""
+    import base64
+
+    from gradio_client import handle_file
+
+    from recipes.activity import demo
+    from tests.demo_client import endpoints, page_error, served
+
+    out, _ = sensor_run
+    uploaded = out / "example_recording.txt"
+    heldout = sorted((out / "heldout").rglob("*.txt"))[-1]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 2 3 4 5 6\n4 five 6 7 8 9\n")
+    cli_error = one_line_error(run_cli("predict", "--model-dir", out, "--input", bad))
+    with served("activity", out) as client:
+        assert endpoints(client) == {"/predict", "/predict_heldout"}
+        name = heldout.relative_to(out / "heldout").as_posix()
+        for file, args, api_name in (
+            (uploaded, [handle_file(str(uploaded))], "/predict"),
+            (heldout, [name], "/predict_heldout"),
+        ):
+            label, summary, plot, segments = client.predict(*args, api_name=api_name)
+            cli = json.loads(
+                ok(run_cli("predict", "--model-dir", out, "--input", file, "--json")).stdout
+            )
+            assert label["label"] == cli["activity"]  # the vote, not the top mean probability
+            shown = {c["label"]: c["confidence"] for c in label["confidences"]}
+            assert shown == pytest.approx(cli["probabilities"], abs=1e-6)
+            votes = f"{cli['votes'][cli['activity']]} of {len(cli['windows'])} windows"
+            assert summary == f"**{cli['activity']}** ({votes}; {cli['samples']} samples)"
+            assert segments["headers"] == demo.SEGMENT_HEADERS
+            rows = [[s[k] for k in demo.SEGMENT_HEADERS] for s in cli["segments"]]
+            assert [r[:4] for r in segments["data"]] == [r[:4] for r in rows]
+            assert [r[4] for r in segments["data"]] == pytest.approx([r[4] for r in rows], abs=1e-4)
+            assert plot["type"] == "matplotlib"
+            header, picture = plot["plot"].split(",", 1)
+            assert header == "data:image/png;base64"
+            assert base64.b64decode(picture).startswith(b"\x89PNG")
+        # Bad input: the CLI's one line, naming the file as uploaded.
+        shown = page_error(client, handle_file(str(bad)), api_name="/predict")
+        assert shown == "bad.txt:2: not a number: 'five'"
+        assert cli_error == f"Error: {bad}:2: not a number: 'five'"
+        assert page_error(client, None, api_name="/predict") == demo.NO_INPUT
+        assert page_error(client, None, api_name="/predict_heldout") == demo.NO_INPUT

@@ -548,3 +548,39 @@ def test_litert_acoustic_model_agrees_with_keras(trained, tmp_path):
         model({"waveform": wave[None], "length": np.array([samples], np.int32)}, training=False)
     )
     np.testing.assert_allclose(tflite_outputs(out, wave[None]), expected, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(trained, tmp_path):
+    """The speech tab (`recipes/speech/demo.py`) gives `transcribe --json`'s transcripts with
+    each decoder, for an uploaded file and a held-out utterance; bad files fail as in the CLI."""
+    from gradio_client import handle_file
+
+    from recipes.speech import demo
+    from tests.demo_client import endpoints, page_error, served
+
+    run, manifest, _ = trained
+    uploaded = manifest.parent / "audio" / "utt001.flac"
+    heldout, reference = (run / "heldout.tsv").read_text().splitlines()[1].split("\t")[:2]
+    not_audio = tmp_path / "voice.wav"
+    not_audio.write_text("not audio")
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, np.float32), 16_000)
+    with served("speech", run) as client:
+        assert endpoints(client) == {"/transcribe", "/transcribe_heldout"}
+        for decoder in ("greedy", "beam"):
+            args = ["transcribe", "--model-dir", run, "--decoder", decoder, uploaded, heldout]
+            cli = json.loads(ok(run_cli(*args, "--json")).output)["results"]
+            page = client.predict(handle_file(str(uploaded)), decoder, api_name="/transcribe")
+            assert page == (cli[0]["transcript"], "")
+            page = client.predict(heldout, decoder, api_name="/transcribe_heldout")
+            assert page == (cli[1]["transcript"], reference)
+        # Bad input: the CLI's one line, naming the file as uploaded.
+        for bad, needle in ((not_audio, "not a readable audio file"), (empty, "empty recording")):
+            shown = page_error(client, handle_file(str(bad)), "beam", api_name="/transcribe")
+            assert shown.startswith(f"{bad.name}: {needle}"), shown
+            cli_line = one_line_error(run_cli("transcribe", "--model-dir", run, bad))
+            assert cli_line == "Error: " + shown.replace(bad.name, str(bad))
+        assert page_error(client, None, "beam", api_name="/transcribe") == demo.NO_INPUT

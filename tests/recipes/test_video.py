@@ -8,6 +8,7 @@ GIF clips. No network.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from click.testing import CliRunner
 from common.errors import UserError
 from recipes.video import data as video_data
 from recipes.video.main import cli
-from tests.exported import run_outside, tflite_outputs
+from tests.cli_errors import one_line_error
+from tests.exported import printed_strings, run_outside, saved_model_cli_run, tflite_outputs
 
 
 def run_cli(*args: str):
@@ -122,10 +124,16 @@ def test_help_shows_defaults():
     assert "[default: runs/video]" in " ".join(run_cli("evaluate", "--help").output.split())
 
 
-def test_tiny_video_end_to_end(tmp_path):
-    out = tmp_path / "video"
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("video") / "run"
     result = ok(run_cli("train", "--preset", "tiny", "--cell", "minimal-gru", "--output-dir", out))
-    assert "Example predictions (validation clips)" in result.output
+    return out, result.output
+
+
+def test_tiny_video_end_to_end(video_run):
+    out, output = video_run
+    assert "Example predictions (validation clips)" in output
     for name in (
         "model.keras",
         "labels.json",
@@ -148,16 +156,31 @@ def test_tiny_video_end_to_end(tmp_path):
     predicted = json.loads(result.stdout)
     assert predicted["activity"] in [name for name, _ in video_data.MOTIONS]
     assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    check_export(out, tmp_path)
 
 
-def check_export(out, tmp_path):
-    """Export both formats; the SavedModel outside the project gives `predict`'s answers,
-    the LiteRT file Keras's probabilities."""
+def signature_names(path: Path) -> list[str]:
+    """The signatures of the SavedModel at `path`, sorted (not `__saved_model_init_op`)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((path / "saved_model.pb").read_bytes())
+    return sorted(k for k in model.meta_graphs[0].signature_def if not k.startswith("__"))
+
+
+def printed_numbers(text: str) -> list[float]:
+    """The numbers of a printed NumPy array, in order."""
+    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
+
+
+def test_exports_answer_as_predict(video_run, tmp_path):
+    """Export both formats; the SavedModel outside the project and through
+    `saved_model_cli` gives `predict`'s answers, the LiteRT file Keras's probabilities."""
     from common import runtime
     from recipes.video.predict import ModelInfo
 
-    ok(run_cli("export", "--model-dir", out, "--output", tmp_path / "saved"))
+    out, _ = video_run
+    saved = tmp_path / "saved"
+    ok(run_cli("export", "--model-dir", out, "--output", saved))
     ok(
         run_cli(
             "export", "--model-dir", out, "--output", tmp_path / "clip.tflite", "--format", "litert"
@@ -178,7 +201,7 @@ def check_export(out, tmp_path):
         }))
         """,
         tmp_path,
-        path=str(tmp_path / "saved"),
+        path=str(saved),
         clips=clips.tolist(),
     )
     for i, file in enumerate(files):
@@ -188,6 +211,18 @@ def check_export(out, tmp_path):
         assert exported["label"][i] == predicted["activity"]
         expected = [predicted["probabilities"][n] for n in info.class_names]
         np.testing.assert_allclose(exported["probabilities"][i], expected, atol=1e-5)
+    # The loader TensorFlow Serving uses, on every signature: dense, named outputs, the
+    # same answers (two clips on one signature, one on the other).
+    assert signature_names(saved) == ["serve", "serving_default"]
+    for name, count in zip(signature_names(saved), (2, 1), strict=True):
+        served = saved_model_cli_run(saved, name, f"clip={clips[:count].tolist()!r}", tmp_path)
+        assert sorted(served) == ["label", "probabilities"]
+        assert printed_strings(served["label"]) == exported["label"][:count]
+        np.testing.assert_allclose(
+            np.reshape(printed_numbers(served["probabilities"]), (count, -1)),
+            exported["probabilities"][:count],
+            atol=1e-6,
+        )
     keras_probs = runtime.load_model(out).predict(clips.astype(np.float32), verbose=0)
     np.testing.assert_allclose(
         tflite_outputs(tmp_path / "clip.tflite", clips), keras_probs, atol=1e-4
@@ -207,3 +242,48 @@ def test_evaluate_reads_the_heldout_clips_after_the_data_is_gone(tmp_path):
     assert metrics["clip"]["count"] == 8  # one of each class's three clips
     for key in ("accuracy", "macro_f1", "clip"):
         assert evaluated[key] == metrics[key]
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(video_run, tmp_path):
+    """The video tab (`recipes/video/demo.py`) gives `predict --json`'s activity and
+    probabilities, and shows the clip as the model sees it, for an uploaded clip and a
+    held-out one."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from recipes.video import demo
+    from recipes.video.predict import ModelInfo
+    from tests.demo_client import endpoints, page_error, served
+
+    out, _ = video_run
+    info = ModelInfo.read(out)
+    uploaded = out / "example_clip.gif"
+    heldout = sorted((out / "heldout").rglob("*.npy"))[-1]
+    bad = tmp_path / "clip.png"
+    bad.write_bytes(b"not a clip")
+    cli_error = one_line_error(run_cli("predict", "--model-dir", out, "--input", bad))
+    with served("video", out) as client:
+        assert endpoints(client) == {"/predict", "/predict_heldout"}
+        name = heldout.relative_to(out / "heldout").as_posix()
+        for file, args, api_name in (
+            (uploaded, [handle_file(str(uploaded))], "/predict"),
+            (heldout, [name], "/predict_heldout"),
+        ):
+            shown, label = client.predict(*args, api_name=api_name)
+            cli = json.loads(
+                ok(run_cli("predict", "--model-dir", out, "--input", file, "--json")).stdout
+            )
+            assert label["label"] == cli["activity"]
+            confidences = {c["label"]: c["confidence"] for c in label["confidences"]}
+            assert confidences == pytest.approx(cli["probabilities"], abs=1e-6)
+            with Image.open(shown) as gif:  # the model's frames, enlarged
+                assert gif.format == "GIF" and 1 < gif.n_frames <= info.frames
+                assert gif.size[0] == gif.size[1] >= info.frame_size
+        # Bad input: the CLI's one line, naming the file as uploaded.
+        shown = page_error(client, handle_file(str(bad)), api_name="/predict")
+        assert shown == "clip.png: expected a .gif or .npy clip for a video model"
+        assert cli_error == f"Error: {bad.parent}/{shown}"
+        assert page_error(client, None, api_name="/predict") == demo.NO_INPUT
