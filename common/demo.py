@@ -21,6 +21,7 @@ one, else a note saying which command trains it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -131,6 +132,16 @@ def guarded(fn: Callable) -> Callable:
             raise gr.Error(error_text(exc), print_exception=False) from None
 
     return handler
+
+
+@contextlib.contextmanager
+def named_as_uploaded(path: os.PathLike):
+    """A `UserError` about Gradio's copy of an uploaded file names the file as the user
+    knows it (its name), not the temporary path Gradio stored it under."""
+    try:
+        yield
+    except UserError as err:
+        raise UserError(err.message.replace(str(path), Path(path).name)) from None
 
 
 def recipe_module(name: str):

@@ -109,6 +109,18 @@ def parse_fasta(text: str, path: Path) -> list[Record]:
     return records
 
 
+def pasted_sequence(text: str, where: str = "--sequence") -> str:
+    """The one sequence a person pasted: a FASTA record, or bare letters (line breaks and
+    spaces dropped); several records are refused."""
+    text = text.strip()
+    if not text.startswith(">"):
+        return "".join(text.split())
+    records = parse_fasta(text, Path(where))
+    if len(records) != 1:
+        raise UserError(f"{where}: {len(records)} FASTA records; paste one")
+    return records[0].sequence
+
+
 @dataclasses.dataclass(frozen=True)
 class Table:
     """A CSV/TSV file: its `header` (stripped names), data `rows` (each as long as the

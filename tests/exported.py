@@ -4,6 +4,7 @@ that must fail to import `common` or `recipes` and loads PATH with plain TensorF
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -101,3 +102,17 @@ def printed_strings(text: str) -> list[str]:
     import re
 
     return [ast.literal_eval(m).decode() for m in re.findall(r"b'(?:[^'\\]|\\.)*'", text)]
+
+
+def signature_names(path) -> list[str]:
+    """The signatures of the SavedModel at `path`, sorted (not `__saved_model_init_op`)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    return sorted(k for k in model.meta_graphs[0].signature_def if not k.startswith("__"))
+
+
+def printed_numbers(text: str) -> list[float]:
+    """The numbers of a printed NumPy array, in order."""
+    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]

@@ -4,7 +4,6 @@ window predictions as a picture and as the `predict` verb's segments. See `commo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import tempfile
@@ -31,15 +30,6 @@ def heldout_recordings(model_dir: Path) -> list[str]:
         for p in root.glob("*/*")
         if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES
     )
-
-
-@contextlib.contextmanager
-def named_as_uploaded(path: Path):
-    """A `UserError` about Gradio's copy of an upload names the file as the user knows it."""
-    try:
-        yield
-    except UserError as err:
-        raise UserError(err.message.replace(str(path), path.name)) from None
 
 
 @functools.cache
@@ -127,7 +117,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
     def predict_upload(path: str | None):
         if not path:
             raise UserError(NO_INPUT)
-        with named_as_uploaded(Path(path)):
+        with demo.named_as_uploaded(Path(path)):
             return answer(Path(path))
 
     @demo.guarded

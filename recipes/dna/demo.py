@@ -8,6 +8,7 @@ from pathlib import Path
 
 from common import demo
 from common.errors import UserError
+from common.sequences import pasted_sequence
 from recipes.dna.config import HELDOUT_FILE, LABELS_FILE
 
 TITLE = "DNA"
@@ -50,20 +51,6 @@ def heldout_examples(model_dir: Path) -> list[str]:
     except (OSError, UnicodeDecodeError):
         return []
     return list(found.values())[:EXAMPLES]
-
-
-def pasted_sequence(text: str) -> str:
-    """The sequence in the textbox: one FASTA record, or bare letters (line breaks and
-    spaces dropped)."""
-    from common.sequences import parse_fasta
-
-    text = text.strip()
-    if not text.startswith(">"):
-        return "".join(text.split())
-    records = parse_fasta(text, Path("--sequence"))
-    if len(records) != 1:
-        raise UserError(f"--sequence: {len(records)} FASTA records; paste one")
-    return records[0].sequence
 
 
 def build(model_dir: Path, prefix: str = "") -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from common import demo
 from common.errors import UserError
+from common.sequences import pasted_sequence
 from recipes.protein.config import HELDOUT_FILE, LABELS_FILE
 
 TITLE = "Protein"
@@ -59,20 +60,6 @@ def label(state: str) -> str:
     return f"{state} {NAMES.get(state, '')}".strip()
 
 
-def pasted_chain(text: str) -> str:
-    """The chain in the textbox: one FASTA record, or bare letters (line breaks and spaces
-    dropped)."""
-    from common.sequences import parse_fasta
-
-    text = text.strip()
-    if not text.startswith(">"):
-        return "".join(text.split())
-    records = parse_fasta(text, Path("--sequence"))
-    if len(records) != 1:
-        raise UserError(f"--sequence: {len(records)} FASTA records; paste one")
-    return records[0].sequence
-
-
 def segments(sequence: str, predicted: str) -> list[tuple[str, str]]:
     """Runs of residues with the same predicted state, as `gr.HighlightedText` shows them."""
     out: list[tuple[str, str]] = []
@@ -107,7 +94,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
         from recipes.protein import predict as predict_lib
 
         model, info = run()
-        chain = protein_data.given_chain(pasted_chain(text), len(info.states))
+        chain = protein_data.given_chain(pasted_sequence(text), len(info.states))
         (p,) = predict_lib.probabilities(model, [chain.sequence])
         predicted = predict_lib.predicted_states(p, info.states)
         table = [

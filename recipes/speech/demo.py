@@ -4,7 +4,6 @@ the run's held-out utterances) -> its transcript with the decoder of your choice
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from pathlib import Path
@@ -40,15 +39,6 @@ def heldout_utterances(model_dir: Path) -> dict[str, str]:
     return {str(Path(model_dir) / row[0]): row[1] for row in rows if len(row) >= 2}
 
 
-@contextlib.contextmanager
-def named_as_uploaded(path: Path):
-    """A `UserError` about Gradio's copy of an upload names the file as the user knows it."""
-    try:
-        yield
-    except UserError as err:
-        raise UserError(err.message.replace(str(path), path.name)) from None
-
-
 def build(model_dir: Path, prefix: str = "") -> None:
     gr = demo.gradio()
     decoders, default = run_decoders(model_dir)
@@ -75,7 +65,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
     def transcribe_audio(path: str | None, decoder: str):
         if not path:
             raise UserError(NO_INPUT)
-        with named_as_uploaded(Path(path)):
+        with demo.named_as_uploaded(Path(path)):
             return transcript(Path(path), decoder), ""
 
     @demo.guarded

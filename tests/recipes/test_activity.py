@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -22,7 +21,14 @@ from recipes.activity import data as sensor_data
 from recipes.activity import predict as predict_lib
 from recipes.activity.main import cli
 from tests.cli_errors import one_line_error
-from tests.exported import printed_strings, run_outside, saved_model_cli_run, tflite_outputs
+from tests.exported import (
+    printed_numbers,
+    printed_strings,
+    run_outside,
+    saved_model_cli_run,
+    signature_names,
+    tflite_outputs,
+)
 
 CLASSES = ("slow", "fast")
 
@@ -432,20 +438,6 @@ def test_evaluate_reads_the_heldout_recordings_after_the_data_is_gone(tmp_path):
 
 
 # --------------------------------------------------------------------------- export
-
-
-def signature_names(path: Path) -> list[str]:
-    """The signatures of the SavedModel at `path`, sorted (not `__saved_model_init_op`)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    model = saved_model_pb2.SavedModel()
-    model.ParseFromString((path / "saved_model.pb").read_bytes())
-    return sorted(k for k in model.meta_graphs[0].signature_def if not k.startswith("__"))
-
-
-def printed_numbers(text: str) -> list[float]:
-    """The numbers of a printed NumPy array, in order."""
-    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
 
 
 def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):

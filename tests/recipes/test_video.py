@@ -8,7 +8,6 @@ GIF clips. No network.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +19,14 @@ from common.errors import UserError
 from recipes.video import data as video_data
 from recipes.video.main import cli
 from tests.cli_errors import one_line_error
-from tests.exported import printed_strings, run_outside, saved_model_cli_run, tflite_outputs
+from tests.exported import (
+    printed_numbers,
+    printed_strings,
+    run_outside,
+    saved_model_cli_run,
+    signature_names,
+    tflite_outputs,
+)
 
 
 def run_cli(*args: str):
@@ -156,20 +162,6 @@ def test_tiny_video_end_to_end(video_run):
     predicted = json.loads(result.stdout)
     assert predicted["activity"] in [name for name, _ in video_data.MOTIONS]
     assert sum(predicted["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-
-
-def signature_names(path: Path) -> list[str]:
-    """The signatures of the SavedModel at `path`, sorted (not `__saved_model_init_op`)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    model = saved_model_pb2.SavedModel()
-    model.ParseFromString((path / "saved_model.pb").read_bytes())
-    return sorted(k for k in model.meta_graphs[0].signature_def if not k.startswith("__"))
-
-
-def printed_numbers(text: str) -> list[float]:
-    """The numbers of a printed NumPy array, in order."""
-    return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
 
 
 def test_exports_answer_as_predict(video_run, tmp_path):
