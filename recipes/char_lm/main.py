@@ -1,10 +1,12 @@
-"""Command line of the character language model: train, sample, score, evaluate.
+"""Command line of the character language model: train, sample, score, evaluate, export,
+demo.
 
 python -m recipes.char_lm train [--preset tiny|default|full] [--level char|word] ...
 python -m recipes.char_lm sample --model-dir runs/char_lm --prime "ROMEO:" --length 300
 python -m recipes.char_lm score --model-dir runs/char_lm --text "To be, or not to be"
 python -m recipes.char_lm evaluate --model-dir runs/char_lm [--data SRC] [--json]
 python -m recipes.char_lm export --model-dir runs/char_lm --output PATH
+python -m recipes.char_lm demo --model-dir runs/char_lm [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -132,25 +134,35 @@ def _at_least(minimum):
 )
 @common_cli.sampling_seed_option
 def sample(model_dir, prime, length, temperature, top_k, num_samples, seed):
-    """Generate text one token at a time, carrying the recurrent state."""
+    """Generate text one token at a time, carrying the recurrent state; a single sample is
+    printed as it grows."""
+    import time
+
     from recipes.char_lm import sample as sample_lib
 
     cfg, tok, model = _load_run(model_dir)
-    prime_ids = sample_lib.encode_prime(tok, prime, cfg.level)
     sampler = sample_lib.Sampler(cfg, tok, model)
-    outputs, seconds = sampler.generate(
-        prime_ids,
+    start = time.perf_counter()
+    shown = ""
+    for texts in sample_lib.stream_texts(
+        sampler,
+        prime,
         length=length,
         temperature=temperature,
         top_k=top_k,
         num_samples=num_samples,
         seed=seed,
-    )
-    separator = "" if cfg.level == "char" or not prime else " "
-    for i, ids in enumerate(outputs):
-        if num_samples > 1:
+    ):
+        if num_samples == 1:  # each text extends the one before
+            click.echo(texts[0][len(shown) :], nl=False)
+            shown = texts[0]
+    seconds = time.perf_counter() - start
+    if num_samples == 1:
+        click.echo()
+    else:
+        for i, text in enumerate(texts):
             click.echo(f"--- sample {i + 1} ---")
-        click.echo(prime + separator + tok.decode(ids))
+            click.echo(text)
     click.echo(
         f"[{num_samples} sample(s) of up to {length} tokens in {seconds:.2f} s, including "
         "compiling the loop; make bench-inference measures the speed after that]",
@@ -173,8 +185,6 @@ def score(model_dir, text, file_, as_json):
     """Log-probability of a text: the sum of log P(next token | everything before),
     with nats and bits per token and perplexity."""
     from common import data as common_data
-    from common.tokenization import BOS_ID, UNK_ID
-    from recipes.char_lm import data
     from recipes.char_lm import score as score_lib
 
     if (text is None) == (file_ is None):
@@ -182,15 +192,9 @@ def score(model_dir, text, file_, as_json):
     if file_ is not None:
         text = common_data.read_text(file_)
     elif not text:
-        raise UserError("--text is empty")
+        raise UserError(score_lib.EMPTY_TEXT)
     cfg, tok, model = _load_run(model_dir)
-    ids = data.encode(tok, text)
-    if len(ids) == 0:
-        raise UserError("the text has no tokens to score")
-    log_probs = score_lib.Scorer(cfg, model).token_log_probs(ids, BOS_ID)
-    result = score_lib.summarize(
-        float(log_probs.sum()), len(ids), int((ids == UNK_ID).sum()), cfg.level
-    )
+    result, _, _ = score_lib.score_text(score_lib.Scorer(cfg, model), tok, text)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -248,6 +252,9 @@ common_cli.export_command(
     nats). litert is not offered: the model's use is the generation loop.
     """,
 )
+
+
+common_cli.demo_command(cli, OUTPUT_DIR, "char_lm")
 
 
 def main():

@@ -26,11 +26,13 @@ import numpy as np
 import tensorflow as tf
 
 from common import data as common_data
-from common.tokenization import BOS_ID, PAD_ID
+from common.errors import UserError
+from common.tokenization import BOS_ID, PAD_ID, UNK_ID
 from recipes.char_lm import data
 from recipes.char_lm import model as model_lib
 
 CHUNK = 512  # tokens per step-model call while scoring one long sequence
+EMPTY_TEXT = "--text is empty"  # `score --text ""`, and the demo's empty text box
 
 
 def summarize(total_log_prob: float, tokens: int, unk_tokens: int, level: str) -> dict:
@@ -88,6 +90,17 @@ class Scorer:
             out.append(picked.numpy()[0])
         # Padding sits after the last real token, so it cannot change its probabilities.
         return np.concatenate(out)[:n].astype(np.float64) if out else np.zeros(0)
+
+
+def score_text(scorer: Scorer, tok, text: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """What `score` reports for `text` (`summarize`'s metrics), with the token ids scored
+    and each one's log-probability in nats."""
+    ids = data.encode(tok, text)
+    if len(ids) == 0:
+        raise UserError("the text has no tokens to score")
+    log_probs = scorer.token_log_probs(ids, BOS_ID)
+    unknown = int((ids == UNK_ID).sum())
+    return summarize(float(log_probs.sum()), len(ids), unknown, scorer.cfg.level), ids, log_probs
 
 
 def validation_log_prob(cfg, trained, ids: np.ndarray) -> float:

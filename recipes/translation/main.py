@@ -1,9 +1,10 @@
-"""Command line of the translation recipe: train, translate, evaluate, export.
+"""Command line of the translation recipe: train, translate, evaluate, export, demo.
 
 python -m recipes.translation train                       # dates -> ISO, ~5 min on 2 cores
 python -m recipes.translation translate --text "mardi 9 mai 2017" --beam-size 4
 python -m recipes.translation evaluate --json
 python -m recipes.translation export --output PATH
+python -m recipes.translation demo [--model-dir DIR] [--host 127.0.0.1] [--port 7860]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from common.errors import UserError
 from recipes.translation import config
 
 OUTPUT_DIR = "runs/translation"
+NOTHING_TO_TRANSLATE = "nothing to translate: give --text TEXT (repeatable) or --file FILE"
 
 
 def _level(ctx, param, value):
@@ -116,7 +118,7 @@ def _read_inputs(texts, file) -> tuple[list[str], list[str]]:
         inputs += [line.rstrip("\r") for line in lines]
         names += [f"{file}:{n}" for n in range(1, len(lines) + 1)]
     if not inputs:
-        raise UserError("nothing to translate: give --text TEXT (repeatable) or --file FILE")
+        raise UserError(NOTHING_TO_TRANSLATE)
     return inputs, names
 
 
@@ -257,6 +259,9 @@ common_cli.export_command(
     loop is the point.
     """,
 )
+
+
+common_cli.demo_command(cli, OUTPUT_DIR, "translation")
 
 
 def main() -> None:

@@ -62,6 +62,10 @@ class Decoder:
         tokens int32[n, S]  (<pad> after the end), lengths int32[n] (tokens, <eos> excluded),
         scores float64[n], normalized float64[n], finished bool[n],
         attention float32[n, S, Tx]  (one row per step that produced a token or <eos>).
+    `beam(..., candidates=True)` adds every hypothesis the search weighed, in the order it
+    weighed them (those that ended, step by step; at the length limit the live beams; then
+    the greedy lane), under the same names with the prefix `candidate_` and one more axis,
+    C = 4k + 1, after n, and `candidate_valid` bool[n, C] marking the slots in use.
     """
 
     def __init__(self, model, max_steps: int, jit_greedy: bool = True, jit_beam: bool = False):
@@ -149,8 +153,10 @@ class Decoder:
 
     # ------------------------------------------------------------------ beam search
 
-    def beam(self, sources, k: int, alpha: float, keep_greedy: bool = True):
-        key = (int(k), bool(keep_greedy))
+    def beam(
+        self, sources, k: int, alpha: float, keep_greedy: bool = True, candidates: bool = False
+    ):
+        key = (int(k), bool(keep_greedy), bool(candidates))
         if key not in self._beams:
             self._beams[key] = tf.function(
                 lambda e, c, a: self._beam_loop(e, c, a, *key),
@@ -160,7 +166,7 @@ class Decoder:
         encoded, carry = self._start(sources, k + int(keep_greedy))
         return self._beams[key](encoded, carry, tf.constant(alpha, tf.float64))
 
-    def _beam_loop(self, encoded, carry, alpha, k, keep_greedy):
+    def _beam_loop(self, encoded, carry, alpha, k, keep_greedy, weighed=False):
         lanes, steps = k + int(keep_greedy), self.max_steps
         n = tf.shape(encoded["mask"])[0] // lanes
         width = tf.shape(encoded["mask"])[1]
@@ -189,6 +195,16 @@ class Decoder:
             greedy_history=tf.fill([n, steps], PAD_ID),
             greedy_attention=tf.zeros([n, steps, width]),
         )
+        # Every hypothesis that ended: at most k - 1 before the last step, 2k in it.
+        ended_slots = 3 * k
+        if weighed:
+            state.update(
+                ended_count=tf.zeros([n], tf.int32),
+                ended_history=tf.fill([n, ended_slots, steps], PAD_ID),
+                ended_length=tf.zeros([n, ended_slots], tf.int32),
+                ended_score=tf.fill([n, ended_slots], tf.constant(NEG_INF, tf.float64)),
+                ended_normalized=tf.fill([n, ended_slots], tf.constant(NEG_INF, tf.float64)),
+            )
 
         def body(t, carry, s):
             log_probs, carry = self._log_probs(s["tokens"], carry, encoded)
@@ -234,6 +250,29 @@ class Decoder:
                 tf.gather(attention_now, from_lane, batch_dims=1),
                 s["best_attention"],
             )
+            if weighed:  # each one that ends here goes to the next free slot
+                slot_of = s["ended_count"][:, None] + tf.cumsum(
+                    tf.cast(ends, tf.int32), axis=1, exclusive=True
+                )
+                into = ends[:, :, None] & tf.equal(
+                    slot_of[:, :, None], tf.range(ended_slots)[None, None, :]
+                )  # [n, 2k, slots]
+                filled = tf.reduce_any(into, axis=1)
+                pick = tf.argmax(tf.cast(into, tf.int32), axis=1, output_type=tf.int32)
+                lane = tf.gather(beam, pick, batch_dims=1)
+                out["ended_history"] = tf.where(
+                    filled[:, :, None], tf.gather(history, lane, batch_dims=1), s["ended_history"]
+                )
+                out["ended_length"] = tf.where(filled, t, s["ended_length"])
+                out["ended_score"] = tf.where(
+                    filled, tf.gather(values, pick, batch_dims=1), s["ended_score"]
+                )
+                out["ended_normalized"] = tf.where(
+                    filled, tf.gather(ended, pick, batch_dims=1), s["ended_normalized"]
+                )
+                out["ended_count"] = s["ended_count"] + tf.reduce_sum(
+                    tf.cast(ends, tf.int32), axis=1
+                )
             finished_count = s["finished_count"] + tf.reduce_sum(tf.cast(ends, tf.int32), axis=1)
             kept = tf.reduce_sum(tf.cast(keeps, tf.int32), axis=1)
             out["finished_count"] = finished_count
@@ -311,31 +350,79 @@ class Decoder:
 
         unfinished = tf.fill([n], t)
         pending = ~s["beams_done"]
+        offered = []  # (normalized, scores, lengths, tokens, finished, allowed): the candidates
         for lane in range(k):
             scores = s["scores"][:, lane]
+            allowed = pending & tf.math.is_finite(scores)
+            normalized = scores / length_penalty(unfinished, alpha)
+            tokens, never = s["history"][:, lane], tf.zeros([n], tf.bool)
             best = offer(
                 best,
-                scores / length_penalty(unfinished, alpha),
+                normalized,
                 scores,
                 unfinished,
-                s["history"][:, lane],
+                tokens,
                 s["attention"][:, lane],
-                tf.zeros([n], tf.bool),
-                pending & tf.math.is_finite(scores),
+                never,
+                allowed,
             )
+            offered.append((normalized, scores, unfinished, tokens, never, allowed))
         if keep_greedy:
             done = s["greedy_done"]
             scores = tf.where(done, s["greedy_score"], s["scores"][:, k])
             lengths = tf.where(done, s["greedy_length"], unfinished)
             total = lengths + tf.cast(done, tf.int32)
+            normalized = scores / length_penalty(total, alpha)
+            tokens = tf.where(done[:, None], s["greedy_history"], s["history"][:, k])
+            always = tf.ones([n], tf.bool)
             best = offer(
                 best,
-                scores / length_penalty(total, alpha),
+                normalized,
                 scores,
                 lengths,
-                tf.where(done[:, None], s["greedy_history"], s["history"][:, k]),
+                tokens,
                 tf.where(done[:, None, None], s["greedy_attention"], s["attention"][:, k]),
                 done,
-                tf.ones([n], tf.bool),
+                always,
             )
+            offered.append((normalized, scores, lengths, tokens, done, always))
+        if weighed:
+            best.update(self._candidates(s, offered, ended_slots, k))
         return best
+
+    @staticmethod
+    def _candidates(s, offered, ended_slots, k):
+        """The `candidate_*` arrays of `beam`: the ended slots, then the offered lanes (empty
+        ones when the greedy lane is not kept), padded to C = 4k + 1."""
+        n = tf.shape(s["ended_count"])[0]
+        lanes = [tf.stack([o[i] for o in offered], axis=1) for i in range(6)]
+        normalized, scores, lengths, tokens, finished, allowed = lanes
+        slots = 4 * k + 1
+        pad = slots - ended_slots - len(offered)  # 1 without the greedy lane
+        return dict(
+            candidate_normalized=tf.pad(
+                tf.concat([s["ended_normalized"], normalized], 1),
+                [[0, 0], [0, pad]],
+                constant_values=NEG_INF,
+            ),
+            candidate_scores=tf.pad(
+                tf.concat([s["ended_score"], scores], 1),
+                [[0, 0], [0, pad]],
+                constant_values=NEG_INF,
+            ),
+            candidate_lengths=tf.pad(
+                tf.concat([s["ended_length"], lengths], 1), [[0, 0], [0, pad]]
+            ),
+            candidate_tokens=tf.pad(
+                tf.concat([s["ended_history"], tokens], 1),
+                [[0, 0], [0, pad], [0, 0]],
+                constant_values=PAD_ID,
+            ),
+            candidate_finished=tf.pad(
+                tf.concat([tf.ones([n, ended_slots], tf.bool), finished], 1), [[0, 0], [0, pad]]
+            ),
+            candidate_valid=tf.pad(
+                tf.concat([tf.range(ended_slots)[None, :] < s["ended_count"][:, None], allowed], 1),
+                [[0, 0], [0, pad]],
+            ),
+        )

@@ -41,6 +41,16 @@ from recipes.translation.search import Decoder
 
 
 @dataclasses.dataclass
+class Candidate:
+    """A hypothesis beam search weighed: generated ids (no <eos>) and its scores."""
+
+    tokens: list[int]
+    score: float
+    normalized: float
+    finished: bool
+
+
+@dataclasses.dataclass
 class Hypothesis:
     """One translation: generated ids (no <eos>), its scores and attention rows."""
 
@@ -49,6 +59,9 @@ class Hypothesis:
     normalized: float  # score / length penalty: what beam search ranks by
     attention: np.ndarray  # float[steps, source_length], one row per generated token
     finished: bool  # ended with <eos> (False: stopped at the length limit)
+    # With `candidates=True`: every distinct hypothesis the search weighed, best first (by
+    # `normalized`, the earliest weighed on ties, so the first is this one).
+    candidates: list[Candidate] = dataclasses.field(default_factory=list)
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -165,6 +178,7 @@ class Translator:
                     float(result["normalized"][i]),
                     result["attention"][i, : n + finished, : len(source)],
                     finished,
+                    _candidates(result, i) if "candidate_valid" in result else [],
                 )
             )
         return hyps
@@ -185,13 +199,15 @@ class Translator:
         beam_size: int,
         length_penalty: float = 0.6,
         keep_greedy: bool = True,
+        candidates: bool = False,
     ) -> list[Hypothesis]:
-        """Beam search over non-empty source id lists; see the module docstring."""
+        """Beam search over non-empty source id lists; see the module docstring. With
+        `candidates`, each hypothesis lists the others the search weighed."""
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1. Received: beam_size={beam_size}")
         results = []
         for batch, chunk in self._batches(sources):
-            result = self.decoder.beam(batch, beam_size, length_penalty, keep_greedy)
+            result = self.decoder.beam(batch, beam_size, length_penalty, keep_greedy, candidates)
             results.extend(self._hypotheses(result, chunk))
         return results
 
@@ -202,8 +218,10 @@ class Translator:
         beam_size: int = 1,
         length_penalty: float = 0.6,
         names: Sequence[str] | None = None,
+        candidates: bool = False,
     ) -> tuple[list[Hypothesis | None], list[str]]:
-        """Hypotheses for raw texts (None for empty ones) and the notes from `prepare`."""
+        """Hypotheses for raw texts (None for empty ones) and the notes from `prepare`. With
+        `candidates`, each lists the hypotheses beam search weighed (greedy: itself)."""
         prepared = self.prepare(texts, names)
         todo = [i for i, row in enumerate(prepared.ids) if row]
         sources = [prepared.ids[i] for i in todo]
@@ -211,12 +229,34 @@ class Translator:
             hyps = []
         elif beam_size == 1:
             hyps = self.greedy(sources, length_penalty=length_penalty)
+            for hyp in hyps if candidates else ():
+                hyp.candidates = [Candidate(hyp.tokens, hyp.score, hyp.normalized, hyp.finished)]
         else:
-            hyps = self.beam_search(sources, beam_size=beam_size, length_penalty=length_penalty)
+            hyps = self.beam_search(
+                sources, beam_size=beam_size, length_penalty=length_penalty, candidates=candidates
+            )
         results: list[Hypothesis | None] = [None] * len(texts)
         for i, hyp in zip(todo, hyps, strict=True):
             results[i] = hyp
         return results, prepared.notes
+
+
+def _candidates(result, i: int) -> list[Candidate]:
+    """Row i's `candidate_*` arrays of `Decoder.beam`: the distinct hypotheses, best first."""
+    found = {}
+    for c in np.flatnonzero(result["candidate_valid"][i]):
+        tokens = result["candidate_tokens"][i, c, : result["candidate_lengths"][i, c]].tolist()
+        finished = bool(result["candidate_finished"][i, c])
+        found.setdefault(
+            (tuple(tokens), finished),
+            Candidate(
+                tokens,
+                float(result["candidate_scores"][i, c]),
+                float(result["candidate_normalized"][i, c]),
+                finished,
+            ),
+        )
+    return sorted(found.values(), key=lambda c: -c.normalized)  # stable: the earliest first
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -3,7 +3,9 @@ run directory's heldout.txt read back by `evaluate` into exactly the numbers of
 metrics.json, even once the --data file is gone), and the sampling and scoring
 rules the issue asks for (seeded sampling, greedy = step-by-step argmax, banned
 tokens never emitted, incremental = full prefix, score = sum of step log-probabilities, no <unk> at word level, one-line
-errors for bad input and old run directories)."""
+errors for bad input and old run directories), the streamed sampling of `sample` and the demo
+against the compiled loop, the export (outside the project and through `saved_model_cli`) and
+the demo page against the CLI."""
 
 import json
 import math
@@ -19,9 +21,9 @@ from common.tokenization import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from recipes.char_lm import config, data
 from recipes.char_lm import model as model_lib
 from recipes.char_lm.main import _load_run, cli
-from recipes.char_lm.sample import Sampler
+from recipes.char_lm.sample import Sampler, stream_texts
 from tests.cli_errors import one_line_error
-from tests.exported import run_outside
+from tests.exported import printed_numbers, run_outside, saved_model_cli_run, signature_names
 
 # ----------------------------------------------------------------------------- data
 
@@ -325,6 +327,33 @@ def test_sampling_never_emits_banned_tokens(char_run):
         assert not set(banned) & {i for ids in outputs for i in ids}
 
 
+def test_streamed_sampling_equals_the_compiled_loop(char_sampler, word_run):
+    sampler, _ = char_sampler
+    prime = sampler.tok.encode("KING")
+    for options in (
+        dict(temperature=0.8, num_samples=3, seed=7),
+        dict(temperature=0.0),
+        dict(temperature=1.0, top_k=3, seed=5),
+    ):
+        looped, _ = sampler.generate(prime, length=150, **options)
+        chunks = list(sampler.stream(prime, length=150, **options))
+        assert chunks[-1] == looped
+        sizes = [{len(ids) for ids in chunk} for chunk in chunks]
+        assert sizes == [{64}, {128}, {150}]  # STREAM_CHUNK steps at a time
+        texts = list(stream_texts(sampler, "KING", length=150, **options))
+        assert texts[-1] == ["KING" + sampler.tok.decode(ids) for ids in looped]
+        assert texts[0] == ["KING" + sampler.tok.decode(ids) for ids in chunks[0]]
+    # Word level: samples end at <eos>, the stream once every one has.
+    cfg, tok, model = _load_run(word_run[0])
+    words = Sampler(cfg, tok, model)
+    options = dict(length=150, num_samples=6, seed=2)
+    looped, _ = words.generate(tok.encode("I"), **options)
+    chunks = list(words.stream(tok.encode("I"), **options))
+    assert chunks[-1] == looped and len(chunks) == min(3, max(map(len, looped)) // 64 + 1)
+    *_, texts = stream_texts(words, "I", **options)
+    assert texts == ["I " + tok.decode(ids) for ids in looped]
+
+
 def test_incremental_steps_give_the_full_prefix_probabilities(char_sampler):
     sampler, model = char_sampler
     ids = [BOS_ID, *sampler.tok.encode("Now is the winter")]
@@ -412,12 +441,26 @@ def test_unseen_prime_characters_and_zero_length_fail_in_one_line(char_run):
 # ----------------------------------------------------------------------------- export
 
 
-@pytest.mark.parametrize("which", ["char", "word"])
-def test_exported_model_generates_and_scores_like_the_cli(which, char_run, word_run, tmp_path):
-    out = (char_run if which == "char" else word_run)[0]
-    path = tmp_path / "lm"
-    result = invoke("export", "--model-dir", out, "--output", path)
+@pytest.fixture(scope="module")
+def char_export(char_run, tmp_path_factory):
+    """The tiny character run's SavedModel."""
+    path = tmp_path_factory.mktemp("char-export") / "lm"
+    result = invoke("export", "--model-dir", char_run[0], "--output", path)
     assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.mark.parametrize("which", ["char", "word"])
+def test_exported_model_generates_and_scores_like_the_cli(
+    which, char_run, word_run, request, tmp_path
+):
+    out = (char_run if which == "char" else word_run)[0]
+    if which == "char":
+        path = request.getfixturevalue("char_export")
+    else:
+        path = tmp_path / "lm"
+        result = invoke("export", "--model-dir", out, "--output", path)
+        assert result.exit_code == 0, result.output
     prime = "ROMEO" if which == "char" else "I"
     texts = ["What's in a name?\nA rose\n\nby any other name", "To be, or not to be"]
     exported = run_outside(
@@ -463,3 +506,71 @@ def test_exported_model_generates_and_scores_like_the_cli(which, char_run, word_
         scored = json.loads(invoke("score", "--model-dir", out, "--text", text, "--json").stdout)
         assert total == pytest.approx(scored["total_log_prob"], rel=1e-5, abs=1e-4)
     assert "prime: a token is not in the vocabulary of the model" in exported["unknown"]
+
+
+def test_every_exported_signature_runs_in_saved_model_cli(char_run, char_export, tmp_path):
+    """`saved_model_cli run` (TensorFlow Serving's loader) on each signature: one dense output,
+    the text `sample` prints and the totals `score` gives."""
+    import ast
+
+    out, path = char_run[0], char_export
+    assert signature_names(path) == ["generate", "score", "serving_default"]
+    sampled = invoke(
+        "sample", "--model-dir", out, "--prime", "ROMEO", "--length", 40,
+        "--temperature", 0.9, "--seed", 3,
+    )  # fmt: skip
+    lines = ["To be, or not to be", "What's in a name?\nA rose"]
+    for name in signature_names(path):
+        if name == "score":
+            served = saved_model_cli_run(path, name, f"text={lines!r}", tmp_path)
+            assert sorted(served) == ["output_0"]
+            for line, total in zip(lines, printed_numbers(served["output_0"]), strict=True):
+                scored = json.loads(
+                    invoke("score", "--model-dir", out, "--text", line, "--json").stdout
+                )
+                assert total == pytest.approx(scored["total_log_prob"], rel=1e-5, abs=1e-4)
+        else:  # generate, and serving_default: the same
+            inputs = 'prime="ROMEO";length=40;temperature=0.9;seed=3'
+            served = saved_model_cli_run(path, name, inputs, tmp_path)
+            assert sorted(served) == ["output_0"]
+            # A scalar string, printed as Python's repr of its bytes.
+            assert ast.literal_eval(served["output_0"].strip()).decode() + "\n" == sampled.stdout
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(char_run):
+    from recipes.char_lm import score as score_lib
+    from tests.demo_client import endpoints, page_error, served
+
+    out, _ = char_run
+    sampled = invoke(
+        "sample", "--model-dir", out, "--prime", "KING:", "--length", 200,
+        "--temperature", 0.9, "--top-k", 10, "--seed", 3,
+    )  # fmt: skip
+    text = "To be, or not to be"
+    scored = json.loads(invoke("score", "--model-dir", out, "--text", text, "--json").stdout)
+    unknown = invoke("sample", "--model-dir", out, "--prime", "naïve Ω")
+    with served("char_lm", out) as client:
+        assert endpoints(client) == {"/sample", "/score"}
+        # The text streams: several updates, the last one what `sample` prints.
+        job = client.submit("KING:", 200, 0.9, 10, 3, api_name="/sample")
+        final = job.result()
+        updates = job.outputs()
+        assert final + "\n" == sampled.stdout and updates[-1] == final
+        assert len(updates) > 1 and all(final.startswith(u) for u in updates)
+        coloured, totals, table = client.predict(text, api_name="/score")
+        assert totals == pytest.approx(scored)
+        assert "".join(piece["token"] for piece in coloured) == text
+        bits = [b for _, b in table["data"]]
+        assert len(bits) == 19 and sum(bits) == pytest.approx(scored["total_bits"], abs=1e-2)
+        full = math.log2(len(json.loads((out / "tokenizer.json").read_text())["vocab"]))
+        strength = [piece["class_or_confidence"] for piece in coloured]
+        assert strength == pytest.approx([min(b / full, 1.0) for b in bits], abs=1e-3)
+        # Bad input: the CLI's one line, in the page.
+        shown = page_error(client, "naïve Ω", 10, 0.8, 0, 1, api_name="/sample")
+        assert one_line_error(unknown, "--prime") == f"Error: {shown}"
+        assert page_error(client, "", api_name="/score") == score_lib.EMPTY_TEXT
+        empty = invoke("score", "--model-dir", out, "--text", "")
+        assert one_line_error(empty) == f"Error: {score_lib.EMPTY_TEXT}"

@@ -1,4 +1,5 @@
-"""Translation recipe: data, model invariants, decoding, metrics, input errors, CLI end to end."""
+"""Translation recipe: data, model invariants, decoding, metrics, input errors, CLI end to end,
+export, and the demo page against the CLI."""
 
 import dataclasses
 import datetime
@@ -399,6 +400,46 @@ def test_beam_search_never_scores_below_greedy(loaded, beam_size, alpha):
     )
 
 
+def test_beam_candidates_are_the_hypotheses_the_search_weighed(loaded):
+    normal = loaded.translator
+    short = translate.Translator(  # a length limit of 6 steps: unfinished candidates too
+        normal.model,
+        normal.source_tokenizer,
+        normal.target_tokenizer,
+        max_source_length=normal.max_source_length,
+        max_target_length=4,
+        source_bucket=normal.source_bucket,
+    )
+    texts = [s for s, _ in data.read_tsv(loaded.path / data.HELDOUT_FILE)][:24]
+    endings = set()
+    for translator, options in (
+        (normal, dict(beam_size=4, length_penalty=0.6)),
+        (short, dict(beam_size=3, keep_greedy=False)),
+    ):
+        sources = translator.prepare(texts).ids
+        plain = translator.beam_search(sources, **options)
+        listed = translator.beam_search(sources, candidates=True, **options)
+        for p, hyp in zip(plain, listed, strict=True):
+            assert (hyp.tokens, hyp.score, hyp.finished) == (p.tokens, p.score, p.finished)
+            first = hyp.candidates[0]
+            assert (first.tokens, first.score, first.finished) == (p.tokens, p.score, p.finished)
+            normalized = [c.normalized for c in hyp.candidates]
+            assert normalized == sorted(normalized, reverse=True)
+            assert len({(tuple(c.tokens), c.finished) for c in hyp.candidates}) == len(normalized)
+            endings |= {c.finished for c in hyp.candidates}
+        assert max(len(h.candidates) for h in listed) > 1
+    assert endings == {True, False}
+    # Each candidate scores what the model says: recompute them by teacher forcing.
+    (hyp,), _ = normal.translate(texts[:1], beam_size=4, candidates=True)
+    ids = normal.prepare(texts[:1]).ids[0]
+    for candidate in hyp.candidates:
+        tokens = candidate.tokens + ([3] if candidate.finished else [])
+        logits = normal.model((np.array([ids]), np.array([[2] + tokens[:-1]])))
+        log_probs = np.asarray(keras.ops.log_softmax(logits, axis=-1))[0]
+        expected = sum(log_probs[t, tok] for t, tok in enumerate(tokens))
+        assert candidate.score == pytest.approx(expected, abs=1e-4)
+
+
 def test_empty_line_gives_empty_output_and_keeps_lines_aligned(run_dir, tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("9 mai 2017\n\n   \nMay 9, 2017\n", encoding="utf-8")
@@ -591,3 +632,38 @@ def test_attention_plot_titles_wrap_to_the_panel():
     wrapped = translate.wrap_title(title, 40)
     assert all(len(line) <= 40 for line in wrapped.splitlines())
     assert wrapped.replace("\n", " ") == title.strip()
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def test_demo_page_answers_as_the_cli_does(run_dir, tmp_path):
+    from tests.cli_errors import one_line_error
+    from tests.demo_client import endpoints, page_error, served
+
+    text = "9 mai 2017 \u2603"  # an unknown character: a note
+    answers = {}
+    for beam in (1, 4):
+        png = tmp_path / f"beam-{beam}.png"
+        args = ["translate", "--model-dir", str(run_dir), "--text", text, "--scores"]
+        printed = CliRunner().invoke(
+            cli, [*args, "--beam-size", str(beam), "--plot-attention", str(png)]
+        )
+        assert printed.exit_code == 0, printed.output
+        notes = [n for n in printed.stderr.splitlines() if "heatmap written" not in n]
+        answers[beam] = printed.stdout.strip().split("\t"), notes, png.read_bytes()
+    nothing = CliRunner().invoke(cli, ["translate", "--model-dir", str(run_dir)])
+    with served("translation", run_dir) as client:
+        assert endpoints(client) == {"/translate"}
+        for beam, ((expected, score), notes, png) in answers.items():
+            shown, note, table, picture = client.predict(text, beam, 0.6, api_name="/translate")
+            assert shown == expected and note.splitlines() == notes
+            rows = table["data"]
+            assert rows[0][:2] == [expected, float(score)]
+            assert [r[2] for r in rows] == sorted((r[2] for r in rows), reverse=True)
+            assert len(rows) == 1 if beam == 1 else len(rows) > 1
+            with open(picture, "rb") as drawn:
+                assert drawn.read() == png  # the picture `--plot-attention` draws
+        # Bad input: the CLI's one line, in the page.
+        shown = page_error(client, "  ", 4, 0.6, api_name="/translate")
+        assert one_line_error(nothing, "nothing to translate") == f"Error: {shown}"
