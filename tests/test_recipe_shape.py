@@ -2,7 +2,7 @@
 
 The same core files, the same `__main__.py`, a `Config` with the shared field
 names for the shared concepts, a click group with the shared settings, and
-`train` and `evaluate` verbs with the shared options, and a held-out file
+`train`, `evaluate`, `export` and `demo` verbs with the shared options, and a held-out file
 name (`config.HELDOUT_FILE`, re-exported by `data`) for the run-directory contract of
 `common.runtime`.
 """
@@ -33,6 +33,7 @@ CORE_FILES = (
     "train.py",
     "main.py",
     "export.py",
+    "demo.py",
 )
 # Shared concept -> the one field name; the other names seen for it are refused.
 SHARED_FIELDS = ("epochs", "batch_size", "time_budget", "cell", "learning_rate")
@@ -107,7 +108,10 @@ def test_cli_shape(name):
     assert re.fullmatch(r"heldout(\.[a-z]+)?", config.HELDOUT_FILE)
     assert data.HELDOUT_FILE is config.HELDOUT_FILE  # one definition, in the light config
     commands = main.cli.commands
-    assert {"train", "evaluate", "export"} <= set(commands)
+    assert {"train", "evaluate", "export", "demo"} <= set(commands)
+    assert {"--model-dir", "--host", "--port"} == _options(commands["demo"])
+    demo = importlib.import_module(f"recipes.{name}.demo")  # the tab of the demo page
+    assert isinstance(demo.TITLE, str) and callable(demo.build)
     assert {"--model-dir", "--output", "--format", "--overwrite"} <= _options(commands["export"])
     export = importlib.import_module(f"recipes.{name}.export")
     assert callable(export.archive)

@@ -77,7 +77,7 @@ def test_make_demo_page_has_a_tab_per_recipe_saying_how_to_train_the_missing_one
             config = json.load(answer)
     finally:
         demo.stop(blocks)
-    labels = [c["props"].get("label") for c in config["components"] if c["type"] == "tab"]
+    labels = [c["props"].get("label") for c in config["components"] if c["type"] == "tabitem"]
     assert labels == [demo.recipe_module(name).TITLE for name in demo.RECIPES]
     notes = [c["props"]["value"] for c in config["components"] if c["type"] == "markdown"]
     for name in demo.RECIPES:
