@@ -144,6 +144,27 @@ def named_as_uploaded(path: os.PathLike):
         raise UserError(err.message.replace(str(path), Path(path).name)) from None
 
 
+def file_handlers(answer: Callable[[Path], object], heldout_dir: Path, missing: str):
+    """The two event handlers of a tab that takes a file: an uploaded one (errors name it as
+    the user knows it) or one of the run's held-out files, chosen by its name under
+    `heldout_dir`; both give `answer(path)`. `missing`: the error when neither is given."""
+
+    @guarded
+    def uploaded(path: str | None):
+        if not path:
+            raise UserError(missing)
+        with named_as_uploaded(Path(path)):
+            return answer(Path(path))
+
+    @guarded
+    def heldout(name: str | None):
+        if not name:
+            raise UserError(missing)
+        return answer(Path(heldout_dir) / name)
+
+    return uploaded, heldout
+
+
 def recipe_module(name: str):
     return importlib.import_module(f"recipes.{name}.demo")
 

@@ -20,7 +20,8 @@ lstm layers carry (h, c), the other cells h, each float32[batch, units].
 The step model is built from the config and takes its weights from the saved
 model layer by layer (by name), so it needs only what `train` saved.
 
-`Sampler` generates with the compiled loop of `common.sampling`. The config is any object
+`Sampler` generates with the compiled loop of `common.sampling`, or (`stream`) with the same
+step in compiled chunks of `STREAM_CHUNK` steps, yielding the ids so far. The config is any object
 with the fields cell, layers, units, embedding_dim and dropout (char_lm's and music's).
 """
 
@@ -34,7 +35,9 @@ import tensorflow as tf
 from keras import layers
 
 from common.layers import recurrent_layer
-from common.sampling import Generator
+from common.sampling import Generator, choose
+
+STREAM_CHUNK = 64  # steps `Sampler.stream` runs in one compiled call, between two yields
 
 
 def load_run(model_dir, config_cls):
@@ -196,6 +199,27 @@ class Sampler:
         def initial_states(batch):
             return [tf.zeros([batch, cfg.units]) for _ in range(cfg.layers * n_states)]
 
+        def advance(logits, states, start, temperature, top_k, seed):
+            """Steps start .. start + STREAM_CHUNK - 1 in one loop: their tokens
+            int32[STREAM_CHUNK, batch], then the logits and states after the last of them."""
+
+            def body(i, logits, states, tokens):
+                mask = self.generator.banned_mask
+                chosen = choose(logits, mask, temperature, top_k, seed, start + i)
+                logits, states = step(chosen, states)
+                return i + 1, logits, states, tokens.write(i, chosen)
+
+            tokens = tf.TensorArray(tf.int32, size=STREAM_CHUNK)
+            _, logits, states, tokens = tf.while_loop(
+                lambda i, *_: i < STREAM_CHUNK, body, (tf.constant(0), logits, states, tokens)
+            )
+            return tokens.stack(), logits, states
+
+        self._read_prime = tf.function(
+            lambda ids: read_prime(ids, initial_states(tf.shape(ids)[0])), reduce_retracing=True
+        )
+        # Compiled as the loop is, once per batch size (every chunk has the same length).
+        self._advance = tf.function(advance, jit_compile=jit_compile, reduce_retracing=True)
         self.generator = Generator(
             read_prime=read_prime,
             step=step,
@@ -237,3 +261,41 @@ class Sampler:
         ids, lengths = ids.numpy(), lengths.numpy()
         outputs = [row[:n].tolist() for row, n in zip(ids, lengths, strict=True)]
         return outputs, seconds
+
+    def stream(
+        self,
+        prime_ids: list[int],
+        *,
+        length: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        num_samples: int = 1,
+        seed: int = 0,
+    ):
+        """What `generate` returns, as it grows: one list of ids per sample (without `eos`)
+        after every `STREAM_CHUNK` steps (the last chunk may be shorter). The same prime read,
+        cell step and `choose` as the loop, with the state and the step number carried from
+        one compiled chunk to the next, so the same tokens. Stops after `length` steps or once
+        every sample has ended."""
+        if length < 1:
+            raise ValueError(f"length must be at least 1. Received: length={length}")
+        prime = np.tile(np.array([prime_ids], dtype=np.int32), (num_samples, 1))
+        options = (
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32),
+            tf.constant(seed, tf.int32),
+        )
+        logits, states = self._read_prime(tf.constant(prime))
+        outputs = [[] for _ in range(num_samples)]
+        ended = [False] * num_samples
+        for start in range(0, length, STREAM_CHUNK):
+            tokens, logits, states = self._advance(logits, states, tf.constant(start), *options)
+            for row, row_tokens in enumerate(tokens.numpy()[: length - start].T.tolist()):
+                for token in row_tokens:
+                    ended[row] = ended[row] or token == self.eos
+                    if ended[row]:
+                        break
+                    outputs[row].append(token)
+            yield [list(ids) for ids in outputs]
+            if all(ended):
+                return

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from common import demo
-from common.errors import UserError
 from recipes.activity.config import HELDOUT_FILE
 
 TITLE = "Activity"
@@ -113,18 +112,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
         figure = timeline_figure(result, values, info.sample_rate, list(info.class_names))
         return label_file(result["activity"], result["probabilities"]), summary, figure, segments
 
-    @demo.guarded
-    def predict_upload(path: str | None):
-        if not path:
-            raise UserError(NO_INPUT)
-        with demo.named_as_uploaded(Path(path)):
-            return answer(Path(path))
-
-    @demo.guarded
-    def predict_heldout(name: str | None):
-        if not name:
-            raise UserError(NO_INPUT)
-        return answer(heldout_dir / name)
+    predict_upload, predict_heldout = demo.file_handlers(answer, heldout_dir, NO_INPUT)
 
     gr.Markdown(
         f"Run: `{model_dir}`. A recording is a text file of one sample per line, channels "

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 from common import demo
-from common.errors import UserError
 from recipes.video.config import HELDOUT_FILE
 
 TITLE = "Video"
@@ -71,18 +70,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
         clip = video_data.load_clip(path, info.frames, info.frame_size, info.channels)
         return animation(clip), result["probabilities"]
 
-    @demo.guarded
-    def predict_upload(path: str | None):
-        if not path:
-            raise UserError(NO_INPUT)
-        with demo.named_as_uploaded(Path(path)):
-            return answer(Path(path))
-
-    @demo.guarded
-    def predict_heldout(name: str | None):
-        if not name:
-            raise UserError(NO_INPUT)
-        return answer(heldout_dir / name)
+    predict_upload, predict_heldout = demo.file_handlers(answer, heldout_dir, NO_INPUT)
 
     gr.Markdown(
         f"Run: `{model_dir}`. A clip is an animated `.gif` or a `.npy` array uint8[frames, "
