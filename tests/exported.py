@@ -72,28 +72,50 @@ def xla_functions(path) -> int:
     return len(flagged) + len(calls)
 
 
-def saved_model_cli_run(path, signature: str, input_exprs: str, tmp_path) -> dict[str, str]:
-    """`saved_model_cli run` (the loader TensorFlow Serving uses) on one signature of the
-    SavedModel at `path`, outside the project; {output key: the printed value}.
+# `saved_model_cli run` once per (signature, --input_exprs), all in one process (TensorFlow is
+# imported once): the tool's own parser and `run` command, as its `main` calls them.
+_SAVED_MODEL_CLI = """
+import json, sys
+from tensorflow.python.tools import saved_model_cli
+for argv in json.loads(sys.argv[1]):
+    print("=== saved_model_cli", *argv[:1], flush=True)
+    saved_model_cli.create_parser().parse_args(argv).func()
+    sys.stdout.flush()
+"""
+
+
+def saved_model_cli_runs(path, runs: dict[str, str], tmp_path) -> dict[str, dict[str, str]]:
+    """`saved_model_cli run` (the loader TensorFlow Serving uses) on signatures of the
+    SavedModel at `path`, outside the project: {signature: --input_exprs} ->
+    {signature: {output key: the printed value}}.
 
     A signature whose outputs are not all dense, named tensors fails here, as it would in
     TensorFlow Serving."""
-    cli = Path(sys.executable).with_name("saved_model_cli")
     work = tmp_path / "outside-cli"
     work.mkdir(exist_ok=True)
-    stdout = _outside(
-        [str(cli), "run", "--dir", str(path), "--tag_set", "serve"]
-        + ["--signature_def", signature, "--input_exprs", input_exprs],
-        work,
-    )
-    outputs, key = {}, None
+    argvs = [
+        ["run", "--dir", str(path), "--tag_set", "serve"]
+        + ["--signature_def", signature, "--input_exprs", exprs]
+        for signature, exprs in runs.items()
+    ]
+    stdout = _outside([sys.executable, "-I", "-c", _SAVED_MODEL_CLI, json.dumps(argvs)], work)
+    results, outputs, key = [], None, None
     for line in stdout.splitlines():
-        if line.startswith("Result for output key ") and line.endswith(":"):
+        if line.startswith("=== saved_model_cli"):
+            outputs, key = {}, None
+            results.append(outputs)
+        elif line.startswith("Result for output key ") and line.endswith(":"):
             key = line[len("Result for output key ") : -1]
             outputs[key] = ""
         elif key is not None:
             outputs[key] += line + "\n"
-    return outputs
+    assert len(results) == len(runs), stdout[-3000:]
+    return dict(zip(runs, results, strict=True))
+
+
+def saved_model_cli_run(path, signature: str, input_exprs: str, tmp_path) -> dict[str, str]:
+    """`saved_model_cli_runs` on one signature: {output key: the printed value}."""
+    return saved_model_cli_runs(path, {signature: input_exprs}, tmp_path)[signature]
 
 
 def printed_strings(text: str) -> list[str]:

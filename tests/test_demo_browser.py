@@ -39,7 +39,8 @@ def runs(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     for name, cli in (("char_lm", char_lm), ("ner", ner)):
         out = runs / name
-        result = CliRunner().invoke(cli, ["train", "--preset", "tiny", "--output-dir", str(out)])
+        args = ["train", "--preset", "tiny", "--epochs", "1", "--output-dir", str(out)]
+        result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
     return runs
 

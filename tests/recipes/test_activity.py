@@ -25,7 +25,7 @@ from tests.exported import (
     printed_numbers,
     printed_strings,
     run_outside,
-    saved_model_cli_run,
+    saved_model_cli_runs,
     signature_names,
     tflite_outputs,
 )
@@ -480,10 +480,10 @@ def test_exported_saved_model_runs_without_the_project(sensor_run, tmp_path):
     # The loader TensorFlow Serving uses, on every signature (the three windows on one, the
     # padded short recording on the other): dense, named outputs, the same answers.
     assert signature_names(path) == ["serve", "serving_default"]
-    for name, case in zip(signature_names(path), (-1, -2), strict=True):
-        served = saved_model_cli_run(
-            path, name, f"recording={[recordings[case].tolist()]!r}", tmp_path
-        )
+    cases = dict(zip(signature_names(path), (-1, -2), strict=True))
+    runs = {name: f"recording={[recordings[case].tolist()]!r}" for name, case in cases.items()}
+    for name, served in saved_model_cli_runs(path, runs, tmp_path).items():
+        case = cases[name]
         assert sorted(served) == ["label", "probabilities"]
         assert printed_strings(served["label"]) == [exported["results"][case]["label"]]
         np.testing.assert_allclose(

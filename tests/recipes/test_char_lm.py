@@ -23,7 +23,7 @@ from recipes.char_lm import model as model_lib
 from recipes.char_lm.main import _load_run, cli
 from recipes.char_lm.sample import Sampler, stream_texts
 from tests.cli_errors import one_line_error
-from tests.exported import printed_numbers, run_outside, saved_model_cli_run, signature_names
+from tests.exported import printed_numbers, run_outside, saved_model_cli_runs, signature_names
 
 # ----------------------------------------------------------------------------- data
 
@@ -520,19 +520,19 @@ def test_every_exported_signature_runs_in_saved_model_cli(char_run, char_export,
         "--temperature", 0.9, "--seed", 3,
     )  # fmt: skip
     lines = ["To be, or not to be", "What's in a name?\nA rose"]
-    for name in signature_names(path):
+    generate = 'prime="ROMEO";length=40;temperature=0.9;seed=3'
+    runs = {
+        name: f"text={lines!r}" if name == "score" else generate for name in signature_names(path)
+    }
+    for name, served in saved_model_cli_runs(path, runs, tmp_path).items():
+        assert sorted(served) == ["output_0"]
         if name == "score":
-            served = saved_model_cli_run(path, name, f"text={lines!r}", tmp_path)
-            assert sorted(served) == ["output_0"]
             for line, total in zip(lines, printed_numbers(served["output_0"]), strict=True):
                 scored = json.loads(
                     invoke("score", "--model-dir", out, "--text", line, "--json").stdout
                 )
                 assert total == pytest.approx(scored["total_log_prob"], rel=1e-5, abs=1e-4)
         else:  # generate, and serving_default: the same
-            inputs = 'prime="ROMEO";length=40;temperature=0.9;seed=3'
-            served = saved_model_cli_run(path, name, inputs, tmp_path)
-            assert sorted(served) == ["output_0"]
             # A scalar string, printed as Python's repr of its bytes.
             assert ast.literal_eval(served["output_0"].strip()).decode() + "\n" == sampled.stdout
 

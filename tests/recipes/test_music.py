@@ -17,7 +17,7 @@ from common.errors import UserError
 from recipes.music import abc, checks, data
 from recipes.music.main import cli
 from tests.cli_errors import one_line_error
-from tests.exported import printed_strings, run_outside, saved_model_cli_run
+from tests.exported import printed_strings, run_outside, saved_model_cli_runs
 
 # ----------------------------------------------------------------------------- tokens
 
@@ -222,10 +222,9 @@ def test_every_exported_signature_runs_in_saved_model_cli(music_run, exported, t
     prime = "M:4/4 K:G L:1/8 G2 A B |"  # compose --meter 4/4 --key G --prime "G2 AB|"
     length = 256 - 1 - len(prime.split())  # the tiny preset's max_tokens, less <bos> and prime
     inputs = f"prime={prime!r};length={length};temperature=0.8;seed=9"
-    outputs = {
-        name: saved_model_cli_run(exported, name, inputs, tmp_path)
-        for name in ("generate", "serving_default")
-    }
+    outputs = saved_model_cli_runs(
+        exported, {name: inputs for name in ("generate", "serving_default")}, tmp_path
+    )
     assert all(sorted(out) == ["output_0"] for out in outputs.values())
     tokens = {name: printed_strings(out["output_0"]) for name, out in outputs.items()}
     assert tokens["generate"] == tokens["serving_default"] and len(tokens["generate"]) == 1

@@ -531,7 +531,7 @@ def test_every_command_has_help_with_defaults():
 
 
 def test_exported_translator_runs_without_the_project(run_dir, tmp_path):
-    from tests.exported import printed_strings, run_outside, saved_model_cli_run
+    from tests.exported import printed_strings, run_outside, saved_model_cli_runs
 
     path = tmp_path / "translator"
     result = CliRunner().invoke(cli, ["export", "--model-dir", str(run_dir), "--output", str(path)])
@@ -566,8 +566,8 @@ def test_exported_translator_runs_without_the_project(run_dir, tmp_path):
                     float(expected.split("\t")[1]), abs=2e-4
                 )
     # The loader TensorFlow Serving uses: dense, named outputs, the same translations.
-    for name in ("serve", "serve_beam"):
-        served = saved_model_cli_run(path, name, f"text={texts[:3]!r}", tmp_path)
+    runs = {name: f"text={texts[:3]!r}" for name in ("serve", "serve_beam")}
+    for name, served in saved_model_cli_runs(path, runs, tmp_path).items():
         assert sorted(served) == ["score", "translation"]
         translations = [row.split("\t")[0] for row in exported[name][:3]]
         assert printed_strings(served["translation"]) == translations

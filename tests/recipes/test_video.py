@@ -23,7 +23,7 @@ from tests.exported import (
     printed_numbers,
     printed_strings,
     run_outside,
-    saved_model_cli_run,
+    saved_model_cli_runs,
     signature_names,
     tflite_outputs,
 )
@@ -206,8 +206,10 @@ def test_exports_answer_as_predict(video_run, tmp_path):
     # The loader TensorFlow Serving uses, on every signature: dense, named outputs, the
     # same answers (two clips on one signature, one on the other).
     assert signature_names(saved) == ["serve", "serving_default"]
-    for name, count in zip(signature_names(saved), (2, 1), strict=True):
-        served = saved_model_cli_run(saved, name, f"clip={clips[:count].tolist()!r}", tmp_path)
+    counts = dict(zip(signature_names(saved), (2, 1), strict=True))
+    runs = {name: f"clip={clips[:count].tolist()!r}" for name, count in counts.items()}
+    for name, served in saved_model_cli_runs(saved, runs, tmp_path).items():
+        count = counts[name]
         assert sorted(served) == ["label", "probabilities"]
         assert printed_strings(served["label"]) == exported["label"][:count]
         np.testing.assert_allclose(
