@@ -108,26 +108,40 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
+# One request computes at a time, in the whole process: Gradio runs handlers in worker
+# threads, and the models, matplotlib's pyplot and the recipes' samplers are not meant to be
+# used by two threads at once. A streamed answer takes it for each piece, not for the stream.
+_COMPUTING = threading.RLock()
+
+
 def guarded(fn: Callable) -> Callable:
-    """`fn` as an event handler: a user mistake (`UserError`, or any click error) becomes
-    `gr.Error` with the CLI's one-line message. Generators (streamed outputs) too."""
+    """`fn` as an event handler: one request at a time (see `_COMPUTING`), and a user mistake
+    (`UserError`, or any click error) becomes `gr.Error` with the CLI's one-line message.
+    Generators (streamed outputs) too."""
     gr = gradio()
 
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def streaming(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except click.ClickException as exc:
-                raise gr.Error(error_text(exc), print_exception=False) from None
+            pieces = fn(*args, **kwargs)
+            while True:
+                try:
+                    with _COMPUTING:
+                        piece = next(pieces)
+                except StopIteration:
+                    return
+                except click.ClickException as exc:
+                    raise gr.Error(error_text(exc), print_exception=False) from None
+                yield piece
 
         return streaming
 
     @functools.wraps(fn)
     def handler(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with _COMPUTING:
+                return fn(*args, **kwargs)
         except click.ClickException as exc:
             raise gr.Error(error_text(exc), print_exception=False) from None
 
@@ -175,9 +189,12 @@ def finished(run_dir: Path) -> bool:
 
 
 def page(tabs: dict[str, Callable[[], None]], title: str = "Recurrent recipes"):
-    """A `gr.Blocks` with one tab per entry; each callable builds its tab's contents."""
+    """A `gr.Blocks` with one tab per entry; each callable builds its tab's contents. The
+    caches the tabs make belong to the page (`start` warms them)."""
     gr = gradio()
-    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+    before = len(_CACHES)
+    # Uploads and generated files in Gradio's cache are deleted after an hour.
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as blocks:
         if len(tabs) == 1:
             ((name, build),) = tabs.items()
             gr.Markdown(f"## {name}")
@@ -187,6 +204,8 @@ def page(tabs: dict[str, Callable[[], None]], title: str = "Recurrent recipes"):
                 for name, build in tabs.items():
                     with gr.Tab(name):
                         build()
+    blocks.demo_caches = _CACHES[before:]
+    del _CACHES[before:]
     return blocks
 
 
@@ -228,8 +247,9 @@ def start(blocks, host: str = DEFAULT_HOST, port: int | None = None) -> str:
     if port is None:
         port = free_port(host)
     try:
-        blocks.queue().launch(
+        blocks.queue(max_size=64).launch(
             server_name=host,
+            max_file_size="100mb",
             server_port=port,
             prevent_thread_lock=True,
             quiet=True,
@@ -239,7 +259,7 @@ def start(blocks, host: str = DEFAULT_HOST, port: int | None = None) -> str:
         )
     except OSError as exc:
         raise UserError(f"--port {port}: cannot serve on {host}:{port} ({exc})") from None
-    pending = list(_CACHES)
+    pending = getattr(blocks, "demo_caches", [])
     threading.Thread(target=lambda: [c.warm() for c in pending], daemon=True).start()
     return blocks.local_url
 

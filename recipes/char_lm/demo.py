@@ -71,7 +71,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
             length=int(length),
             temperature=float(temperature),
             top_k=int(top_k),
-            seed=int(seed),
+            seed=42 if seed is None else int(seed),
         )
         for (latest,) in texts:  # after every chunk of steps
             yield latest

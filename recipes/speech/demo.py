@@ -5,7 +5,6 @@ the run's held-out utterances) -> its transcript with the decoder of your choice
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from common import demo
@@ -43,7 +42,6 @@ def build(model_dir: Path, prefix: str = "") -> None:
     gr = demo.gradio()
     decoders, default = run_decoders(model_dir)
     heldout = heldout_utterances(model_dir)
-    lock = threading.Lock()  # one recogniser, its decoder set per request
 
     def load():
         from recipes.speech import transcribe
@@ -57,9 +55,8 @@ def build(model_dir: Path, prefix: str = "") -> None:
 
         r = recognizer()
         wave = speech_data.load_waveform(path, r.info.sample_rate)
-        with lock:
-            r.decoder = decoder
-            return r.transcribe(wave)
+        r.decoder = decoder  # one request at a time (common.demo.guarded)
+        return r.transcribe(wave)
 
     @demo.guarded
     def transcribe_audio(path: str | None, decoder: str):

@@ -79,6 +79,14 @@ def build(model_dir: Path, prefix: str = "") -> None:
             names=names,
             candidates=True,
         )
+        notes = "\n".join(f"note: {n}" for n in notes)
+        if hyp is None:  # nothing left after tokenisation, as the CLI says
+            return (
+                "",
+                "\n".join(filter(None, [notes, "note: --text 1: empty input, empty output"])),
+                [],
+                None,
+            )
         decode = translator.target_tokenizer.decode
         rows = [
             [decode(c.tokens), round(c.score, 4), round(c.normalized, 4), c.finished]
@@ -93,7 +101,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
             translate_lib.plot_attention(
                 [translate_lib.attention_panel(translator, ids, hyp)], picture
             )
-        return translator.target_text(hyp), "\n".join(f"note: {n}" for n in notes), rows, picture
+        return translator.target_text(hyp), notes, rows, picture
 
     gr.Markdown(f"Run: `{model_dir}` (attention: {attention})")
     with gr.Row():

@@ -83,4 +83,33 @@ def test_make_demo_page_has_a_tab_per_recipe_saying_how_to_train_the_missing_one
     for name in demo.RECIPES:
         command = f"make recipe-{name.replace('_', '-')}"
         assert sum(command in note for note in notes) == 1, command
-    assert not [d for d in config["dependencies"] if d.get("api_name")]  # no run, no endpoint
+
+
+def test_requests_compute_one_at_a_time_streamed_ones_piece_by_piece():
+    import time
+
+    running, most = [0], [0]
+
+    def busy():
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        running[0] -= 1
+
+    @demo.guarded
+    def plain(_):
+        busy()
+
+    @demo.guarded
+    def streamed(_):
+        for piece in range(3):
+            busy()
+            yield piece
+
+    threads = [threading.Thread(target=plain, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=lambda: list(streamed(0))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert most[0] == 1  # models and pyplot are never used by two requests at once
