@@ -101,6 +101,19 @@ def cached(make: Callable[[], object]) -> Cached:
     return value
 
 
+def cached_run(model_dir: os.PathLike, predict_module: str) -> Cached:
+    """`cached` (model, info): the run's `model.keras` and `predict_module`'s
+    `ModelInfo.read(model_dir)`, as the recipes' `predict` verbs load them."""
+
+    def load():
+        from common import runtime
+
+        info = importlib.import_module(predict_module).ModelInfo.read(model_dir)
+        return runtime.load_model(model_dir), info
+
+    return cached(load)
+
+
 def error_text(exc: BaseException) -> str:
     """The one line the CLI prints for `exc` (without its `Error: `)."""
     if isinstance(exc, click.ClickException):

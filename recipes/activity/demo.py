@@ -85,13 +85,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
     heldout_dir = Path(model_dir) / HELDOUT_FILE
     heldout = heldout_recordings(model_dir)
 
-    def load():
-        from common import runtime
-        from recipes.activity import predict
-
-        return runtime.load_model(model_dir), predict.ModelInfo.read(model_dir)
-
-    run = demo.cached(load)
+    run = demo.cached_run(model_dir, "recipes.activity.predict")
 
     def answer(path: Path):
         from recipes.activity import data as sensor_data

@@ -58,13 +58,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
     names = class_names(model_dir)
     examples = heldout_examples(model_dir)
 
-    def load():
-        from common import runtime
-        from recipes.dna import predict
-
-        return runtime.load_model(model_dir), predict.ModelInfo.read(model_dir)
-
-    run = demo.cached(load)
+    run = demo.cached_run(model_dir, "recipes.dna.predict")
 
     @demo.guarded
     def explain(text: str, class_name: str | None):

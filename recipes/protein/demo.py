@@ -76,13 +76,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
     states = state_letters(model_dir)
     examples = heldout_examples(model_dir)
 
-    def load():
-        from common import runtime
-        from recipes.protein import predict
-
-        return runtime.load_model(model_dir), predict.ModelInfo.read(model_dir)
-
-    run = demo.cached(load)
+    run = demo.cached_run(model_dir, "recipes.protein.predict")
 
     @demo.guarded
     def predict(text: str):

@@ -53,13 +53,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
     heldout_dir = Path(model_dir) / HELDOUT_FILE
     heldout = heldout_clips(model_dir)
 
-    def load():
-        from common import runtime
-        from recipes.video import predict
-
-        return runtime.load_model(model_dir), predict.ModelInfo.read(model_dir)
-
-    run = demo.cached(load)
+    run = demo.cached_run(model_dir, "recipes.video.predict")
 
     def answer(path: Path):
         from recipes.video import data as video_data
