@@ -319,3 +319,35 @@ def test_demo_page_answers_as_the_cli_does(trained, tmp_path):
         assert page_error(client, ">a\nAC\n>b\nGT\n", None, api_name="/explain") == (
             "--sequence: 2 FASTA records; paste one"
         )
+
+
+# --------------------------------------------------------------------------- multi-label
+
+
+def test_multi_label_run_learns_each_mark_and_predicts_independent_probabilities(tmp_path):
+    """Two marks, each planted or not independently (DeepSEA's shape, small): train,
+    evaluate --json per mark, predict a probability per mark (not summing to one)."""
+    rng = np.random.default_rng(1)
+    marks = {"ebox": "CACGTG", "gata": "GATAAG"}
+    rows = []
+    for i in range(240):
+        seq = list("".join(rng.choice(list("ACGT"), size=36)))
+        have = [name for j, name in enumerate(marks) if (i >> j) & 1]
+        for name in have:
+            start = 4 if name == "ebox" else 22
+            seq[start : start + 6] = marks[name]
+        rows.append((f"m{i}", "".join(seq), ",".join(have) or "-"))
+    data = write_fasta(tmp_path / "marks.fa", rows)
+    out = tmp_path / "run"
+    ok(invoke("train", "--preset", "tiny", "--epochs", "25", "--multi-label", "--data", data,
+              "--output-dir", out, "--no-baselines"))  # fmt: skip
+    result = json.loads(ok(invoke("evaluate", "--model-dir", out, "--json")).output)
+    assert set(result["per_class"]) == set(marks)
+    assert result["roc_auc"] > 0.8, result  # each mark is learned (chance: 0.5)
+    query = write_fasta(tmp_path / "q.fa", [("both", "AAAACACGTGAAAAAAAAAAAAGATAAGAAAAAAAA", "")])
+    table = ok(invoke("predict", "--model-dir", out, "--input", query)).output.splitlines()
+    header = table[0].split("\t")
+    assert {"ebox", "gata"} <= set(header)
+    values = dict(zip(header, table[1].split("\t"), strict=True))
+    probabilities = [float(values[m]) for m in marks]
+    assert all(p > 0.5 for p in probabilities), values  # both marks present
