@@ -21,13 +21,17 @@ one, else a note saying which command trains it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import importlib
 import inspect
+import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -112,6 +116,41 @@ def cached_run(model_dir: os.PathLike, predict_module: str) -> Cached:
         return runtime.load_model(model_dir), info
 
     return cached(load)
+
+
+def run_json(model_dir: os.PathLike, name: str, recipe: str) -> dict:
+    """The run's JSON file `name` (read while the page is built), or a one-line error saying
+    the directory is not a finished `recipe` run."""
+    path = Path(model_dir) / name
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: missing or not a {recipe} run (train one first)")
+    return value
+
+
+def heldout_files(root: os.PathLike, suffixes) -> list[str]:
+    """The run's held-out files under `root` (a class-per-directory tree) whose suffix is one
+    of `suffixes`, as sorted `<class>/<file>` names; none if `root` is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.glob("*/*")
+        if p.is_file() and p.suffix.lower() in suffixes
+    )
+
+
+@functools.cache
+def scratch_dir(recipe: str) -> Path:
+    """A directory for the files a tab hands to the page (Gradio copies them into its own
+    cache), one per recipe and process, removed when the process ends."""
+    path = tempfile.mkdtemp(prefix=f"{recipe}-demo-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return Path(path)
 
 
 def error_text(exc: BaseException) -> str:

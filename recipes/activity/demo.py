@@ -4,7 +4,6 @@ window predictions as a picture and as the `predict` verb's segments. See `commo
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
 from pathlib import Path
@@ -21,19 +20,7 @@ def heldout_recordings(model_dir: Path) -> list[str]:
     """The run's held-out recordings, as `<class>/<file>` paths under `heldout/`."""
     from recipes.activity.data import RECORDING_SUFFIXES
 
-    root = Path(model_dir) / HELDOUT_FILE
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.glob("*/*")
-        if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES
-    )
-
-
-@functools.cache
-def _scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="activity-demo-"))
+    return demo.heldout_files(Path(model_dir) / HELDOUT_FILE, RECORDING_SUFFIXES)
 
 
 def label_file(activity: str, probabilities: dict[str, float]) -> str:
@@ -41,7 +28,9 @@ def label_file(activity: str, probabilities: dict[str, float]) -> str:
     of the highest mean probability): a JSON file of the label and its confidences."""
     ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
     value = {"label": activity, "confidences": [{"label": k, "confidence": v} for k, v in ranked]}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=_scratch(), delete=False) as out:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".json", dir=demo.scratch_dir("activity"), delete=False
+    ) as out:
         json.dump(value, out)
     return out.name
 

@@ -3,7 +3,6 @@ mutagenesis (the `explain` verb: the same code, the same picture). See `common.d
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from common import demo
@@ -13,43 +12,24 @@ from recipes.dna.config import HELDOUT_FILE, LABELS_FILE
 
 TITLE = "DNA"
 EXAMPLES = 4  # held-out records offered as examples: the first of each label
-_SCANNED = 2000  # records of the held-out file read to find them, at most
 
 
 def class_names(model_dir: Path) -> list[str]:
     """The run's classes (labels.json), or a one-line error if it is not a dna run."""
-    path = Path(model_dir) / LABELS_FILE
-    try:
-        return list(json.loads(path.read_text())["class_names"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{path}: missing or not a dna run (train one first)") from None
+    return list(demo.run_json(model_dir, LABELS_FILE, "dna").get("class_names", []))
 
 
 def heldout_examples(model_dir: Path) -> list[str]:
     """FASTA text of the first held-out record of each label (up to `EXAMPLES`)."""
-    found: dict[str, str] = {}
-    header, letters = None, []
-
-    def keep():
-        if header is not None and letters:
-            label = header.partition(" ")[2].strip()
-            found.setdefault(label, f"{header}\n{''.join(letters)}")
+    from common.sequences import read_fasta
 
     try:
-        with open(Path(model_dir) / HELDOUT_FILE, encoding="utf-8") as lines:
-            for n, line in enumerate(lines):
-                line = line.strip()
-                if line.startswith(">"):
-                    keep()
-                    if len(found) >= EXAMPLES or n > 2 * _SCANNED:
-                        break
-                    header, letters = line, []
-                elif line:
-                    letters.append(line)
-            else:
-                keep()
-    except (OSError, UnicodeDecodeError):
+        records = read_fasta(Path(model_dir) / HELDOUT_FILE)
+    except (OSError, UserError):
         return []
+    found: dict[str, str] = {}
+    for r in records:
+        found.setdefault(r.description, f">{r.id} {r.description}\n{r.sequence}")
     return list(found.values())[:EXAMPLES]
 
 

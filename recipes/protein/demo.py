@@ -4,11 +4,9 @@ confidence of each (the `predict` verb, and its `--plot-dir` picture). See `comm
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from common import demo
-from common.errors import UserError
 from common.sequences import pasted_sequence
 from recipes.protein.config import HELDOUT_FILE, LABELS_FILE
 
@@ -38,12 +36,7 @@ COLOURS = {
 
 def state_letters(model_dir: Path) -> str:
     """The run's state letters (labels.json), or a one-line error if it is not a protein run."""
-    path = Path(model_dir) / LABELS_FILE
-    try:
-        states = json.loads(path.read_text())["states"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserError(f"{path}: missing or not a protein run (train one first)") from None
-    return str(states)
+    return str(demo.run_json(model_dir, LABELS_FILE, "protein").get("states", ""))
 
 
 def heldout_examples(model_dir: Path) -> list[str]:

@@ -4,7 +4,6 @@ the run's held-out utterances) -> its transcript with the decoder of your choice
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from common import demo
@@ -18,12 +17,8 @@ NO_INPUT = "no recording given; upload one, record one or pick a held-out one"
 
 def run_decoders(model_dir: Path) -> tuple[list[str], str]:
     """The decoders this run offers (lm only with its language model) and its own."""
-    path = Path(model_dir) / INFO_FILE
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-        decoder = info.get("decoder", "beam")
-    except (OSError, ValueError, AttributeError):
-        raise UserError(f"{path}: missing or not a speech run (train one first)") from None
+    info = demo.run_json(model_dir, INFO_FILE, "speech")
+    decoder = info.get("decoder", "beam")
     return [d for d in DECODERS if d != "lm" or info.get("lm_dir")], decoder
 
 

@@ -4,10 +4,7 @@ or beam search), the hypotheses beam search weighed with their scores, and the a
 
 from __future__ import annotations
 
-import atexit
 import json
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -54,13 +51,7 @@ def build(model_dir: Path, prefix: str = "") -> None:
 
         return train_lib.load_run(model_dir)
 
-    def plot_dir():
-        path = tempfile.mkdtemp(prefix="translation-demo-")
-        atexit.register(shutil.rmtree, path, ignore_errors=True)
-        return Path(path)
-
     run = demo.cached(load)
-    plots = demo.cached(plot_dir)
 
     @demo.guarded
     def translate(text: str, beam_size: float, length_penalty: float):
@@ -95,9 +86,11 @@ def build(model_dir: Path, prefix: str = "") -> None:
         picture = None
         if loaded.cfg.attention != "none":
             (ids,) = translator.prepare([text], names).ids
-            for old in plots().glob("*.png"):  # the page has its own copy by now
+            for old in demo.scratch_dir("translation").glob(
+                "*.png"
+            ):  # the page has its own copy by now
                 old.unlink(missing_ok=True)
-            picture = str(plots() / f"attention-{uuid.uuid4().hex}.png")
+            picture = str(demo.scratch_dir("translation") / f"attention-{uuid.uuid4().hex}.png")
             translate_lib.plot_attention(
                 [translate_lib.attention_panel(translator, ids, hyp)], picture
             )

@@ -4,9 +4,7 @@ activity with every class's probability (the `predict` verb). See `common.demo`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import tempfile
 from pathlib import Path
 
 from common import demo
@@ -21,19 +19,7 @@ def heldout_clips(model_dir: Path) -> list[str]:
     """The run's held-out clips, as `<class>/<file>` paths under `heldout/`."""
     from recipes.video.data import CLIP_SUFFIXES
 
-    root = Path(model_dir) / HELDOUT_FILE
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.glob("*/*")
-        if p.is_file() and p.suffix.lower() in CLIP_SUFFIXES
-    )
-
-
-@functools.cache
-def _scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="video-demo-"))
+    return demo.heldout_files(Path(model_dir) / HELDOUT_FILE, CLIP_SUFFIXES)
 
 
 def animation(clip) -> str:
@@ -42,7 +28,10 @@ def animation(clip) -> str:
     from recipes.video import data as video_data
 
     scale = max(SHOWN_SIZE // clip.shape[1], 1)
-    path = _scratch() / f"{hashlib.sha1(clip.tobytes() + bytes(clip.shape)).hexdigest()}.gif"
+    path = (
+        demo.scratch_dir("video")
+        / f"{hashlib.sha1(clip.tobytes() + bytes(clip.shape)).hexdigest()}.gif"
+    )
     if not path.is_file():
         video_data.write_gif(clip, path, scale=scale)
     return str(path)
