@@ -27,7 +27,7 @@ def chains(n=120, seed=0):
     letters = list(protein_data.AMINO_ACIDS)
     out = []
     for i in range(n):
-        seq = "".join(rng.choice(letters, size=int(rng.integers(20, 50))))
+        seq = "".join(rng.choice(letters, size=int(rng.integers(41, 49))))
         out.append((f"c{i}", seq, rule(seq)))
     return out
 
