@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import time
 from pathlib import Path
 
@@ -81,6 +82,15 @@ def batches(waves, labels, batch_size: int, bucket: int, *, shuffle: bool, seed:
 
     order = np.argsort([len(w) for w in waves], kind="stable")
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    # One label width per waveform length: the training step is compiled (XLA) once per
+    # shape, so each length bucket pads its labels to the longest transcript of its own or
+    # a shorter bucket (about half the compilations of padding to each batch's longest).
+    buckets = [-(-len(w) // bucket) for w in waves]
+    widths: dict[int, int] = {}
+    for k, label in zip(buckets, labels, strict=True):
+        widths[k] = max(widths.get(k, 0), len(label))
+    for shorter, k in itertools.pairwise(sorted(widths)):
+        widths[k] = max(widths[k], widths[shorter])
     epoch = [0]
 
     def generate():
@@ -89,7 +99,7 @@ def batches(waves, labels, batch_size: int, bucket: int, *, shuffle: bool, seed:
         for k in rng.permutation(len(groups)) if shuffle else range(len(groups)):
             chosen = groups[k]
             inputs = transcribe_lib.batch_inputs([waves[i] for i in chosen], bucket)
-            longest = -(-max(len(labels[i]) for i in chosen) // 16) * 16
+            longest = -(-widths[max(buckets[i] for i in chosen)] // 16) * 16
             target = np.zeros((len(chosen), longest), np.int32)
             for row, i in enumerate(chosen):
                 target[row, : len(labels[i])] = labels[i]

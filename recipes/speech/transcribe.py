@@ -222,21 +222,28 @@ def evaluate(
     all_log_probs = [long_log_probs(recognizer.model, w, recognizer.info) for w in waves]
     references = [u.text for u in utterances]
     result = {"data": str(common_data.resolve(spec)), "utterances": len(utterances)}
+    chosen = recognizer.decoder
+    decoded: dict[str, list[str]] = {}
     if compare:
         rows = []
+        transcripts = run_dir.file("transcripts.txt")
+        if transcripts.is_file():  # the trivial baseline, as `train` reports it
+            answer = speech_data.most_frequent(transcripts.read_text("utf-8").splitlines())
+            rows.append(
+                {
+                    "decoder": f"baseline: always {answer!r}",
+                    **error_rates(references, [answer] * len(references)),
+                }
+            )
         for name in config_lib.DECODERS:
             if name == "lm" and recognizer.lm is None:
                 continue
             recognizer.decoder = name
-            rows.append(
-                {
-                    "decoder": name,
-                    **error_rates(references, recognizer.texts(all_log_probs, fusion)),
-                }
-            )
+            decoded[name] = recognizer.texts(all_log_probs, fusion)
+            rows.append({"decoder": name, **error_rates(references, decoded[name])})
         result["decoders"] = rows
-        recognizer.decoder = decoder or recognizer.info.decoder
-    hypotheses = recognizer.texts(all_log_probs, fusion)
+        recognizer.decoder = chosen
+    hypotheses = decoded.get(chosen) or recognizer.texts(all_log_probs, fusion)
     result.update(decoder=recognizer.decoder, **error_rates(references, hypotheses))
     if fusion is not None:
         result.update(
