@@ -12,7 +12,6 @@ Log-probabilities come from the model, float32[frames, alphabet + 1], blank id 0
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,20 +52,6 @@ def beam(batch_log_probs: np.ndarray, beam_width: int) -> list[list[int]]:
     return [[int(i) for i in row if i > 0] for row in np.asarray(decoded)[0]]
 
 
-def _logsumexp(a: float, b: float) -> float:
-    if a == -np.inf:
-        return b
-    if b == -np.inf:
-        return a
-    return max(a, b) + float(np.log1p(np.exp(-abs(a - b))))
-
-
-def _add(beams: dict, prefix: tuple, blank_part: float, char_part: float) -> None:
-    entry = beams.setdefault(prefix, [-np.inf, -np.inf])
-    entry[0] = _logsumexp(entry[0], blank_part)
-    entry[1] = _logsumexp(entry[1], char_part)
-
-
 class CharLM:
     """A trained `char_lm` run as next-character log-probabilities over the speech alphabet.
 
@@ -90,11 +75,19 @@ class CharLM:
             )
         self.model_dir = str(model_dir)
         step = lm.build_step_model(cfg, trained)
-        # One step for a varying number of prefixes: the generic loop in one graph, called
-        # with the batch padded to a power of two (a few traces, no kernel per batch size).
-        generic_loops(step)
-        self.step = tf.function(lambda inputs: step(inputs, training=False), autograph=False)
         self.zero = lm.zero_states(cfg, 1)
+        # One step for a varying number of prefixes: the generic loop in one graph, traced
+        # once for any batch (called with the batch padded to a power of two). Calling the
+        # concrete function skips tf.function's dispatch, about 2 ms a call: the search
+        # calls it once per frame.
+        generic_loops(step)
+        specs = [tf.TensorSpec([None, None], tf.int32)] + [
+            tf.TensorSpec([None, *z.shape[1:]], z.dtype) for z in self.zero
+        ]
+        concrete = tf.function(
+            lambda *inputs: step(list(inputs), training=False), autograph=False
+        ).get_concrete_function(*specs)
+        self.step = lambda inputs: concrete(*[tf.constant(x) for x in inputs])
         unk = tok.token_to_id("<unk>") if "<unk>" in tok else None
         self.ids = [tok.token_to_id(ch) if ch in tok else unk for ch in alphabet]
         self.end = tok.token_to_id("\n") if "\n" in tok else None
@@ -152,43 +145,59 @@ class Fusion:
 
 
 def lm_beam(log_probs: np.ndarray, lm: CharLM, fusion: Fusion, beam_width: int) -> list[int]:
-    """Prefix beam search over one utterance's log-probabilities with shallow fusion."""
-    # prefix -> [log P(prefix, ending in blank), log P(prefix, ending in its last char)]
-    beams: dict[tuple, list[float]] = {(): [0.0, -np.inf]}
-    lm_score: dict[tuple, float] = {(): 0.0}
-    lm.prepare([()])
+    """Prefix beam search over one utterance's log-probabilities with shallow fusion.
+
+    The beams are parallel arrays (prefix i: log P(prefix, ending in blank) b[i], ending in
+    its last character nb[i], LM part lms[i]); a frame's extensions are scored as one
+    [beams, candidates] array and only the survivors become prefixes."""
+    prefixes: list[tuple] = [()]
+    b, nb, lms = np.zeros(1), np.full(1, -np.inf), np.zeros(1)
+    lm.prepare(prefixes)
     for frame in log_probs.astype(np.float64):
+        last = np.array([p[-1] if p else BLANK for p in prefixes])
+        # Staying on a prefix: a blank, or its last character repeated (collapses).
+        stay_nb = np.where(last != BLANK, nb + frame[last], -np.inf)
+        total = np.logaddexp(b, nb)
         if frame[BLANK] > BLANK_SKIP_LOG_PROB:
-            beams = {
-                p: [_logsumexp(b, nb) + frame[BLANK], nb + frame[p[-1]] if p else -np.inf]
-                for p, (b, nb) in beams.items()
-            }
+            b, nb = total + frame[BLANK], stay_nb
             continue
-        candidates = [c for c in np.flatnonzero(frame > CANDIDATE_LOG_PROB) if c != BLANK]
-        lm.prepare(list(beams))
-        following: dict[tuple, list[float]] = {}
-        add = functools.partial(_add, following)
-        for prefix, (b, nb) in beams.items():
-            total = _logsumexp(b, nb)
-            add(prefix, total + frame[BLANK], nb + frame[prefix[-1]] if prefix else -np.inf)
-            scores = lm.next_scores(prefix)
-            for c in candidates:
-                extended = prefix + (int(c),)
-                # The same character twice needs a blank between (from b only).
-                add(extended, -np.inf, (b if prefix and c == prefix[-1] else total) + frame[c])
-                if extended not in lm_score:
-                    lm_score[extended] = lm_score[prefix] + fusion.weight * scores[c] + fusion.bonus
-        ranked = sorted(
-            following.items(), key=lambda kv: _logsumexp(*kv[1]) + lm_score[kv[0]], reverse=True
-        )
-        beams = dict(ranked[:beam_width])
-    lm.prepare(list(beams))
-
-    def final(item):
-        prefix, parts = item
-        return _logsumexp(*parts) + lm_score[prefix] + fusion.weight * lm.next_scores(prefix)[-1]
-
-    return list(max(beams.items(), key=final)[0])
+        stay_b = total + frame[BLANK]
+        candidates = np.flatnonzero(frame > CANDIDATE_LOG_PROB)
+        candidates = candidates[candidates != BLANK]
+        lm.prepare(prefixes)
+        scores = np.stack([lm.next_scores(p) for p in prefixes])[:, candidates]
+        # The same character twice needs a blank between: from b only.
+        ext_nb = np.where(candidates == last[:, None], b[:, None], total[:, None])
+        ext_nb = ext_nb + frame[candidates]
+        ext_lms = lms[:, None] + fusion.weight * scores + fusion.bonus
+        # An extension that is already a beam adds to that beam's probability.
+        where = {p: i for i, p in enumerate(prefixes)}
+        column = {int(c): j for j, c in enumerate(candidates)}
+        for k, p in enumerate(prefixes):
+            if p and p[:-1] in where and p[-1] in column:
+                i, j = where[p[:-1]], column[p[-1]]
+                stay_nb[k] = np.logaddexp(stay_nb[k], ext_nb[i, j])
+                ext_nb[i, j] = -np.inf
+        # Row i: prefix i staying, then prefix i extended by each candidate.
+        parts_b = np.concatenate([stay_b[:, None], np.full_like(ext_nb, -np.inf)], axis=1)
+        parts_nb = np.concatenate([stay_nb[:, None], ext_nb], axis=1)
+        parts_lm = np.concatenate([lms[:, None], ext_lms], axis=1)
+        ranked = np.argsort(-(np.logaddexp(parts_b, parts_nb) + parts_lm), axis=None, kind="stable")
+        keep = [
+            k
+            for k in ranked[:beam_width]
+            if parts_nb.flat[k] > -np.inf or parts_b.flat[k] > -np.inf
+        ]
+        rows, cols = np.divmod(np.array(keep, dtype=np.int64), parts_nb.shape[1])
+        prefixes = [
+            prefixes[i] if j == 0 else prefixes[i] + (int(candidates[j - 1]),)
+            for i, j in zip(rows, cols, strict=True)
+        ]
+        b, nb, lms = parts_b[rows, cols], parts_nb[rows, cols], parts_lm[rows, cols]
+    lm.prepare(prefixes)
+    ends = np.array([lm.next_scores(p)[-1] for p in prefixes])
+    final = np.logaddexp(b, nb) + lms + fusion.weight * ends
+    return list(prefixes[int(np.argmax(final))])
 
 
 def decode_batch(
