@@ -3,6 +3,7 @@
 python -m recipes.speech train [--data SRC] [--lm-dir LM_RUN] ...
 python -m recipes.speech evaluate --model-dir DIR [--data SRC] [--decoder D] [--json]
 python -m recipes.speech transcribe --model-dir DIR FILE...
+python -m recipes.speech transcripts [--data SRC] --output FILE
 python -m recipes.speech export --model-dir DIR --output PATH [--format saved_model|litert]
 python -m recipes.speech demo --model-dir DIR [--host 127.0.0.1] [--port 7860]
 """
@@ -139,6 +140,28 @@ def transcribe(model_dir, files, decoder, as_json):
             click.echo(f"{path}\t{text}")
     if as_json:
         click.echo(json.dumps({"decoder": recognizer.decoder, "results": results}))
+
+
+@cli.command()
+@click.option("--data", "data_spec", default=None, metavar="SRC", help="As for train.")
+@click.option("--validation-data", default=None, metavar="SRC", help="As for train.")
+@click.option("--seed", type=int, default=42, show_default=True, help="As for train.")
+@click.option(
+    "--output", type=click.Path(path_type=Path), required=True, help="The text file to write."
+)
+def transcripts(data_spec, validation_data, seed, output):
+    """Write the normalised transcripts of the training split that `train` makes with the
+    same --data, --validation-data and --seed, one per line: the text to train a char_lm
+    on before `train --lm-dir` (as `make recipe-speech` does). Nothing held out is in it."""
+    from common.cli import TrainArgs
+    from common.runtime import atomic_write
+    from recipes.speech import train as train_lib
+
+    run = TrainArgs(data=data_spec, validation_data=validation_data, seed=seed)
+    splits = train_lib.load_splits(config.PRESETS["default"], run)
+    text = "".join(f"{u.text}\n" for u in splits.train)
+    atomic_write(output, lambda tmp: Path(tmp).write_text(text, encoding="utf-8", newline=""))
+    click.echo(f"Wrote {len(splits.train)} training transcripts to {output} ({splits.description})")
 
 
 @cli.command("install-data")

@@ -39,9 +39,9 @@ from recipes.speech import transcribe as transcribe_lib
 from recipes.speech.config import HELDOUT_FILE, VALIDATION_FILE, Config
 
 # The language model's weight and bonus are chosen from these on the validation split.
-LM_WEIGHTS = (0.1, 0.25, 0.5, 0.75)
-LM_BONUSES = (0.0, 0.5, 1.0, 2.0)
-LM_TUNING_UTTERANCES = 100
+LM_WEIGHTS = (0.25, 0.5, 0.75)
+LM_BONUSES = (1.0, 2.0, 3.0)
+LM_TUNING_UTTERANCES = 40
 
 
 @dataclasses.dataclass

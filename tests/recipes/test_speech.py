@@ -441,6 +441,20 @@ def test_train_writes_the_run_directory_and_reports_every_decoder(trained):
     assert "Held-out utterances" in output
 
 
+def test_transcripts_are_the_training_split_that_train_makes(trained, tmp_path):
+    """`transcripts` (what `make recipe-speech` trains its language model on) writes the
+    training utterances' text of the split `train` made from the same --data: none of the
+    held-out or validation utterances."""
+    run, manifest, _ = trained
+    out = tmp_path / "lm" / "transcripts.txt"
+    ok(run_cli("transcripts", "--data", manifest, "--output", out))
+    written = out.read_text().splitlines()
+    assert written == (run / "transcripts.txt").read_text().splitlines()
+    held = [line.split("\t")[1] for f in ("heldout.tsv", "validation.tsv")
+            for line in (run / f).read_text().splitlines()[1:]]  # fmt: skip
+    assert len(written) + len(held) == 24
+
+
 def test_evaluate_json_and_transcribe_agree(trained):
     run, _, _ = trained
     result = json.loads(ok(run_cli("evaluate", "--model-dir", run, "--json")).output)
@@ -514,11 +528,18 @@ def test_language_model_fusion_from_a_char_lm_run(trained, tmp_path):
         lm_cli, ["train", "--preset", "tiny", "--data", str(text), "--output-dir", str(lm)]
     )
     assert result.exit_code == 0, result.output
-    out = json.loads(ok(run_cli("evaluate", "--model-dir", run, "--lm-dir", lm, "--json")).output)
-    assert out["decoder"] == "lm" and out["lm_weight"] in (
-        0.0,
-        *(w for w in (0.1, 0.25, 0.5, 0.75)),
+    out = json.loads(
+        ok(run_cli("evaluate", "--model-dir", run, "--lm-dir", lm, "--compare", "--json")).output
     )
+    from recipes.speech import train as train_lib
+
+    assert out["decoder"] == "lm" and out["lm_weight"] in train_lib.LM_WEIGHTS
+    assert out["lm_bonus"] in train_lib.LM_BONUSES
+    # Side by side, as `make recipe-speech` prints them: the baseline and every decoder.
+    rows = out["decoders"]
+    assert rows[0]["decoder"].startswith("baseline: always ")
+    assert [r["decoder"] for r in rows[1:]] == ["greedy", "beam", "lm"]
+    assert rows[-1]["cer"] == out["cer"]  # the LM's transcripts, scored once
     one_line_error(run_cli("evaluate", "--model-dir", run, "--lm-dir", tmp_path), "--lm-dir")
 
 
