@@ -281,14 +281,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
     texts = [u.text for u in splits.test]
     rows, info, hypotheses = decoder_table(info, test_waves, texts, val_waves, val_texts, best, lm)
     run_dir.write_json(transcribe_lib.INFO_FILE, info)
-    baseline = speech_data.most_frequent([u.text for u in train_utts])
-    rows.insert(
-        0,
-        {
-            "decoder": f"baseline: always {baseline!r}",
-            **transcribe_lib.error_rates(texts, [baseline] * len(texts)),
-        },
-    )
+    rows.insert(0, transcribe_lib.baseline_row([u.text for u in train_utts], texts))
     history = runtime.read_history(run_dir.file("history.csv"))
     summary = {
         "data": splits.description,

@@ -168,6 +168,16 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[st
     }
 
 
+def baseline_row(train_transcripts: Sequence[str], references: Sequence[str]) -> dict:
+    """The trivial baseline's row of a decoder table: always the most frequent training
+    transcript."""
+    answer = speech_data.most_frequent(train_transcripts)
+    return {
+        "decoder": f"baseline: always {answer!r}",
+        **error_rates(references, [answer] * len(references)),
+    }
+
+
 def worst(references, hypotheses, paths, count: int = 5) -> list[dict]:
     """The `count` utterances with the highest character error rate."""
     import jiwer
@@ -228,13 +238,7 @@ def evaluate(
         rows = []
         transcripts = run_dir.file("transcripts.txt")
         if transcripts.is_file():  # the trivial baseline, as `train` reports it
-            answer = speech_data.most_frequent(transcripts.read_text("utf-8").splitlines())
-            rows.append(
-                {
-                    "decoder": f"baseline: always {answer!r}",
-                    **error_rates(references, [answer] * len(references)),
-                }
-            )
+            rows.append(baseline_row(transcripts.read_text("utf-8").splitlines(), references))
         for name in config_lib.DECODERS:
             if name == "lm" and recognizer.lm is None:
                 continue
@@ -243,7 +247,10 @@ def evaluate(
             rows.append({"decoder": name, **error_rates(references, decoded[name])})
         result["decoders"] = rows
         recognizer.decoder = chosen
-    hypotheses = decoded.get(chosen) or recognizer.texts(all_log_probs, fusion)
+    if chosen in decoded:
+        hypotheses = decoded[chosen]
+    else:
+        hypotheses = recognizer.texts(all_log_probs, fusion)
     result.update(decoder=recognizer.decoder, **error_rates(references, hypotheses))
     if fusion is not None:
         result.update(
