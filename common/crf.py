@@ -26,6 +26,14 @@ zero in training and are never decoded (the IOB2 rule that `I-PER` follows only 
 Padding: batches are right-padded. `loss` reads the lengths from the gold tags (the
 padding tag is -1); `decode` and `log_likelihood` take a `mask` (bool[b, T], true for real
 tokens). Padded steps change nothing, and decoded tags there are -1.
+
+Partly labelled sequences: a gold tag of -2 (`UNKNOWN`) at a real step says that step's
+tag is not known (an unresolved residue of a protein chain); the likelihood then sums over
+every tag there, p(known tags | x), the constrained forward algorithm's share of Z.
+
+`marginals(scores, mask)` gives p(y_t = k | x) for every step and tag (forward-backward):
+their argmax per step maximises the expected number of right tags, where `decode` finds
+the single most probable sequence.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ __all__ = ["CRF", "CRFLoss", "bind"]
 # log-sum-exp stays finite (and so do the gradients) in float32.
 FORBIDDEN = -1e4
 PAD = -1
+UNKNOWN = -2  # a real step whose gold tag is not known (summed over)
 
 
 def _bool_matrix(value, shape, name):
@@ -159,16 +168,28 @@ class CRF(keras.layers.Layer):
     def log_likelihood(self, scores, tags, mask):
         """log p(tags | scores) per sequence: float32[b].
 
-        scores float[b, T, num_tags], tags int[b, T] (any value at padded steps), mask
-        bool[b, T] right-padded; every sequence needs at least one real step.
+        scores float[b, T, num_tags], tags int[b, T] (any value at padded steps; a negative
+        one at a real step is unknown, see `UNKNOWN`), mask bool[b, T] right-padded; every
+        sequence needs at least one real step.
         """
         scores = ops.cast(scores, self._float)
         mask = ops.cast(mask, "bool")
-        tags = ops.where(mask, ops.cast(tags, "int32"), 0)
+        tags = ops.cast(tags, "int32")
+        unknown = ops.logical_and(mask, ops.less(tags, 0))
+        tags = ops.where(ops.logical_and(mask, ops.logical_not(unknown)), tags, 0)
         weights = self.transition_scores()
-        return self._gold_score(scores, tags, mask, *weights) - self._log_partition(
-            scores, mask, *weights
-        )
+
+        def known_score():  # every real tag known: the score of the one path
+            return self._gold_score(scores, tags, mask, *weights)
+
+        def partial_score():  # log-sum-exp over the paths through the known tags
+            gold = ops.one_hot(tags, self.num_tags, dtype="bool")
+            keep = ops.logical_or(gold, ops.expand_dims(unknown, -1))
+            constrained = ops.where(keep, scores, ops.cast(FORBIDDEN, scores.dtype))
+            return self._log_partition(constrained, mask, *weights)
+
+        score = ops.cond(ops.any(unknown), partial_score, known_score)
+        return score - self._log_partition(scores, mask, *weights)
 
     def negative_log_likelihood(self, y_true, y_pred):
         """-log p(y_true | y_pred) per sequence, float[b]; `y_true` int[b, T] padded with -1."""
@@ -205,6 +226,45 @@ class CRF(keras.layers.Layer):
         return ops.logsumexp(alpha + end, axis=-1)
 
     # -- prediction -----------------------------------------------------------------------
+
+    def marginals(self, scores, mask=None):
+        """p(y_t = k | x) per step and tag (forward-backward): float[b, T, num_tags], rows
+        summing to 1 at real steps and 0 at padded ones. `scores`, `mask` as in `decode`."""
+        scores = ops.cast(ops.convert_to_tensor(scores), self._float)
+        if mask is None:
+            mask = ops.ones(ops.shape(scores)[:2], "bool")
+        mask = ops.cast(ops.convert_to_tensor(mask), "bool")
+        # One padded step more, cut off at the end: the scans below then never run over
+        # zero steps (one-step batches of unknown length would stack an empty list).
+        scores = ops.pad(scores, [[0, 0], [0, 1], [0, 0]])
+        mask = ops.pad(mask, [[0, 0], [0, 1]], constant_values=False)
+        transitions, start, end = self.transition_scores()
+        steps = _time_major_steps(scores, mask)  # steps 1..T
+        alpha0 = start + scores[:, 0]
+
+        def forward(alpha, inputs):
+            emission, real = inputs[..., :-1], inputs[..., -1] > 0
+            new = ops.logsumexp(ops.expand_dims(alpha, -1) + transitions, axis=1) + emission
+            alpha = ops.where(ops.expand_dims(real, -1), new, alpha)
+            return alpha, alpha
+
+        def backward(beta, inputs):
+            # beta of step t (the scores of every way to finish after it) -> of step t-1
+            emission, real = inputs[..., :-1], inputs[..., -1] > 0
+            ahead = ops.expand_dims(emission + beta, 1) + transitions  # [b, from, to]
+            previous = ops.where(
+                ops.expand_dims(real, -1), ops.logsumexp(ahead, axis=2), ops.zeros_like(beta) + end
+            )
+            return previous, previous
+
+        beta_last = ops.zeros_like(alpha0) + end
+        _, later = ops.scan(forward, alpha0, steps)  # alphas of steps 1..T
+        _, earlier = ops.scan(backward, beta_last, steps, reverse=True)  # betas 0..T-1
+        alphas = ops.concatenate([ops.expand_dims(alpha0, 1), ops.moveaxis(later, 0, 1)], 1)
+        betas = ops.concatenate([ops.moveaxis(earlier, 0, 1), ops.expand_dims(beta_last, 1)], 1)
+        log_z = ops.logsumexp(alphas + betas, axis=-1, keepdims=True)
+        probs = ops.exp(alphas + betas - log_z)
+        return ops.where(ops.expand_dims(mask, -1), probs, ops.zeros_like(probs))[:, :-1]
 
     def decode(self, scores, mask=None):
         """The most probable tag sequences (Viterbi): int32[b, T], -1 at padded steps.

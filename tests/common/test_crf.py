@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from common.crf import CRF, bind
+from common.crf import CRF, FORBIDDEN, UNKNOWN, bind
 from tests.common.jax_backend import run_on_jax
 
 
@@ -78,6 +78,34 @@ def test_likelihood_and_viterbi_equal_brute_force(constrained, seed):
         if constrained:  # the best sequence never takes a forbidden step
             assert crf.allowed_start[best[0]] and crf.allowed_end[best[-1]]
             assert all(crf.allowed[a, b] for a, b in itertools.pairwise(best))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_marginals_and_partly_known_tags_equal_brute_force(seed):
+    crf, scores, gold, mask = make_case(seed, constrained=True)
+    rng = np.random.default_rng(seed + 10)
+    partial = np.where(mask & (rng.random(mask.shape) < 0.4), UNKNOWN, gold)
+    marginals = keras.ops.convert_to_numpy(crf.marginals(scores, mask))
+    log_likelihood = keras.ops.convert_to_numpy(crf.log_likelihood(scores, partial, mask))
+    loss = keras.ops.convert_to_numpy(crf.negative_log_likelihood(partial, scores))
+    for i, (log_z, table) in enumerate(brute_force(crf, scores, mask)):
+        n = int(mask[i].sum())
+        expected = np.zeros((n, crf.num_tags))
+        for y, value in table.items():
+            expected[np.arange(n), y] += np.exp(value - log_z)
+        np.testing.assert_allclose(marginals[i, :n], expected, atol=1e-5)
+        assert (marginals[i, n:] == 0).all()
+        known = [
+            value
+            for y, value in table.items()
+            if all(p < 0 or p == t for p, t in zip(partial[i][: len(y)], y, strict=True))
+        ]
+        expected = np.logaddexp.reduce(known) - log_z
+        if expected < FORBIDDEN / 10:  # only forbidden paths fit the known tags
+            assert log_likelihood[i] < FORBIDDEN / 10
+            continue
+        np.testing.assert_allclose(log_likelihood[i], expected, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(loss[i], -log_likelihood[i], rtol=1e-6)
 
 
 def test_padded_steps_change_nothing():
@@ -191,6 +219,10 @@ def case_numbers() -> dict:
                 crf.log_likelihood(scores, gold, mask)
             ).tolist(),
             "decoded": keras.ops.convert_to_numpy(crf.decode(scores, mask)).tolist(),
+            "marginals": keras.ops.convert_to_numpy(crf.marginals(scores, mask)).tolist(),
+            "partial": keras.ops.convert_to_numpy(
+                crf.log_likelihood(scores, np.where(gold == 0, UNKNOWN, gold), mask)
+            ).tolist(),
         }
     return out
 
@@ -207,6 +239,8 @@ def test_same_numbers_on_the_jax_backend():
         theirs = jax_numbers[str(seed)]
         np.testing.assert_allclose(theirs["log_likelihood"], numbers["log_likelihood"], rtol=1e-5)
         assert theirs["decoded"] == numbers["decoded"]
+        np.testing.assert_allclose(theirs["marginals"], numbers["marginals"], atol=1e-6)
+        np.testing.assert_allclose(theirs["partial"], numbers["partial"], rtol=1e-5)
 
 
 def test_float32_inside_under_mixed_precision():
