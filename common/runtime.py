@@ -38,6 +38,7 @@ import dataclasses
 import importlib
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -452,6 +453,44 @@ class TimeBudget(keras.callbacks.Callback):
                 "batch; the best model so far is kept.",
                 flush=True,
             )
+
+
+class BudgetCosineDecay(keras.callbacks.Callback):
+    """The cosine decay of `optimizer(decay_steps=...)` (down to `alpha` times
+    `learning_rate`), over whichever ends first: `decay_steps` optimizer steps or `minutes`
+    of wall time (counted as `TimeBudget` counts them). Use it with an optimizer built
+    without `decay_steps`; it sets the learning rate before every batch.
+
+    A run that a time budget stops after a few of its planned epochs would otherwise end
+    at nearly the full learning rate, never taking the small late steps that settle the
+    validation metric. A resumed run counts its steps on from the backup's and its time
+    afresh, as `TimeBudget` does.
+    """
+
+    def __init__(self, learning_rate: float, decay_steps: int, minutes: float | None, alpha=0.05):
+        super().__init__()
+        self.initial, self.alpha = float(learning_rate), float(alpha)
+        self.decay_steps = max(int(decay_steps), 1)
+        self.seconds = minutes * 60.0 if minutes else None
+        self.start, self.steps = None, 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+        self.steps = int(self.model.optimizer.iterations.numpy())  # read once: no sync per batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def progress(self) -> float:
+        done = self.steps / self.decay_steps
+        if self.seconds:
+            done = max(done, (time.monotonic() - self.start) / self.seconds)
+        return min(done, 1.0)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress()))
+        rate = self.initial * (self.alpha + (1.0 - self.alpha) * cosine)
+        self.model.optimizer.learning_rate.assign(rate)
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):

@@ -282,6 +282,27 @@ def test_time_budget_stops_cleanly_and_still_saves(tmp_path):
     assert best.evaluate(ds, verbose=0)[0] > 0
 
 
+class _Rates(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
+
+
+@pytest.mark.parametrize("minutes", [None, 1e-9])
+def test_budget_cosine_decay_follows_the_steps_or_the_clock(tmp_path, minutes):
+    model, seen = _model(), _Rates()
+    decay = runtime.BudgetCosineDecay(0.05, decay_steps=16, minutes=minutes)
+    model.fit(_data(), epochs=2, verbose=0, callbacks=[decay, seen])  # 8 batches an epoch
+    if minutes:  # the budget is spent at once: the floor, 5 % of the rate, from the start
+        np.testing.assert_allclose(seen.rates, 0.05 * 0.05, rtol=1e-5)
+    else:
+        expected = [0.05 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * k / 16))) for k in range(16)]
+        np.testing.assert_allclose(seen.rates, expected, rtol=1e-5)
+
+
 def test_run_dir_json_round_trip_and_errors(tmp_path):
     run_dir = runtime.RunDir(tmp_path)
     run_dir.write_json("m.json", {"x": np.float32(1.5), "p": Path("a/b"), "t": (1, 2)})
