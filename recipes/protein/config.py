@@ -11,8 +11,13 @@ import dataclasses
 
 # The held-out chains `train` reports on: id, sequence, structure and mask columns.
 HELDOUT_FILE = "heldout.tsv"
+# ... and their features, when the run was trained with --features.
+HELDOUT_FEATURES_FILE = "heldout_features.npz"
 LABELS_FILE = "labels.json"  # recipes.protein.predict.ModelInfo
 STATES = {3: "HEC", 8: "HGIEBTSC"}
+# softmax: each residue's state on its own; crf: common.CRF over the chain (learned state
+# transitions, trained on whole chains or their `crop` windows), its per-residue marginals as the probabilities.
+DECODERS = ("softmax", "crf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +27,8 @@ class Config:
     Residues (one-hot, 21 values) go through `conv_filters` Conv1D filters at each of the
     `conv_kernels` widths (multiscale, concatenated, ReLU), then `layers` bidirectional
     recurrent layers of `units` (`cell`), `dropout` between them, and a per-residue
-    softmax over the `states` (3 or 8). Training chains longer than `crop` residues are
+    softmax over the `states` (3 or 8), or with `decoder` "crf" a linear-chain CRF whose
+    marginal probabilities per residue take the softmax's place. Training chains longer than `crop` residues are
     cut to a random window of that many each epoch (prediction reads whole chains).
     """
 
@@ -33,6 +39,7 @@ class Config:
     units: int = 64
     layers: int = 2
     dropout: float = 0.3
+    decoder: str = "softmax"
     learning_rate: float = 2e-3
     clipnorm: float | None = 1.0
     batch_size: int = 32

@@ -11,6 +11,10 @@
                      resolved; 1 = resolved). The CB513 / CullPDB CSVs of cu-ssp read as
                      they are (id, len, input, expected)
 
+Per-residue features (optional, `--features FILE.npz`): one float array [length, k] per
+chain, keyed by the chain's id (a PSSM or HMM profile: 20 or 21 columns, any k), in an
+archive written by `numpy.savez`; read without unpickling anything.
+
 Residues: the 20 amino acids, and X (unknown), B (D or N), Z (E or Q), U (selenocysteine,
 read as C), O (pyrrolysine, read as K), either case; anything else is a one-line error
 naming the record and position. States: with `--states 3`, eight-state DSSP labels are
@@ -65,6 +69,8 @@ class Chain:
     sequence: str
     states: str  # one state letter per residue, of the run's state set ("" unknown)
     mask: str  # "1" resolved, "0" unresolved, per residue
+    # float32[length, k] per-residue features (`--features`), or None
+    features: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,8 +189,103 @@ def _read_table(path: Path, states: int, labels: bool, columns: dict) -> list[Ch
     return chains
 
 
-def load(spec, states: int, *, labels: bool = True, columns=None, what="--data") -> ChainSet:
-    """The chains of `--data spec` (labels: their structures are required)."""
+def read_features(path: Path, what: str = "--features") -> dict[str, np.ndarray]:
+    """{chain id: float32[length, k]} from a `.npz` archive (numpy.savez), every array of
+    the same width k; pickled objects are refused, not loaded. One-line `UserError`s."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what}: no such file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("one array, not an archive of one per chain")
+        with archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise UserError(
+            f"{what} {path}: not a NumPy .npz archive of arrays (numpy.savez): {err}"
+        ) from None
+    if not arrays:
+        raise UserError(f"{what} {path}: the archive holds no arrays")
+    widths = set()
+    for name, array in arrays.items():
+        if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+            raise UserError(
+                f"{what} {path}: {name}: expected numbers [residues, features], got "
+                f"{array.dtype} {list(array.shape)}"
+            )
+        if not np.isfinite(array).all():
+            row = int(np.argwhere(~np.isfinite(array))[0][0]) + 1
+            raise UserError(f"{what} {path}: {name}, residue {row}: not a finite number")
+        widths.add(array.shape[1])
+    if len(widths) != 1 or 0 in widths:
+        raise UserError(
+            f"{what} {path}: every chain needs the same number of features (got "
+            f"{', '.join(map(str, sorted(widths)))})"
+        )
+    return {name: array.astype(np.float32) for name, array in arrays.items()}
+
+
+def attach_features(chains, table: dict, path: Path, what="--features") -> tuple[Chain, ...]:
+    """`chains` with their rows of the `--features` archive `table` (matched by id)."""
+    out = []
+    for chain in chains:
+        rows = table.get(chain.id)
+        if rows is None:
+            raise UserError(f"{what} {path}: no array for chain {chain.id}")
+        if len(rows) != len(chain.sequence):
+            raise UserError(
+                f"{what} {path}: {chain.id} has {len(rows)} rows of features for "
+                f"{len(chain.sequence)} residues"
+            )
+        out.append(dataclasses.replace(chain, features=rows))
+    return tuple(out)
+
+
+def write_features(path: Path, chains) -> None:
+    """The chains' features as an archive `read_features` reads (the held-out ones)."""
+    from common.runtime import atomic_write
+
+    def write(tmp):  # numpy.savez's layout (NAME.npy members), any chain id as a name
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for chain in chains:
+                with archive.open(f"{chain.id}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, chain.features, allow_pickle=False)
+
+    atomic_write(path, write, ".npz")
+
+
+def feature_width(chains) -> int:
+    """k of the chains' features (0: none); all or none of them must have them."""
+    widths = {0 if c.features is None else c.features.shape[1] for c in chains}
+    if len(widths) > 1:
+        raise UserError(f"the chains' features differ in width: {sorted(widths)}")
+    return widths.pop() if widths else 0
+
+
+def load(
+    spec,
+    states: int,
+    *,
+    labels: bool = True,
+    columns=None,
+    what="--data",
+    features: Path | None = None,
+) -> ChainSet:
+    """The chains of `--data spec` (labels: their structures are required), with their
+    `features` (an .npz archive) when given."""
+    chain_set = _load(spec, states, labels=labels, columns=columns, what=what)
+    if features is None:
+        return chain_set
+    table = read_features(features)
+    parts = chain_set.parts and {
+        k: attach_features(v, table, features) for k, v in chain_set.parts.items()
+    }
+    chains = attach_features(chain_set.chains, table, features)
+    return ChainSet(chains, chain_set.description, parts)
+
+
+def _load(spec, states: int, *, labels: bool, columns, what) -> ChainSet:
     source = common_data.resolve(spec, what=what)
     if source.kind == "default":
         return read_default(states)

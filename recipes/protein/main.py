@@ -43,6 +43,16 @@ def _columns(func):
     )(func)
 
 
+def _features(help_text):
+    return click.option(
+        "--features",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE.npz",
+        help=help_text,
+    )
+
+
 @cli.command()
 @common_cli.train_options(presets=config.PRESETS, default_output_dir=OUTPUT_DIR)
 @click.option(
@@ -52,8 +62,23 @@ def _columns(func):
     help="3: helix, strand, coil (eight-state labels reduced: H G I -> H, E B -> E, the rest "
     "-> C); 8: DSSP's H G I E B T S C [default: 3].",
 )
+@click.option(
+    "--decoder",
+    type=click.Choice(config.DECODERS),
+    default=None,
+    help="softmax: each residue's state on its own; crf: a conditional random field "
+    "(common.CRF) over the chain that learns which states follow which, trained on whole "
+    "chains (a window of 400 residues of longer ones), its per-residue marginal "
+    "probabilities reported [default: softmax].",
+)
 @_columns
-def train(run, states, sequence_column, structure_column):
+@_features(
+    "Per-residue features besides the sequence (a PSSM or HMM profile): a NumPy .npz "
+    "archive (numpy.savez) with one float array [residues, k] per chain, named by the "
+    "chain's id, for every chain of --data and --validation-data. The model then reads "
+    "them too, and evaluate/predict need them [default: the sequence alone]."
+)
+def train(run, states, decoder, sequence_column, structure_column, features):
     """Train on chains with per-residue states; report Q3 (or Q8) on held-out chains.
 
     --data: omitted = the shipped NetSurfP-2.0 set (FLIP split; its own test chains are the
@@ -63,24 +88,28 @@ def train(run, states, sequence_column, structure_column):
     from recipes.protein import train as train_lib
 
     cfg = common_cli.apply_overrides(
-        config.PRESETS[run.preset], run, states=int(states) if states else None
+        config.PRESETS[run.preset], run, states=int(states) if states else None, decoder=decoder
     )
     columns = {"sequence": sequence_column, "structure": structure_column}
-    train_lib.train(cfg, run, columns)
+    train_lib.train(cfg, run, columns, features)
 
 
 @cli.command()
 @common_cli.model_dir_option(OUTPUT_DIR)
 @common_cli.evaluate_data_option("Chains with states (FASTA pairs, CSV/TSV)", HELDOUT_FILE)
 @_columns
+@_features(
+    "For a model trained with --features: the features of the --data chains [default, "
+    "without --data: the run's held-out ones, heldout_features.npz]."
+)
 @common_cli.json_option
-def evaluate(model_dir, data_spec, sequence_column, structure_column, as_json):
+def evaluate(model_dir, data_spec, sequence_column, structure_column, features, as_json):
     """Q3 (or Q8) over the resolved residues, per-state precision and recall, and the
     confusion matrix."""
     from recipes.protein import predict as predict_lib
 
     columns = {"sequence": sequence_column, "structure": structure_column}
-    result = predict_lib.evaluate(model_dir, data_spec, columns)
+    result = predict_lib.evaluate(model_dir, data_spec, columns, features)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -115,6 +144,7 @@ def evaluate(model_dir, data_spec, sequence_column, structure_column, as_json):
     help="One chain given here instead of --input (its id: sequence).",
 )
 @click.option("--sequence-column", default=None, metavar="NAME", help="CSV/TSV: the residues.")
+@_features("For a model trained with --features: the features of the --input chains.")
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -128,7 +158,7 @@ def evaluate(model_dir, data_spec, sequence_column, structure_column, as_json):
     default=None,
     help="Also draw each chain's states and confidence, DIR/<id>.png.",
 )
-def predict(model_dir, input_path, sequence, sequence_column, output, plot_dir):
+def predict(model_dir, input_path, sequence, sequence_column, features, output, plot_dir):
     """The secondary structure of every chain, with per-residue probabilities."""
     from common import runtime
     from common.errors import UserError
@@ -140,7 +170,15 @@ def predict(model_dir, input_path, sequence, sequence_column, output, plot_dir):
     if input_path is not None and not input_path.exists():
         raise UserError(f"--input: no such file: {input_path}")
     info = predict_lib.ModelInfo.read(model_dir)
+    model = runtime.load_model(model_dir)
+    if features is not None and not predict_lib.feature_width(model):
+        raise UserError(f"--features: the model in {model_dir} reads sequences only")
     if sequence is not None:
+        if predict_lib.feature_width(model):
+            raise UserError(
+                f"--sequence: the model in {model_dir} reads per-residue features too: give "
+                "the chains with --input FILE and their features with --features FILE.npz"
+            )
         chains = [protein_data.given_chain(sequence, len(info.states))]
     else:
         chains = protein_data.load(
@@ -149,9 +187,9 @@ def predict(model_dir, input_path, sequence, sequence_column, output, plot_dir):
             labels=False,
             columns={"sequence": sequence_column},
             what="--input",
+            features=features,
         ).chains
-    model = runtime.load_model(model_dir)
-    probs = predict_lib.probabilities(model, [c.sequence for c in chains])
+    probs = predict_lib.chain_probabilities(model, chains)
     if output is not None and output.suffix.lower() in (".csv", ".tsv"):
         sep = "," if output.suffix.lower() == ".csv" else "\t"
         lines = [sep.join(["id", "position", "residue", "state", *info.states])]
@@ -187,7 +225,8 @@ common_cli.export_command(
     saved_model: a SavedModel with the endpoint serve(sequence: string[batch]) ->
     {states: string[batch] (one letter per residue), probabilities: float32[batch,
     max_length, states], lengths: int32[batch]}: dense, named outputs that TensorFlow Serving
-    can return. litert: not available (strings in).
+    can return; a model trained with --features takes them as a second input, features:
+    float32[batch, max_length, k]. litert: not available (strings in).
     """,
 )
 

@@ -4,12 +4,15 @@ state per residue (many-to-many, T_x = T_y).
     sequence: string[batch]                  one chain per string, any case
       -> OneHotAlphabet (common)             float[batch, length, 20] + mask (X, B, Z, U, O
                                              as shares of the 20)
+      (+ features: float[batch, length, k]   --features: a profile per residue, appended)
       -> MultiScaleConv                      Conv1D(filters, k, relu) for each k of
                                              conv_kernels, concatenated with the one-hot;
                                              padded steps kept at 0
       -> Dropout
       -> [Bidirectional(recurrent), Dropout] x layers   every residue, masked
       -> Dense(states, softmax)              float32[batch, length, states]
+         --decoder crf: Dense(states) -> common.CRF: emission scores; the probabilities
+                                             are the CRF's marginals (`probabilities`)
 
 The local window (a helix turn is 3.6 residues, a strand pairs with another far along the
 chain) is the convolutions' part; the recurrent layers carry context from both ends of
@@ -17,6 +20,8 @@ the chain (Li & Yu 2016's multiscale CNN + BiGRU, DCRNN, without its profile inp
 """
 
 from __future__ import annotations
+
+import weakref
 
 import keras
 import tensorflow as tf
@@ -58,14 +63,84 @@ class MultiScaleConv(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters, "kernels": list(self.kernels)}
 
 
-def build_model(cfg: Config) -> keras.Model:
+FEATURES_INPUT = "features"
+
+
+def build_model(cfg: Config, features: int = 0) -> keras.Model:
+    """Inputs: `sequence` string[batch]; with `features` > 0 also `features`
+    float32[batch, length, features] (zeros past each chain's end), in that order."""
     sequence = keras.Input(shape=(), dtype="string", name="sequence")
+    inputs = [sequence]
     x, mask = OneHotAlphabet(protein_data.one_hot_table(), name="one_hot")(sequence)
+    if features:
+        extra = keras.Input(shape=(None, features), dtype="float32", name=FEATURES_INPUT)
+        inputs.append(extra)
+        x = keras.layers.Concatenate(name="with_features")([x, extra])
     x = MultiScaleConv(cfg.conv_filters, cfg.conv_kernels, name="multiscale_conv")((x, mask))
     x = keras.layers.Dropout(cfg.dropout, name="conv_dropout")(x)
     for i in range(cfg.layers):
         layer = recurrent_layer(cfg.cell, cfg.units, return_sequences=True, name=f"rnn_{i}")
         x = keras.layers.Bidirectional(layer, name=f"bidirectional_{i}")(x, mask=mask)
         x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
-    probs = keras.layers.Dense(cfg.states, activation="softmax", dtype="float32", name="states")(x)
-    return keras.Model(sequence, probs, name="protein_ss")
+    if cfg.decoder == "crf":
+        from common.crf import CRF
+
+        scores = keras.layers.Dense(cfg.states, dtype="float32", name="scores")(x)
+        out = CRF(cfg.states, name="crf")(scores)
+    else:
+        out = keras.layers.Dense(cfg.states, activation="softmax", dtype="float32", name="states")(
+            x
+        )
+    return keras.Model(inputs, out, name="protein_ss")
+
+
+def crf_layer(model: keras.Model):
+    """The model's `common.CRF` output layer (`--decoder crf`), or None (softmax)."""
+    from common.crf import CRF
+
+    return next((layer for layer in model.layers if isinstance(layer, CRF)), None)
+
+
+def probabilities(model: keras.Model, outputs, lengths):
+    """The model's `outputs` for chains of `lengths` as probabilities per residue: the
+    softmax's as they are, a CRF's emission scores turned into its marginals (zeros past
+    each chain's end in both cases)."""
+    mask = tf.sequence_mask(lengths, tf.shape(outputs)[1])
+    crf = crf_layer(model)
+    if crf is not None:
+        return crf.marginals(outputs, mask)
+    return outputs * tf.cast(mask, outputs.dtype)[..., None]
+
+
+@keras.saving.register_keras_serializable(package="recipes.protein.model")
+class MarginalAccuracy(keras.metrics.Metric):
+    """With --decoder crf: the share of labelled residues whose most probable state (of
+    the CRF's marginals) is right, so `fit` can monitor `val_accuracy` as with the softmax.
+    Labels: -1 at padding, -2 (common.crf.UNKNOWN) at unresolved residues (not scored)."""
+
+    def __init__(self, crf=None, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        # A weak reference, as saving walks every attribute (see recipes.ner.model.EntityF1).
+        self._crf = None if crf is None else weakref.ref(crf)
+        self.right = self.add_variable(shape=(), initializer="zeros", name="right")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        from common.crf import PAD
+
+        y_true = tf.cast(y_true, tf.int32)
+        crf = None if self._crf is None else self._crf()
+        if crf is None:  # loaded from a file: compile again with MarginalAccuracy(crf)
+            raise ValueError("MarginalAccuracy needs its CRF layer: MarginalAccuracy(crf)")
+        probs = crf.marginals(y_pred, tf.not_equal(y_true, PAD))
+        scored = tf.cast(y_true >= 0, tf.float32)
+        right = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y_true), tf.float32)
+        self.right.assign_add(tf.reduce_sum(right * scored))
+        self.total.assign_add(tf.reduce_sum(scored))
+
+    def result(self):
+        return tf.math.divide_no_nan(self.right, self.total)
+
+    def reset_state(self):
+        self.right.assign(0.0)
+        self.total.assign(0.0)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
 from common.runtime import RunDir
 from recipes.protein import data as protein_data
-from recipes.protein.config import HELDOUT_FILE, LABELS_FILE
+from recipes.protein.config import HELDOUT_FEATURES_FILE, HELDOUT_FILE, LABELS_FILE
 
 PREDICT_BATCH = 64
 
@@ -31,30 +32,62 @@ class ModelInfo:
         return RunDir(model_dir).read_dataclass(LABELS_FILE, cls)
 
 
-def probabilities(model, sequences, batch: int = PREDICT_BATCH) -> list[np.ndarray]:
-    """float32[length, states] per chain, in the order given (batched by length)."""
+def feature_width(model) -> int:
+    """k of the model's `features` input (0: it reads the sequence alone)."""
+    return int(model.inputs[1].shape[-1]) if len(model.inputs) > 1 else 0
+
+
+def probabilities(model, sequences, features=None, batch: int = PREDICT_BATCH) -> list[np.ndarray]:
+    """float32[length, states] per chain, in the order given (batched by length).
+    `features`: float32[length, k] per chain, for a model trained with --features."""
     import tensorflow as tf
 
+    width = feature_width(model)
+    if width and features is None:
+        raise UserError(
+            f"this model reads {width} features per residue besides the sequence: give them "
+            "with --features FILE.npz"
+        )
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     out = [None] * len(sequences)
-    step = _predict_step(model)
+    step = _predict_step(model, width)
     for start in range(0, len(order), batch):
         chunk = order[start : start + batch]
-        probs = step(tf.constant([sequences[i] for i in chunk])).numpy()
+        x = [tf.constant([sequences[i] for i in chunk])]
+        if width:
+            padded = np.zeros(
+                [len(chunk), max(len(sequences[i]) for i in chunk), width], np.float32
+            )
+            for row, i in enumerate(chunk):
+                padded[row, : len(features[i])] = features[i]
+            x.append(tf.constant(padded))
+        probs = step(*x).numpy()
         for row, i in enumerate(chunk):
             out[i] = probs[row, : len(sequences[i])]
     return out
 
 
-def _predict_step(model):
+def chain_probabilities(model, chains) -> list[np.ndarray]:
+    """`probabilities` of `Chain`s (with their features when they have them)."""
+    features = [c.features for c in chains] if chains and chains[0].features is not None else None
+    return probabilities(model, [c.sequence for c in chains], features)
+
+
+def _predict_step(model, width: int):
     import tensorflow as tf
 
     cached = getattr(model, "_protein_predict_step", None)
     if cached is None:
-        cached = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None], tf.string)],
-        )
+        signature = [tf.TensorSpec([None], tf.string)]
+        if width:
+            signature.append(tf.TensorSpec([None, None, width], tf.float32))
+        from recipes.protein.model import probabilities as as_probabilities
+
+        def step(*x):
+            outputs = model(list(x) if width else x[0], training=False)
+            return as_probabilities(model, outputs, tf.strings.length(x[0], unit="UTF8_CHAR"))
+
+        cached = tf.function(step, input_signature=signature)
         model._protein_predict_step = cached
     return cached
 
@@ -87,14 +120,27 @@ def report(chains, probs, states: str) -> dict:
     }
 
 
-def evaluate(model_dir: Path, spec, columns=None) -> dict:
+def features_file(model_dir: Path, model, spec, features: Path | None) -> Path | None:
+    """The features archive to read with `spec` (--data; None: the held-out chains): the
+    one given, or the run's own held-out features; None for a sequence-only model."""
+    if not feature_width(model):
+        if features is not None:
+            raise UserError(f"--features: the model in {model_dir} reads sequences only")
+        return None
+    if features is None and not (spec and spec.strip()):
+        return Path(model_dir) / HELDOUT_FEATURES_FILE
+    return features
+
+
+def evaluate(model_dir: Path, spec, columns=None, features: Path | None = None) -> dict:
     from common import runtime
 
     info = ModelInfo.read(model_dir)
     source = RunDir(model_dir).evaluation_data(spec, HELDOUT_FILE)
-    chain_set = protein_data.load(source, len(info.states), columns=columns)
     model = runtime.load_model(model_dir)
-    probs = probabilities(model, [c.sequence for c in chain_set.chains])
+    features = features_file(model_dir, model, spec, features)
+    chain_set = protein_data.load(source, len(info.states), columns=columns, features=features)
+    probs = chain_probabilities(model, chain_set.chains)
     result = report(chain_set.chains, probs, info.states)
     result.update(data=chain_set.description, states=info.states)
     return result

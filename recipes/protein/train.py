@@ -25,7 +25,7 @@ from common.cli import TrainArgs, print_table
 from recipes.protein import data as protein_data
 from recipes.protein import model as model_lib
 from recipes.protein import predict as predict_lib
-from recipes.protein.config import HELDOUT_FILE, STATES, Config
+from recipes.protein.config import HELDOUT_FEATURES_FILE, HELDOUT_FILE, STATES, Config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +37,15 @@ class Splits:
     test_description: str
 
 
-def load_splits(cfg: Config, run: TrainArgs, columns) -> Splits:
-    data = protein_data.load(run.data, cfg.states, columns=columns)
+def load_splits(cfg: Config, run: TrainArgs, columns, features=None) -> Splits:
+    data = protein_data.load(run.data, cfg.states, columns=columns, features=features)
     if run.validation_data:
         val = protein_data.load(
-            run.validation_data, cfg.states, columns=columns, what="--validation-data"
+            run.validation_data,
+            cfg.states,
+            columns=columns,
+            what="--validation-data",
+            features=features,
         )
         return Splits(data.chains, val.chains, val.chains, data.description, val.description)
     if data.parts:
@@ -66,10 +70,14 @@ def load_splits(cfg: Config, run: TrainArgs, columns) -> Splits:
 
 
 def dataset(chains, cfg: Config, *, training: bool, seed: int):
-    """(sequence, states int32[length], weight float32[length]) padded batches; the weight
-    is 0 at unresolved residues. Training: shuffled, chains cropped to a random window."""
+    """(sequence, states int32[length], weight float32[length]) padded batches, the
+    sequence as (sequence, features float32[length, k]) when the chains have features; the
+    weight is 0 at unresolved residues. With --decoder crf: (sequence, states) only, the
+    states -2 at unresolved residues (common.crf.UNKNOWN) and -1 at padding. Training:
+    shuffled, chains cropped to a random window."""
     import tensorflow as tf
 
+    width = protein_data.feature_width(chains)
     states = protein_data.encode_states(chains, cfg.states)
     lengths = np.array([len(c.sequence) for c in chains], np.int64)
     weights = [np.frombuffer(c.mask.encode(), np.uint8) == ord("1") for c in chains]
@@ -79,35 +87,54 @@ def dataset(chains, cfg: Config, *, training: bool, seed: int):
         states = [states[i] for i in order]
         weights = [weights[i] for i in order]
         lengths = lengths[order]
-    y = tf.RaggedTensor.from_row_lengths(np.concatenate(states), lengths)
-    w = tf.RaggedTensor.from_row_lengths(np.concatenate(weights).astype(np.float32), lengths)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (np.array([c.sequence for c in chains], dtype=object), y, w)
-    )
+
+    def ragged(rows, dtype):
+        return tf.RaggedTensor.from_row_lengths(np.concatenate(rows).astype(dtype), lengths)
+
+    y, w = ragged(states, np.int32), ragged(weights, np.float32)
+    x = np.array([c.sequence for c in chains], dtype=object)
+    if width:
+        x = (x, ragged([c.features for c in chains], np.float32))
+    ds = tf.data.Dataset.from_tensor_slices((x, y, w))
     if training:
         ds = ds.shuffle(len(chains), seed=seed, reshuffle_each_iteration=True)
         crop = cfg.crop
 
-        def window(s, y, w):
+        def window(x, y, w):
             n = tf.shape(y)[0]
             start = tf.random.uniform([], 0, tf.maximum(n - crop, 0) + 1, dtype=tf.int32)
-            return (
-                tf.strings.substr(s, start, crop),
-                y[start : start + crop],
-                w[start : start + crop],
-            )
+            if width:
+                x = (tf.strings.substr(x[0], start, crop), x[1][start : start + crop])
+            else:
+                x = tf.strings.substr(x, start, crop)
+            return x, y[start : start + crop], w[start : start + crop]
 
         ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
-    else:  # rows of a ragged tensor come as ragged specs; padded_batch takes dense ones
-        ds = ds.map(lambda s, y, w: (s, tf.reshape(y, [-1]), tf.reshape(w, [-1])))
-    return ds.padded_batch(cfg.batch_size, padded_shapes=([], [None], [None])).prefetch(
-        tf.data.AUTOTUNE
+    # rows of a ragged tensor come as ragged specs; padded_batch takes dense ones
+    ds = ds.map(
+        lambda x, y, w: (
+            (x[0], tf.reshape(x[1], [-1, width])) if width else x,
+            tf.reshape(y, [-1]),
+            tf.reshape(w, [-1]),
+        )
     )
+    shapes = (([], [None, width]) if width else [], [None], [None])
+    if cfg.decoder == "crf":
+        from common.crf import PAD, UNKNOWN
+
+        ds = ds.map(lambda x, y, w: (x, tf.where(w > 0, y, UNKNOWN)))
+        values = (("", 0.0) if width else "", PAD)
+        return ds.padded_batch(
+            cfg.batch_size, padded_shapes=shapes[:2], padding_values=values
+        ).prefetch(tf.data.AUTOTUNE)
+    return ds.padded_batch(cfg.batch_size, padded_shapes=shapes).prefetch(tf.data.AUTOTUNE)
 
 
-def train(cfg: Config, run: TrainArgs, columns=None) -> dict:
+def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
+    """`features`: an .npz archive of per-residue features for every chain (see
+    recipes.protein.data.read_features), or None."""
     started = time.monotonic()
-    splits = load_splits(cfg, run, columns)
+    splits = load_splits(cfg, run, columns, features)
     for name, part in (("training", splits.train), ("validation", splits.val)):
         if not part:
             raise click.UsageError(f"no {name} chains")
@@ -119,17 +146,20 @@ def train(cfg: Config, run: TrainArgs, columns=None) -> dict:
     )
     strategy = runtime.setup(run)
     with strategy.scope():
-        model = model_lib.build_model(cfg)
+        model = model_lib.build_model(cfg, protein_data.feature_width(splits.train))
         steps = max(len(splits.train) // cfg.batch_size, 1) * cfg.epochs
-        model.compile(
-            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=steps),
-            loss="sparse_categorical_crossentropy",
-            weighted_metrics=["accuracy"],
-        )
+        crf = model_lib.crf_layer(model)
+        if crf is None:
+            scoring = dict(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+        else:  # the negative log-likelihood of each chain's known states
+            scoring = dict(loss=crf.loss, metrics=[model_lib.MarginalAccuracy(crf)])
+        model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm), **scoring)
     info = predict_lib.ModelInfo(states=STATES[cfg.states])
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     run_dir.write_json(predict_lib.LABELS_FILE, info)
     run_dir.write_text(HELDOUT_FILE, protein_data.heldout_table(splits.test))
+    if features is not None:  # what `evaluate` reads with the held-out chains
+        protein_data.write_features(run_dir.file(HELDOUT_FEATURES_FILE), splits.test)
     best = runtime.fit(
         model,
         dataset(splits.train, cfg, training=True, seed=run.seed),
@@ -139,8 +169,10 @@ def train(cfg: Config, run: TrainArgs, columns=None) -> dict:
         time_budget=cfg.time_budget,
         monitor="val_accuracy",  # per-residue accuracy of the resolved residues
         patience=cfg.patience,
+        # the budget, not the 30 or 100 planned epochs, is what usually ends a run
+        callbacks=[runtime.BudgetCosineDecay(cfg.learning_rate, steps, cfg.time_budget)],
     )
-    probs = predict_lib.probabilities(best, [c.sequence for c in splits.test])
+    probs = predict_lib.chain_probabilities(best, splits.test)
     result = predict_lib.report(splits.test, probs, info.states)
     q = f"q{cfg.states}"
     history = runtime.read_history(run_dir.file("history.csv"))

@@ -85,7 +85,10 @@ def test_default_set_has_its_parts_and_masks():
 # --------------------------------------------------------------------------- masking
 
 
-def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions():
+@pytest.mark.parametrize("decoder", ["softmax", "crf"])
+def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions(decoder):
+    import dataclasses
+
     import keras
     import tensorflow as tf
 
@@ -93,14 +96,23 @@ def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions():
     from recipes.protein.train import dataset
 
     keras.utils.set_random_seed(0)
-    net = model.build_model(config.PRESETS["tiny"])
+    cfg = dataclasses.replace(config.PRESETS["tiny"], decoder=decoder)
+    net = model.build_model(cfg)
     short, long = "ACDEFGHIK", "LMNPQRSTVWYACDEFGHIKLMN"
-    alone = net(tf.constant([short])).numpy()[0]
-    padded = net(tf.constant([short, long])).numpy()[0, : len(short)]
-    np.testing.assert_allclose(alone, padded, atol=1e-6)
 
-    net.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
-    cfg = config.PRESETS["tiny"]
+    def probs(batch):
+        return model.probabilities(net, net(tf.constant(batch)), [len(s) for s in batch]).numpy()
+
+    alone = probs([short])[0]
+    padded = probs([short, long])[0, : len(short)]
+    np.testing.assert_allclose(alone, padded, atol=1e-6)
+    np.testing.assert_allclose(alone.sum(axis=1), 1.0, atol=1e-5)
+
+    crf = model.crf_layer(net)
+    if crf is None:
+        net.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    else:
+        net.compile(loss=crf.loss, metrics=[model.MarginalAccuracy(crf)])
     base = protein_data.Chain("a", short, "HHHEEECCC", "111111110")
     other = protein_data.Chain("a", short, "HHHEEECCH", "111111110")  # differs where unresolved
     losses = [
@@ -237,3 +249,163 @@ def test_demo_page_answers_as_the_cli_does(trained, tmp_path):
             cli_error = invoke("predict", "--model-dir", out, "--sequence", bad)
             shown = page_error(client, bad, api_name="/predict")
             assert one_line_error(cli_error) == f"Error: {shown}"
+
+
+# ------------------------------------------------------------------- per-residue features
+
+
+def profile_rows(rows, seed=0, width=21):
+    """Features that carry the states (one column per state, plus noise columns): with
+    chains of one repeated letter, the sequence says nothing and the features everything."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, _, states in rows:
+        f = rng.normal(0, 0.2, size=(len(states), width)).astype(np.float32)
+        f[np.arange(len(states)), ["HEC".index(s) for s in states]] += 2.0
+        out[i] = f
+    return out
+
+
+def test_features_are_read_by_chain_id_and_bad_archives_are_one_line_errors(tmp_path):
+    rows = chains(4)
+    data = write_pairs(tmp_path / "a.fa", rows)
+    good = profile_rows(rows)
+    np.savez(tmp_path / "f.npz", **good)
+    loaded = protein_data.load(str(data), 3, features=tmp_path / "f.npz").chains
+    assert [c.features.shape for c in loaded] == [(len(r[1]), 21) for r in rows]
+    np.testing.assert_array_equal(loaded[2].features, good["c2"])
+
+    def refused(arrays, *needles, name="bad.npz"):
+        path = tmp_path / name
+        if arrays is not None:
+            np.savez(path, **arrays)
+        result = invoke(
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            data,
+            "--features",
+            path,
+            "--output-dir",
+            tmp_path / "run",
+        )
+        one_line_error(result, str(path), *needles)
+        assert not (tmp_path / "run").exists()
+
+    refused({k: v for k, v in good.items() if k != "c3"}, "no array for chain c3")
+    refused({**good, "c1": good["c1"][:-1]}, "c1 has", "rows of features for")
+    refused({**good, "c0": good["c0"][:, :20]}, "same number of features")
+    refused({**good, "c2": np.where(good["c2"] > 1, np.nan, good["c2"])}, "not a finite number")
+    refused({**good, "c2": np.array([{"x": 1}], dtype=object)}, "not a NumPy .npz archive")
+    np.save(tmp_path / "one.npy", good["c0"])
+    refused(None, "one array", name="one.npy")
+
+
+def test_a_model_trained_with_features_uses_them_everywhere(tmp_path):
+    rows = [(i, "A" * len(s), t) for i, s, t in chains(100, seed=3)]
+    data = write_pairs(tmp_path / "chains.fa", rows)
+    features = tmp_path / "profiles.npz"
+    np.savez(features, **profile_rows(rows))
+    out = tmp_path / "run"
+    ok(
+        invoke(
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "10",
+            "--data",
+            data,
+            "--features",
+            features,
+            "--output-dir",
+            out,
+        )
+    )
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["q3"] > 0.9, summary  # the sequence alone is one letter: at most ~0.4
+    result = json.loads(ok(invoke("evaluate", "--model-dir", out, "--json")).output)
+    assert result["q3"] == pytest.approx(summary["q3"])  # heldout_features.npz, by default
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">{i}\n{s}\n" for i, s, _ in rows[:3]))
+    one_line_error(invoke("predict", "--model-dir", out, "--input", fasta), "--features")
+    one_line_error(
+        invoke("predict", "--model-dir", out, "--sequence", "AAA", "--features", features),
+        "--sequence",
+        "--input",
+    )
+    lines = ok(
+        invoke("predict", "--model-dir", out, "--input", fasta, "--features", features)
+    ).output.splitlines()
+    states = lines[3::4]
+    right = [
+        a == b for s, r in zip(states, rows, strict=False) for a, b in zip(s, r[2], strict=True)
+    ]
+    assert np.mean(right) > 0.9
+    path = tmp_path / "saved"
+    ok(invoke("export", "--model-dir", out, "--output", path))
+    profiles = profile_rows(rows)
+    longest = max(len(r[1]) for r in rows[:3])
+    padded = np.zeros([3, longest, 21], np.float32)
+    for k, r in enumerate(rows[:3]):
+        padded[k, : len(r[1])] = profiles[r[0]]
+    exported = run_outside(
+        """
+        loaded = tf.saved_model.load(values["path"])
+        out = loaded.serve(tf.constant(values["seqs"]), tf.constant(values["features"]))
+        print(json.dumps([s.decode() for s in out["states"].numpy()]))
+        """,
+        tmp_path,
+        path=str(path),
+        seqs=[r[1] for r in rows[:3]],
+        features=padded.tolist(),
+    )
+    assert exported == states
+
+
+def test_crf_decoder_trains_and_its_export_agrees(tmp_path):
+    rows = chains(100, seed=5)
+    data = write_pairs(tmp_path / "chains.fa", rows)
+    out = tmp_path / "run"
+    ok(
+        invoke(
+            "train",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "10",
+            "--decoder",
+            "crf",
+            "--data",
+            data,
+            "--output-dir",
+            out,
+        )
+    )
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["q3"] > 0.9, summary
+    result = json.loads(ok(invoke("evaluate", "--model-dir", out, "--json")).output)
+    assert result["q3"] == pytest.approx(summary["q3"])
+    csv = tmp_path / "p.csv"
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">{i}\n{s}\n" for i, s, _ in rows[:3]))
+    ok(invoke("predict", "--model-dir", out, "--input", fasta, "--output", csv))
+    table = np.array([line.split(",")[4:] for line in csv.read_text().splitlines()[1:]], float)
+    np.testing.assert_allclose(table.sum(axis=1), 1.0, atol=1e-5)  # marginals
+    states = ok(invoke("predict", "--model-dir", out, "--input", fasta)).output.splitlines()[3::4]
+    one = ok(invoke("predict", "--model-dir", out, "--sequence", "M")).output.splitlines()
+    assert one[3] in ("H", "E", "C")  # a one-residue chain: no transitions to sum over
+    path = tmp_path / "saved"
+    ok(invoke("export", "--model-dir", out, "--output", path))
+    exported = run_outside(
+        """
+        loaded = tf.saved_model.load(values["path"])
+        out = loaded.serve(tf.constant(values["seqs"]))
+        print(json.dumps([s.decode() for s in out["states"].numpy()]))
+        """,
+        tmp_path,
+        path=str(path),
+        seqs=[r[1] for r in rows[:3]],
+    )
+    assert exported == states
