@@ -168,6 +168,7 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
         epochs=cfg.epochs,
         time_budget=cfg.time_budget,
         monitor="val_accuracy",  # per-residue accuracy of the resolved residues
+        mode="max",  # Keras cannot tell for MarginalAccuracy (--decoder crf)
         patience=cfg.patience,
         # the budget, not the 30 or 100 planned epochs, is what usually ends a run
         callbacks=[runtime.BudgetCosineDecay(cfg.learning_rate, steps, cfg.time_budget)],

@@ -364,7 +364,15 @@ def test_a_model_trained_with_features_uses_them_everywhere(tmp_path):
     assert exported == states
 
 
-def test_crf_decoder_trains_and_its_export_agrees(tmp_path):
+def test_crf_decoder_trains_and_its_export_agrees(tmp_path, monkeypatch):
+    import dataclasses
+
+    from recipes.protein import config
+
+    # with early stopping on, as the default preset has it (it must know to maximise)
+    monkeypatch.setitem(
+        config.PRESETS, "tiny", dataclasses.replace(config.PRESETS["tiny"], patience=5)
+    )
     rows = chains(100, seed=5)
     data = write_pairs(tmp_path / "chains.fa", rows)
     out = tmp_path / "run"
