@@ -246,7 +246,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
         model = model_lib.build_model(cfg, len(alphabet), seed=run.seed)
         steps = -(-len(train_utts) // cfg.batch_size) * cfg.epochs
         model.compile(
-            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm, decay_steps=steps),
+            optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm),
             loss=model_lib.ctc_loss,
         )
     model.summary(print_fn=lambda line, **_: click.echo(line), line_length=96)
@@ -275,7 +275,11 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
         monitor="val_cer",
         mode="min",
         patience=cfg.patience,
-        callbacks=[ValidationCER(val_waves, val_texts, info)],
+        callbacks=[
+            ValidationCER(val_waves, val_texts, info),
+            # the budget, not the 40 planned epochs, is what ends the presets' runs
+            runtime.BudgetCosineDecay(cfg.learning_rate, steps, cfg.time_budget),
+        ],
     )
 
     texts = [u.text for u in splits.test]
