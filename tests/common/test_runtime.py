@@ -150,7 +150,11 @@ class _SwallowsCtrlC(keras.callbacks.Callback):
 @pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(), reason="signals need the main thread"
 )
-def test_a_ctrl_c_swallowed_on_its_way_still_stops_training(tmp_path, capsys):
+def test_a_ctrl_c_swallowed_on_its_way_still_stops_training(tmp_path, capsys, request):
+    # Python started from a shell's background job (`make test &`) has SIGINT ignored, and
+    # fit leaves an ignored SIGINT alone: give this test the handler a terminal gives.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     run_dir = runtime.RunDir.create(tmp_path, {"a": 1})
     swallower = _SwallowsCtrlC()
     with pytest.raises(SystemExit) as exit_info:
