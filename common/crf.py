@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["CRF", "CRFLoss", "bind"]
+__all__ = ["CRF", "CRFLoss", "bind", "crf_layer"]
 
 # The score of a forbidden transition: far below any real score, yet finite, so that
 # log-sum-exp stays finite (and so do the gradients) in float32.
@@ -369,3 +369,8 @@ def bind(model) -> None:
     for loss in keras.tree.flatten(losses) if losses is not None else ():
         if isinstance(loss, CRFLoss):
             loss.bind(model)
+
+
+def crf_layer(model):
+    """The model's `CRF` layer (a tagger with a CRF output), or None."""
+    return next((layer for layer in model.layers if isinstance(layer, CRF)), None)

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from common.crf import crf_layer
 from common.layers import recurrent_layer
 
 
@@ -168,13 +169,6 @@ def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
         ],
     )
     return model
-
-
-def crf_layer(model: keras.Model):
-    """The model's `common.CRF` output layer (`--decoder crf`), or None (softmax)."""
-    from common.crf import CRF
-
-    return next((layer for layer in model.layers if isinstance(layer, CRF)), None)
 
 
 def decoding_scores(model: keras.Model, tags) -> tuple[np.ndarray, ...]:

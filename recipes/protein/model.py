@@ -26,6 +26,7 @@ import weakref
 import keras
 import tensorflow as tf
 
+from common.crf import crf_layer
 from common.layers import recurrent_layer
 from common.tokenization import OneHotAlphabet
 from recipes.protein import data as protein_data
@@ -92,13 +93,6 @@ def build_model(cfg: Config, features: int = 0) -> keras.Model:
             x
         )
     return keras.Model(inputs, out, name="protein_ss")
-
-
-def crf_layer(model: keras.Model):
-    """The model's `common.CRF` output layer (`--decoder crf`), or None (softmax)."""
-    from common.crf import CRF
-
-    return next((layer for layer in model.layers if isinstance(layer, CRF)), None)
 
 
 def probabilities(model: keras.Model, outputs, lengths):
