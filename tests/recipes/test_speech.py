@@ -207,6 +207,40 @@ def test_ctc_loss_equals_the_sum_over_all_alignments(label):
     np.testing.assert_allclose(loss[0], -np.log(total), rtol=1e-5)
 
 
+def test_ctc_loss_and_its_gradient_equal_keras_dense_ctc_loss():
+    # model.ctc_loss hands TensorFlow's kernel sparse labels (the blank rotated last);
+    # keras.ops.ctc_loss runs TensorFlow's dense implementation: the same function.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    logits = tf.Variable(rng.normal(size=(4, 30, 6)).astype(np.float32))
+    labels = np.zeros((4, 10), np.int32)
+    for row, n in enumerate([10, 4, 1, 6]):
+        labels[row, :n] = rng.integers(1, 6, size=n)
+    labels[3, 1] = labels[3, 0]  # a repeated character needs a blank between
+
+    def loss_and_gradient(loss):
+        with tf.GradientTape() as tape:
+            values = loss(tf.nn.log_softmax(logits))
+            total = tf.reduce_sum(values)
+        return values.numpy(), tape.gradient(total, logits).numpy()
+
+    ours = loss_and_gradient(lambda lp: model_lib.ctc_loss(labels, lp))
+    dense = loss_and_gradient(
+        lambda lp: keras.ops.ctc_loss(
+            labels, lp, (labels > 0).sum(1).astype(np.int32), np.full(4, 30, np.int32)
+        )
+    )
+    np.testing.assert_allclose(ours[0], dense[0], rtol=1e-5)
+    np.testing.assert_allclose(ours[1], dense[1], atol=1e-5)
+
+
+def test_a_transcript_longer_than_its_frames_costs_nothing_instead_of_failing():
+    labels = np.array([[1, 2, 3, 1, 2, 3]], np.int32)
+    log_probs = np.log(np.full((1, 4, 4), 0.25, np.float32))
+    assert np.asarray(model_lib.ctc_loss(labels, log_probs)).tolist() == [0.0]
+
+
 def test_padded_frames_are_certain_blanks_so_the_loss_ignores_them():
     rng = np.random.default_rng(4)
     logits = rng.normal(size=(1, 7, 4)).astype(np.float32)
