@@ -5,6 +5,7 @@ state per residue (many-to-many, T_x = T_y).
       -> OneHotAlphabet (common)             float[batch, length, 20] + mask (X, B, Z, U, O
                                              as shares of the 20)
       (+ features: float[batch, length, k]   --features: a profile per residue, appended)
+      -> PadTime                             time padded to a multiple of 32 (few shapes)
       -> MultiScaleConv                      Conv1D(filters, k, relu) for each k of
                                              conv_kernels, concatenated with the one-hot;
                                              padded steps kept at 0
@@ -65,6 +66,36 @@ class MultiScaleConv(keras.layers.Layer):
 
 
 FEATURES_INPUT = "features"
+# The time axis is padded to a multiple of this many residues, so that batches of chains
+# of many lengths make few shapes (the recurrent layers' XLA kernels compile per shape).
+TIME_MULTIPLE = 32
+
+
+def padded_length(length):
+    """`length` rounded up to a multiple of TIME_MULTIPLE (a tensor or an int)."""
+    return (length + TIME_MULTIPLE - 1) // TIME_MULTIPLE * TIME_MULTIPLE
+
+
+@keras.saving.register_keras_serializable(package="recipes.protein.model")
+class PadTime(keras.layers.Layer):
+    """(x float[batch, time, depth], mask bool[batch, time]) -> the same with the time
+    axis right-padded to a multiple of `multiple` steps: zeros, mask false."""
+
+    def __init__(self, multiple: int = TIME_MULTIPLE, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x, mask):
+        time = tf.shape(x)[1]
+        extra = (self.multiple - time % self.multiple) % self.multiple
+        x = tf.pad(x, [[0, 0], [0, extra], [0, 0]])
+        return x, tf.pad(mask, [[0, 0], [0, extra]])
+
+    def compute_output_spec(self, x, mask):
+        return keras.KerasTensor(x.shape, x.dtype), keras.KerasTensor(mask.shape, "bool")
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
 
 
 def build_model(cfg: Config, features: int = 0) -> keras.Model:
@@ -77,6 +108,7 @@ def build_model(cfg: Config, features: int = 0) -> keras.Model:
         extra = keras.Input(shape=(None, features), dtype="float32", name=FEATURES_INPUT)
         inputs.append(extra)
         x = keras.layers.Concatenate(name="with_features")([x, extra])
+    x, mask = PadTime(name="pad_time")(x, mask)
     x = MultiScaleConv(cfg.conv_filters, cfg.conv_kernels, name="multiscale_conv")((x, mask))
     x = keras.layers.Dropout(cfg.dropout, name="conv_dropout")(x)
     for i in range(cfg.layers):
@@ -98,7 +130,9 @@ def build_model(cfg: Config, features: int = 0) -> keras.Model:
 def probabilities(model: keras.Model, outputs, lengths):
     """The model's `outputs` for chains of `lengths` as probabilities per residue: the
     softmax's as they are, a CRF's emission scores turned into its marginals (zeros past
-    each chain's end in both cases)."""
+    each chain's end in both cases), cut to the longest chain (the model pads time to a
+    multiple of TIME_MULTIPLE)."""
+    outputs = outputs[:, : tf.reduce_max(lengths)]
     mask = tf.sequence_mask(lengths, tf.shape(outputs)[1])
     crf = crf_layer(model)
     if crf is not None:

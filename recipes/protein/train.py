@@ -69,12 +69,24 @@ def load_splits(cfg: Config, run: TrainArgs, columns, features=None) -> Splits:
     )
 
 
+# Training chains (cropped to at most `crop` residues) are batched with chains of their own
+# length band: < 64, 64-127, ... residues.
+BUCKETS = list(range(64, 1025, 64))
+
+
+def steps_per_epoch(chains, cfg: Config) -> int:
+    """Training batches an epoch: about one pass over the chains (the bucketed batches of
+    an endless stream)."""
+    return max(-(-len(chains) // cfg.batch_size), 1)
+
+
 def dataset(chains, cfg: Config, *, training: bool, seed: int):
     """(sequence, states int32[length], weight float32[length]) padded batches, the
     sequence as (sequence, features float32[length, k]) when the chains have features; the
     weight is 0 at unresolved residues. With --decoder crf: (sequence, states) only, the
-    states -2 at unresolved residues (common.crf.UNKNOWN) and -1 at padding. Training:
-    shuffled, chains cropped to a random window."""
+    states -2 at unresolved residues (common.crf.UNKNOWN) and -1 at padding. Labels are
+    padded to the model's padded time axis. Training: shuffled, chains cropped to a random
+    window, batched with chains of similar length. Validation: sorted by length."""
     import tensorflow as tf
 
     width = protein_data.feature_width(chains)
@@ -96,8 +108,8 @@ def dataset(chains, cfg: Config, *, training: bool, seed: int):
     if width:
         x = (x, ragged([c.features for c in chains], np.float32))
     ds = tf.data.Dataset.from_tensor_slices((x, y, w))
-    if training:
-        ds = ds.shuffle(len(chains), seed=seed, reshuffle_each_iteration=True)
+    if training:  # endless: `fit` counts epochs of steps_per_epoch(...) batches
+        ds = ds.shuffle(len(chains), seed=seed, reshuffle_each_iteration=True).repeat()
         crop = cfg.crop
 
         def window(x, y, w):
@@ -119,15 +131,29 @@ def dataset(chains, cfg: Config, *, training: bool, seed: int):
         )
     )
     shapes = (([], [None, width]) if width else [], [None], [None])
+    values = (("", 0.0) if width else "", 0, 0.0)
     if cfg.decoder == "crf":
         from common.crf import PAD, UNKNOWN
 
         ds = ds.map(lambda x, y, w: (x, tf.where(w > 0, y, UNKNOWN)))
-        values = (("", 0.0) if width else "", PAD)
-        return ds.padded_batch(
-            cfg.batch_size, padded_shapes=shapes[:2], padding_values=values
-        ).prefetch(tf.data.AUTOTUNE)
-    return ds.padded_batch(cfg.batch_size, padded_shapes=shapes).prefetch(tf.data.AUTOTUNE)
+        shapes, values = shapes[:2], (values[0], PAD)
+    if training:  # chains of similar length batched together: less padding to compute
+        ds = ds.bucket_by_sequence_length(
+            lambda x, y, *_: tf.shape(y)[0],
+            BUCKETS,
+            [cfg.batch_size] * (len(BUCKETS) + 1),
+            padded_shapes=shapes,
+            padding_values=values,
+        )
+    else:
+        ds = ds.padded_batch(cfg.batch_size, padded_shapes=shapes, padding_values=values)
+
+    def pad_time(x, y, *w):  # the labels as long as the model's output (model.PadTime)
+        extra = model_lib.padded_length(tf.shape(y)[1]) - tf.shape(y)[1]
+        pad = [[0, 0], [0, extra]]
+        return (x, tf.pad(y, pad, constant_values=values[1]), *(tf.pad(v, pad) for v in w))
+
+    return ds.map(pad_time).prefetch(tf.data.AUTOTUNE)
 
 
 def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
@@ -147,7 +173,7 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
     strategy = runtime.setup(run)
     with strategy.scope():
         model = model_lib.build_model(cfg, protein_data.feature_width(splits.train))
-        steps = max(len(splits.train) // cfg.batch_size, 1) * cfg.epochs
+        steps = steps_per_epoch(splits.train, cfg) * cfg.epochs
         crf = model_lib.crf_layer(model)
         if crf is None:
             scoring = dict(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
@@ -170,6 +196,7 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
         monitor="val_accuracy",  # per-residue accuracy of the resolved residues
         mode="max",  # Keras cannot tell for MarginalAccuracy (--decoder crf)
         patience=cfg.patience,
+        steps_per_epoch=steps_per_epoch(splits.train, cfg),
         # the budget, not the 30 or 100 planned epochs, is what usually ends a run
         callbacks=[runtime.BudgetCosineDecay(cfg.learning_rate, steps, cfg.time_budget)],
     )
