@@ -38,10 +38,36 @@ class ModelInfo:
         return RunDir(model_dir).read_dataclass(LABELS_FILE, cls)
 
 
+def _predict_step(model):
+    """The model's inference on string[batch], traced once and kept on the model. A direct
+    call per batch costs less than `model.predict`'s loop (2026-12-07, 2-core Ice Lake,
+    10,000 sequences of 200 bp: the CNN baseline 19,000 sequences/s against 7,500, the
+    default DanQ 4,100 against 3,800)."""
+    import tensorflow as tf
+
+    cached = getattr(model, "_dna_predict_step", None)
+    if cached is None:
+        cached = tf.function(
+            lambda x: model(x, training=False), input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+        model._dna_predict_step = cached
+    return cached
+
+
 def probabilities(model, sequences) -> np.ndarray:
     """float32[n, classes] for a list of sequence strings."""
-    x = np.array(list(sequences), dtype=object)
-    return model.predict(x, batch_size=PREDICT_BATCH, verbose=0).astype(np.float32)
+    import tensorflow as tf
+
+    sequences = list(sequences)
+    if not sequences:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    step = _predict_step(model)
+    return np.concatenate(
+        [
+            step(tf.constant(sequences[i : i + PREDICT_BATCH])).numpy()
+            for i in range(0, len(sequences), PREDICT_BATCH)
+        ]
+    ).astype(np.float32)
 
 
 def check_lengths(data: dna_data.DnaData, length: int, where: str) -> None:
