@@ -121,6 +121,32 @@ def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions(dec
     np.testing.assert_allclose(losses[0], losses[1], atol=1e-6)
 
 
+def test_training_batches_group_lengths_and_match_the_models_padded_time_axis():
+    import dataclasses
+
+    import keras
+    import tensorflow as tf
+
+    from recipes.protein import config, model
+    from recipes.protein.train import dataset, steps_per_epoch
+
+    rng = np.random.default_rng(0)
+    chains = [
+        protein_data.Chain(f"c{i}", "A" * n, "H" * n, "1" * n)
+        for i, n in enumerate(rng.integers(5, 200, size=40))
+    ]
+    cfg = dataclasses.replace(config.PRESETS["tiny"], crop=150)
+    net = model.build_model(cfg)
+    keras.utils.set_random_seed(0)
+    batches = list(dataset(chains, cfg, training=True, seed=0).take(steps_per_epoch(chains, cfg)))
+    for x, y, w in batches:
+        real = tf.strings.length(x).numpy()
+        assert y.shape[1] % model.TIME_MULTIPLE == 0 and y.shape[1] >= real.max()
+        assert net(x).shape[1] == y.shape[1]
+        assert real.max() // 64 == real.min() // 64  # one length band (train.BUCKETS)
+        np.testing.assert_array_equal(w.numpy().sum(axis=1), real)  # padding weighs nothing
+
+
 # --------------------------------------------------------------------------- bad input
 
 
