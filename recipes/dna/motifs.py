@@ -78,7 +78,7 @@ def influence(model, sequences, filters) -> dict[int, float]:
         tf.constant(list(sequences[i : i + predict_lib.PREDICT_BATCH]))
         for i in range(0, len(sequences), predict_lib.PREDICT_BATCH)
     ]
-    step = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    step = predict_lib.predict_step(model)
 
     def predict():  # one traced function: the weights are read at every call
         return np.concatenate([step(x).numpy() for x in batches])

@@ -71,9 +71,9 @@ FEATURES_INPUT = "features"
 TIME_MULTIPLE = 32
 
 
-def padded_length(length):
-    """`length` rounded up to a multiple of TIME_MULTIPLE (a tensor or an int)."""
-    return (length + TIME_MULTIPLE - 1) // TIME_MULTIPLE * TIME_MULTIPLE
+def padded_length(length, multiple: int = TIME_MULTIPLE):
+    """`length` rounded up to a multiple of `multiple` (a tensor or an int)."""
+    return (length + multiple - 1) // multiple * multiple
 
 
 @keras.saving.register_keras_serializable(package="recipes.protein.model")
@@ -87,7 +87,7 @@ class PadTime(keras.layers.Layer):
 
     def call(self, x, mask):
         time = tf.shape(x)[1]
-        extra = (self.multiple - time % self.multiple) % self.multiple
+        extra = padded_length(time, self.multiple) - time
         x = tf.pad(x, [[0, 0], [0, extra], [0, 0]])
         return x, tf.pad(mask, [[0, 0], [0, extra]])
 

@@ -173,7 +173,8 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
     strategy = runtime.setup(run)
     with strategy.scope():
         model = model_lib.build_model(cfg, protein_data.feature_width(splits.train))
-        steps = steps_per_epoch(splits.train, cfg) * cfg.epochs
+        epoch_steps = steps_per_epoch(splits.train, cfg)
+        steps = epoch_steps * cfg.epochs
         crf = model_lib.crf_layer(model)
         if crf is None:
             scoring = dict(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
@@ -196,7 +197,7 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
         monitor="val_accuracy",  # per-residue accuracy of the resolved residues
         mode="max",  # Keras cannot tell for MarginalAccuracy (--decoder crf)
         patience=cfg.patience,
-        steps_per_epoch=steps_per_epoch(splits.train, cfg),
+        steps_per_epoch=epoch_steps,
         # the budget, not the 30 or 100 planned epochs, is what usually ends a run
         callbacks=[runtime.BudgetCosineDecay(cfg.learning_rate, steps, cfg.time_budget)],
     )
