@@ -147,19 +147,25 @@ def setup(run) -> tf.distribute.Strategy:
 
 
 def optimizer(
-    learning_rate: float, clipnorm: float | None = None, decay_steps: int | None = None
+    learning_rate: float,
+    clipnorm: float | None = None,
+    decay_steps: int | None = None,
+    ema: float | None = None,
 ) -> keras.optimizers.Optimizer:
     """Adam with optional gradient clipping by norm (for backpropagation through time).
 
     With `decay_steps` (the planned training steps), the learning rate follows a cosine
     decay down to 5% of `learning_rate`: late epochs take small steps, so the validation
-    metric settles instead of jumping between epochs.
+    metric settles instead of jumping between epochs. With `ema` (a momentum such as
+    0.999), the optimizer also keeps an exponential moving average of the weights, which
+    `fit` validates, checkpoints and returns (Keras's `use_ema`).
     """
     if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=0.05
         )
-    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm)
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
+    return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm, **averaging)
 
 
 # ----------------------------------------------------------------------------- run directory

@@ -40,9 +40,7 @@ def _model(seed=0, ema=None):
         ]
     )
     model.compile(
-        optimizer=runtime.optimizer(0.05, clipnorm=1.0)
-        if ema is None
-        else keras.optimizers.Adam(0.05, clipnorm=1.0, use_ema=True, ema_momentum=ema),
+        optimizer=runtime.optimizer(0.05, clipnorm=1.0, ema=ema),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
