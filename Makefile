@@ -37,15 +37,12 @@ test: $(STAMP) ## Run the test suite (CPU, no network; one worker per core)
 $(filter-out recipe-speech,$(RECIPE_TARGETS)): recipe-%: $(STAMP)
 	$(PY) -m recipes.$(subst -,_,$*) train $(ARGS)
 
-# Speech: install the default recordings (Debian packages) when they are missing, train a
-# character language model on the training transcripts, then the acoustic model, which
-# scores greedy, beam and beam + LM decoding side by side (ARGS go to the acoustic training).
+# Speech: install the default recordings (Debian packages) when they are missing, then
+# train a character language model on the training transcripts and the acoustic model,
+# which scores greedy, beam and beam + LM decoding side by side (ARGS go to `train`).
 recipe-speech: $(STAMP)
 	$(PY) -m recipes.speech install-data
-	$(PY) -m recipes.speech transcripts --output runs/speech-transcripts.txt
-	$(PY) -m recipes.char_lm train --preset transcripts --time-budget 0.5 \
-		--data runs/speech-transcripts.txt --output-dir runs/speech-lm
-	$(PY) -m recipes.speech train --lm-dir runs/speech-lm $(ARGS)
+	$(PY) -m recipes.speech train --train-lm $(ARGS)
 
 recipes: $(RECIPE_TARGETS) ## Run every recipe on its default preset
 

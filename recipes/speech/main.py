@@ -52,7 +52,13 @@ def cli():
 @common_cli.units_option
 @common_cli.dropout_option
 @lm_dir_option
-def train(run, layers, units, dropout, lm_dir):
+@click.option(
+    "--train-lm",
+    is_flag=True,
+    help="First train a character language model on the training transcripts (char_lm, "
+    "half a minute, into RUN/lm) and fuse it into the beam search, as with --lm-dir.",
+)
+def train(run, layers, units, dropout, lm_dir, train_lm):
     """Train on recordings with transcripts; report held-out CER and WER per decoder.
 
     --data: omit for the Dutch Fish Fillets NG dubbing (Debian fillets-ng-data-nl; `make
@@ -63,10 +69,12 @@ def train(run, layers, units, dropout, lm_dir):
     """
     from recipes.speech import train as train_lib
 
+    if lm_dir is not None and train_lm:
+        raise UserError("--lm-dir and --train-lm: give one language model, not both")
     cfg = common_cli.apply_overrides(
         config.PRESETS[run.preset], run, layers=layers, units=units, dropout=dropout
     )
-    train_lib.train(cfg, run, lm_dir=lm_dir)
+    train_lib.train(cfg, run, lm_dir=lm_dir, train_lm=train_lm)
 
 
 @cli.command()

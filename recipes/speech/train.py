@@ -42,6 +42,10 @@ from recipes.speech.config import HELDOUT_FILE, VALIDATION_FILE, Config
 LM_WEIGHTS = (0.25, 0.5, 0.75)
 LM_BONUSES = (1.0, 2.0, 3.0)
 LM_TUNING_UTTERANCES = 40
+# --train-lm: a char_lm run on the training transcripts, inside the run directory, trained
+# for at most LM_MINUTES (char_lm's `transcripts` preset; `tiny` with the tiny preset).
+LM_DIR = "lm"
+LM_MINUTES = 0.5
 
 
 @dataclasses.dataclass
@@ -197,8 +201,45 @@ def decoder_table(info, waves, texts, val_waves, val_texts, model, lm=None):
     return rows, info, hypotheses
 
 
-def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
-    """Train, evaluate the best model on the held-out utterances, write the run directory."""
+def train_language_model(run: TrainArgs, texts) -> Path:
+    """A character language model of `texts` (the training transcripts), trained with the
+    char_lm recipe into RUN/lm before the acoustic model; returns its directory. Text too
+    short to train on is a one-line error before anything is written."""
+    import tempfile
+
+    from common.errors import UserError
+    from recipes.char_lm import config as lm_config
+    from recipes.char_lm import train as lm_train
+
+    preset = "tiny" if run.preset == "tiny" else "transcripts"
+    # Validation blocks of 256 characters, so that a few hundred transcripts make a split.
+    cfg = dataclasses.replace(lm_config.PRESETS[preset], time_budget=LM_MINUTES, block_chars=256)
+    lm_dir = Path(run.output_dir) / LM_DIR
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(tmp) / "transcripts.txt"
+        text.write_text("".join(f"{t}\n" for t in texts), encoding="utf-8")
+        lm_run = dataclasses.replace(
+            run, data=str(text), validation_data=None, preset=preset, output_dir=lm_dir
+        )
+        try:
+            lm_train.prepare(cfg, lm_run.data, None, lm_run.seed)  # checks, writes nothing
+        except UserError:
+            raise UserError(
+                f"--train-lm: {len(texts)} training transcripts of "
+                f"{sum(len(t) + 1 for t in texts):,} characters are too little text to train "
+                "a language model on; train one on more text of the language (char_lm) and "
+                "pass it with --lm-dir"
+            ) from None
+        click.echo(f"Language model: char_lm --preset {preset} on the training transcripts")
+        lm_train.train(cfg, lm_run)
+    return lm_dir
+
+
+def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> dict:
+    """Train, evaluate the best model on the held-out utterances, write the run directory.
+
+    `train_lm`: first train a character language model on the training transcripts
+    (`train_language_model`) and decode with it as with `lm_dir`."""
     started = time.monotonic()
     splits = load_splits(cfg, run)
     train_utts = splits.train[: cfg.max_examples] if cfg.max_examples else splits.train
@@ -227,8 +268,10 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None) -> dict:
         if splits.test is splits.val
         else speech_data.load_audio(splits.test, cfg.sample_rate, "held-out")
     )
-    strategy = runtime.setup(run)
     alphabet = speech_data.alphabet_of([u.text for u in train_utts])
+    if train_lm:
+        lm_dir = train_language_model(run, [u.text for u in train_utts])
+    strategy = runtime.setup(run)
     # A bad --lm-dir fails here, before anything is written.
     lm = decode_lib.CharLM(lm_dir, alphabet) if lm_dir is not None else None
     labels = [speech_data.encode(u.text, alphabet) for u in train_utts]

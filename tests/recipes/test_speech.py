@@ -577,6 +577,51 @@ def test_language_model_fusion_from_a_char_lm_run(trained, tmp_path):
     one_line_error(run_cli("evaluate", "--model-dir", run, "--lm-dir", tmp_path), "--lm-dir")
 
 
+def test_train_lm_trains_a_language_model_on_the_training_transcripts_and_decodes_with_it(
+    tmp_path,
+):
+    """`train --train-lm` (the README's command for your own data): a char_lm run on the
+    training transcripts, inside the run directory, fused into the beam search with its
+    weight chosen on validation, and the decoder `transcribe` uses when it scored best."""
+    from recipes.speech import train as train_lib
+
+    manifest = make_manifest(tmp_path / "data", n=60, speakers=4)
+    run = tmp_path / "run"
+    output = ok(
+        run_cli("train", "--preset", "tiny", "--data", manifest, "--output-dir", run, "--train-lm")
+    ).output
+    assert "Language model: char_lm --preset tiny on the training transcripts" in output
+    lm = run / train_lib.LM_DIR
+    assert (lm / "model.keras").is_file()
+    # The language model saw the training transcripts only: its validation text is theirs.
+    trained_on = set((run / "transcripts.txt").read_text().splitlines())
+    lm_validation = (lm / "heldout.txt").read_text().splitlines()
+    assert lm_validation and set(lm_validation) <= trained_on
+    info = json.loads((run / "speech.json").read_text())
+    assert Path(info["lm_dir"]) == lm.resolve() and info["lm_weight"] in train_lib.LM_WEIGHTS
+    decoders = json.loads((run / "metrics.json").read_text())["decoders"]
+    assert [r["decoder"] for r in decoders[1:]] == ["greedy", "beam", "beam + LM"]
+    ok(run_cli("evaluate", "--model-dir", run, "--decoder", "lm", "--json"))
+
+
+def test_train_lm_errors_write_nothing(tmp_path):
+    manifest = make_manifest(tmp_path / "data", n=12, speakers=4)
+    run = tmp_path / "run"
+    too_little = run_cli(
+        "train", "--preset", "tiny", "--data", manifest, "--output-dir", run, "--train-lm"
+    )
+    one_line_error(too_little, "--train-lm: ", "too little text")
+    lm = tmp_path / "lm"
+    (lm).mkdir()
+    (lm / "model.keras").write_bytes(b"")
+    both = run_cli(
+        "train", "--preset", "tiny", "--data", manifest, "--output-dir", run, "--train-lm",
+        "--lm-dir", lm,
+    )  # fmt: skip
+    one_line_error(both, "--lm-dir and --train-lm")
+    assert not run.exists()
+
+
 def test_keras_model_round_trip(trained):
     run, _, _ = trained
     model = keras.saving.load_model(run / "model.keras")
