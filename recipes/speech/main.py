@@ -159,8 +159,9 @@ def transcribe(model_dir, files, decoder, as_json):
 )
 def transcripts(data_spec, validation_data, seed, output):
     """Write the normalised transcripts of the training split that `train` makes with the
-    same --data, --validation-data and --seed, one per line: the text to train a char_lm
-    on before `train --lm-dir` (as `make recipe-speech` does). Nothing held out is in it."""
+    same --data, --validation-data and --seed, one per line: the text `train --train-lm`
+    trains its language model on, for a char_lm of your own (`train --lm-dir`). Nothing
+    held out is in it."""
     from common.cli import TrainArgs
     from common.runtime import atomic_write
     from recipes.speech import train as train_lib

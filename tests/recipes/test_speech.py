@@ -476,7 +476,7 @@ def test_train_writes_the_run_directory_and_reports_every_decoder(trained):
 
 
 def test_transcripts_are_the_training_split_that_train_makes(trained, tmp_path):
-    """`transcripts` (what `make recipe-speech` trains its language model on) writes the
+    """`transcripts` (what `train --train-lm` trains its language model on) writes the
     training utterances' text of the split `train` made from the same --data: none of the
     held-out or validation utterances."""
     run, manifest, _ = trained
