@@ -327,6 +327,10 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> d
 
     texts = [u.text for u in splits.test]
     rows, info, hypotheses = decoder_table(info, test_waves, texts, val_waves, val_texts, best, lm)
+    inside = run_dir.path.resolve()
+    if info.lm_dir and Path(info.lm_dir).is_relative_to(inside):  # --train-lm: RUN/lm
+        # relative to the run directory, so that the run can be moved or copied whole
+        info = dataclasses.replace(info, lm_dir=str(Path(info.lm_dir).relative_to(inside)))
     run_dir.write_json(transcribe_lib.INFO_FILE, info)
     rows.insert(0, transcribe_lib.baseline_row([u.text for u in train_utts], texts))
     history = runtime.read_history(run_dir.file("history.csv"))

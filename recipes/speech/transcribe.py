@@ -38,7 +38,7 @@ class ModelInfo:
     window_seconds: float
     decoder: str = "beam"
     beam_width: int = 16
-    lm_dir: str | None = None
+    lm_dir: str | None = None  # absolute, or relative to the run directory (RUN/lm)
     lm_weight: float = 0.0
     lm_bonus: float = 0.0
 
@@ -135,7 +135,8 @@ class Recognizer:
         self.model = runtime.load_model(model_dir)
         self.decoder = decoder or self.info.decoder
         self.beam_width = beam_width or self.info.beam_width
-        lm_dir = lm_dir or (self.info.lm_dir if self.decoder == "lm" else None)
+        if lm_dir is None and self.decoder == "lm" and self.info.lm_dir:
+            lm_dir = Path(model_dir) / self.info.lm_dir  # an absolute lm_dir stays as it is
         if self.decoder == "lm" and not lm_dir:
             raise UserError(
                 f"{model_dir}: the lm decoder needs --lm-dir (the run has no language model)"
@@ -200,7 +201,8 @@ def tuned_fusion(recognizer: Recognizer, model_dir: Path) -> decode_lib.Fusion:
     from recipes.speech import train as train_lib
 
     info = recognizer.info
-    if info.lm_dir and Path(info.lm_dir).resolve() == Path(recognizer.lm.model_dir).resolve():
+    own = info.lm_dir and (Path(model_dir) / info.lm_dir).resolve()
+    if own and own == Path(recognizer.lm.model_dir).resolve():
         return info.fusion
     utterances, waves = _read_manifest(
         str(runtime.RunDir(model_dir).heldout(VALIDATION_FILE)), info.sample_rate, "validation"

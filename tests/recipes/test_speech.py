@@ -598,10 +598,17 @@ def test_train_lm_trains_a_language_model_on_the_training_transcripts_and_decode
     lm_validation = (lm / "heldout.txt").read_text().splitlines()
     assert lm_validation and set(lm_validation) <= trained_on
     info = json.loads((run / "speech.json").read_text())
-    assert Path(info["lm_dir"]) == lm.resolve() and info["lm_weight"] in train_lib.LM_WEIGHTS
+    assert info["lm_dir"] == train_lib.LM_DIR and info["lm_weight"] in train_lib.LM_WEIGHTS
     decoders = json.loads((run / "metrics.json").read_text())["decoders"]
     assert [r["decoder"] for r in decoders[1:]] == ["greedy", "beam", "beam + LM"]
-    ok(run_cli("evaluate", "--model-dir", run, "--decoder", "lm", "--json"))
+    # The language model is found relative to the run, so the run can be moved whole.
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    result = json.loads(
+        ok(run_cli("evaluate", "--model-dir", moved, "--decoder", "lm", "--json")).output
+    )
+    assert Path(result["lm_dir"]).resolve() == (moved / train_lib.LM_DIR).resolve()
+    assert result["lm_weight"] == info["lm_weight"]  # the run's own, not chosen again
 
 
 def test_train_lm_errors_write_nothing(tmp_path):
