@@ -268,13 +268,14 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> d
         if splits.test is splits.val
         else speech_data.load_audio(splits.test, cfg.sample_rate, "held-out")
     )
-    alphabet = speech_data.alphabet_of([u.text for u in train_utts])
+    train_texts = [u.text for u in train_utts]
+    alphabet = speech_data.alphabet_of(train_texts)
     if train_lm:
-        lm_dir = train_language_model(run, [u.text for u in train_utts])
+        lm_dir = train_language_model(run, train_texts)
     strategy = runtime.setup(run)
     # A bad --lm-dir fails here, before anything is written.
     lm = decode_lib.CharLM(lm_dir, alphabet) if lm_dir is not None else None
-    labels = [speech_data.encode(u.text, alphabet) for u in train_utts]
+    labels = [speech_data.encode(t, alphabet) for t in train_texts]
     hours = sum(len(w) for w in train_waves) / cfg.sample_rate / 3600
     longest = max(len(w) for w in train_waves) / cfg.sample_rate
     info = transcribe_lib.info_for(cfg, alphabet, window_seconds=max(longest, 4.0))
@@ -298,7 +299,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> d
     run_dir.write_json(transcribe_lib.INFO_FILE, info)
     speech_data.write_manifest(run_dir, HELDOUT_FILE, splits.test, test_waves, cfg.sample_rate)
     speech_data.write_manifest(run_dir, VALIDATION_FILE, splits.val, val_waves, cfg.sample_rate)
-    run_dir.write_text("transcripts.txt", "\n".join(u.text for u in train_utts) + "\n")
+    run_dir.write_text("transcripts.txt", "\n".join(train_texts) + "\n")
 
     val_texts = [u.text for u in splits.val]
     best = runtime.fit(
@@ -332,7 +333,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> d
         # relative to the run directory, so that the run can be moved or copied whole
         info = dataclasses.replace(info, lm_dir=str(Path(info.lm_dir).relative_to(inside)))
     run_dir.write_json(transcribe_lib.INFO_FILE, info)
-    rows.insert(0, transcribe_lib.baseline_row([u.text for u in train_utts], texts))
+    rows.insert(0, transcribe_lib.baseline_row(train_texts, texts))
     history = runtime.read_history(run_dir.file("history.csv"))
     summary = {
         "data": splits.description,

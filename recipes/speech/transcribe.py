@@ -47,6 +47,11 @@ class ModelInfo:
         info = runtime.RunDir(model_dir).read_dataclass(INFO_FILE, cls)
         return dataclasses.replace(info, alphabet=tuple(info.alphabet))
 
+    def language_model_dir(self, model_dir) -> Path | None:
+        """The run's language model: `lm_dir` as stored (absolute), or relative to the run
+        directory `model_dir` (a --train-lm run's RUN/lm)."""
+        return Path(model_dir) / self.lm_dir if self.lm_dir else None
+
     @property
     def fusion(self) -> decode_lib.Fusion:
         return decode_lib.Fusion(self.lm_weight, self.lm_bonus)
@@ -135,8 +140,8 @@ class Recognizer:
         self.model = runtime.load_model(model_dir)
         self.decoder = decoder or self.info.decoder
         self.beam_width = beam_width or self.info.beam_width
-        if lm_dir is None and self.decoder == "lm" and self.info.lm_dir:
-            lm_dir = Path(model_dir) / self.info.lm_dir  # an absolute lm_dir stays as it is
+        if lm_dir is None and self.decoder == "lm":
+            lm_dir = self.info.language_model_dir(model_dir)
         if self.decoder == "lm" and not lm_dir:
             raise UserError(
                 f"{model_dir}: the lm decoder needs --lm-dir (the run has no language model)"
@@ -201,8 +206,8 @@ def tuned_fusion(recognizer: Recognizer, model_dir: Path) -> decode_lib.Fusion:
     from recipes.speech import train as train_lib
 
     info = recognizer.info
-    own = info.lm_dir and (Path(model_dir) / info.lm_dir).resolve()
-    if own and own == Path(recognizer.lm.model_dir).resolve():
+    own = info.language_model_dir(model_dir)
+    if own and own.resolve() == Path(recognizer.lm.model_dir).resolve():
         return info.fusion
     utterances, waves = _read_manifest(
         str(runtime.RunDir(model_dir).heldout(VALIDATION_FILE)), info.sample_rate, "validation"
