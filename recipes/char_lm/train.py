@@ -53,9 +53,12 @@ def prepare(cfg, data_spec, validation_spec, seed):
     return corpus, tok, train_ids, val_ids
 
 
-def train(cfg, run) -> dict:
-    """Train `cfg` with the shared options `run` (a common.cli.TrainArgs); return the metrics."""
-    corpus, tok, train_ids, val_ids = prepare(cfg, run.data, run.validation_data, run.seed)
+def train(cfg, run, prepared=None) -> dict:
+    """Train `cfg` with the shared options `run` (a common.cli.TrainArgs); return the metrics.
+    `prepared`: what `prepare` returned for the same arguments, when the caller checked first."""
+    corpus, tok, train_ids, val_ids = prepared or prepare(
+        cfg, run.data, run.validation_data, run.seed
+    )
     click.echo(f"Data: {corpus.description}")
     click.echo(
         f"      {len(train_ids):,} training and {len(val_ids):,} validation {cfg.level} tokens, "

@@ -222,7 +222,7 @@ def train_language_model(run: TrainArgs, texts) -> Path:
             run, data=str(text), validation_data=None, preset=preset, output_dir=lm_dir
         )
         try:
-            lm_train.prepare(cfg, lm_run.data, None, lm_run.seed)  # checks, writes nothing
+            prepared = lm_train.prepare(cfg, lm_run.data, None, lm_run.seed)  # writes nothing
         except UserError:
             raise UserError(
                 f"--train-lm: {len(texts)} training transcripts of "
@@ -231,7 +231,7 @@ def train_language_model(run: TrainArgs, texts) -> Path:
                 "pass it with --lm-dir"
             ) from None
         click.echo(f"Language model: char_lm --preset {preset} on the training transcripts")
-        lm_train.train(cfg, lm_run)
+        lm_train.train(cfg, lm_run, prepared)
     return lm_dir
 
 
@@ -328,10 +328,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> d
 
     texts = [u.text for u in splits.test]
     rows, info, hypotheses = decoder_table(info, test_waves, texts, val_waves, val_texts, best, lm)
-    inside = run_dir.path.resolve()
-    if info.lm_dir and Path(info.lm_dir).is_relative_to(inside):  # --train-lm: RUN/lm
-        # relative to the run directory, so that the run can be moved or copied whole
-        info = dataclasses.replace(info, lm_dir=str(Path(info.lm_dir).relative_to(inside)))
+    info = info.relative_to(run_dir.path)
     run_dir.write_json(transcribe_lib.INFO_FILE, info)
     rows.insert(0, transcribe_lib.baseline_row(train_texts, texts))
     history = runtime.read_history(run_dir.file("history.csv"))

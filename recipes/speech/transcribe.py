@@ -52,6 +52,17 @@ class ModelInfo:
         directory `model_dir` (a --train-lm run's RUN/lm)."""
         return Path(model_dir) / self.lm_dir if self.lm_dir else None
 
+    def relative_to(self, model_dir) -> ModelInfo:
+        """This info with `lm_dir` relative to the run directory `model_dir` when the
+        language model is inside it (--train-lm's RUN/lm), so that the run can be moved or
+        copied whole; `language_model_dir` reads it back."""
+        inside = Path(model_dir).resolve()
+        if not self.lm_dir or not Path(self.lm_dir).resolve().is_relative_to(inside):
+            return self
+        return dataclasses.replace(
+            self, lm_dir=str(Path(self.lm_dir).resolve().relative_to(inside))
+        )
+
     @property
     def fusion(self) -> decode_lib.Fusion:
         return decode_lib.Fusion(self.lm_weight, self.lm_bonus)
