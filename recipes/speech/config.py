@@ -16,6 +16,9 @@ import dataclasses
 HELDOUT_FILE = "heldout.tsv"
 # The validation utterances (early stopping, the language-model weight), same format.
 VALIDATION_FILE = "validation.tsv"
+# Where every training recording is below `sample_rate`, the model works at their highest
+# rate instead, but not below this (train.narrowband).
+MIN_SAMPLE_RATE = 8_000
 # CTC decoders: best path, beam search, beam search with a character language model.
 DECODERS = ("greedy", "beam", "lm")
 
@@ -24,8 +27,9 @@ DECODERS = ("greedy", "beam", "lm")
 class Config:
     """Everything one training run needs besides the data and the run options.
 
-    Audio is resampled to `sample_rate`; the model computes `mel_bins` log-mel
-    energies over `frame_ms` windows every `hop_ms`, normalises them per utterance,
+    Audio is resampled to `sample_rate` (lower where all the training recordings are:
+    `train.narrowband`); the model computes `mel_bins` log-mel energies over `frame_ms`
+    windows every `hop_ms`, normalises them per utterance,
     masks `freq_masks` bands of up to `freq_mask_bins` and `time_masks` spans of up
     to `time_mask_frames` while training (SpecAugment), runs two Conv2D layers of
     `conv_filters` (the first strides `time_stride` frames and halves frequency, the

@@ -438,6 +438,19 @@ def most_frequent(transcripts: Sequence[str]) -> str:
     return Counter(transcripts).most_common(1)[0][0]
 
 
+def recorded_rate(utterance: Utterance) -> int:
+    """The sample rate `utterance` was recorded at: the file's header (or TFDS's rate);
+    0 where the file cannot be read (`load_audio` then names the problem)."""
+    if utterance.rate is not None:
+        return int(utterance.rate)
+    import soundfile
+
+    try:
+        return int(soundfile.info(utterance.path).samplerate)
+    except Exception:  # missing or not audio: reported where it is read
+        return 0
+
+
 def load_audio(utterances: Sequence[Utterance], rate: int, what: str = "") -> list[np.ndarray]:
     """The samples of every utterance at `rate` Hz, with progress on standard error.
     Two threads (decoding and resampling release the GIL): about 1.6x faster on 2 cores."""

@@ -36,7 +36,7 @@ from recipes.speech import data as speech_data
 from recipes.speech import decode as decode_lib
 from recipes.speech import model as model_lib
 from recipes.speech import transcribe as transcribe_lib
-from recipes.speech.config import HELDOUT_FILE, VALIDATION_FILE, Config
+from recipes.speech.config import HELDOUT_FILE, MIN_SAMPLE_RATE, VALIDATION_FILE, Config
 
 # The language model's weight and bonus are chosen from these on the validation split.
 LM_WEIGHTS = (0.25, 0.5, 0.75)
@@ -235,6 +235,22 @@ def train_language_model(run: TrainArgs, texts) -> Path:
     return lm_dir
 
 
+def narrowband(cfg: Config, utterances) -> Config:
+    """`cfg` at the highest rate the training recordings have, where all of them are
+    below `cfg.sample_rate` (but at least MIN_SAMPLE_RATE): 8 kHz telephone speech then
+    gets its mel bins up to 4 kHz, instead of a quarter of them over the empty band above
+    it, which the per-utterance normalisation would blow up to unit-variance noise."""
+    highest = max(speech_data.recorded_rate(u) for u in utterances)
+    rate = max(min(highest, cfg.sample_rate), MIN_SAMPLE_RATE)
+    if rate == cfg.sample_rate:
+        return cfg
+    click.echo(
+        f"The training recordings are at most {highest:,} Hz: the model works at {rate:,} Hz "
+        f"(mel bins up to {rate // 2:,} Hz; other recordings are resampled to it)."
+    )
+    return dataclasses.replace(cfg, sample_rate=rate)
+
+
 def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> dict:
     """Train, evaluate the best model on the held-out utterances, write the run directory.
 
@@ -243,6 +259,7 @@ def train(cfg: Config, run: TrainArgs, lm_dir=None, train_lm: bool = False) -> d
     started = time.monotonic()
     splits = load_splits(cfg, run)
     train_utts = splits.train[: cfg.max_examples] if cfg.max_examples else splits.train
+    cfg = narrowband(cfg, train_utts)
     train_waves = speech_data.load_audio(train_utts, cfg.sample_rate, "training")
     limit = cfg.max_seconds * cfg.sample_rate if cfg.max_seconds else float("inf")
     frames = functools.partial(

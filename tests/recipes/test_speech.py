@@ -8,6 +8,7 @@ CLI on the tiny preset. No network.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -48,14 +49,17 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=rng.integers(1, 4))) for _ in range(n)]
 
 
-def make_manifest(root: Path, n: int = 24, speakers: int = 4, seed: int = 0) -> Path:
+def make_manifest(
+    root: Path, n: int = 24, speakers: int = 4, seed: int = 0, rates=(16_000, 8_000, 22_050)
+) -> Path:
     """A manifest.tsv (path, transcript, speaker) of synthetic recordings: WAV at 16 kHz,
-    FLAC at 8 kHz and stereo OGG at 22.05 kHz, upper case and punctuation in the text."""
+    FLAC at 8 kHz and stereo OGG at 22.05 kHz (or `rates`), upper case and punctuation in
+    the text."""
     root.mkdir(parents=True, exist_ok=True)
     lines = ["path\ttranscript\tspeaker"]
     for i, text in enumerate(sentences(n, seed)):
         kind = i % 3
-        rate = (16_000, 8_000, 22_050)[kind]
+        rate = rates[kind]
         wave = tones(text, rate)
         name = f"audio/utt{i:03d}." + ("wav", "flac", "ogg")[kind]
         (root / name).parent.mkdir(exist_ok=True)
@@ -141,8 +145,9 @@ def _numpy_log_mel(wave, cfg):
     return (features - features.mean(0)) / np.sqrt(features.var(0) + 1e-5)
 
 
-def test_log_mel_layer_equals_a_numpy_computation():
-    cfg = config_lib.PRESETS["default"]
+@pytest.mark.parametrize("rate", [16_000, 8_000])
+def test_log_mel_layer_equals_a_numpy_computation(rate):
+    cfg = dataclasses.replace(config_lib.PRESETS["default"], sample_rate=rate)
     wave = tones("abc dab", cfg.sample_rate)
     layer = model_lib.LogMel(
         cfg.sample_rate,
@@ -156,6 +161,9 @@ def test_log_mel_layer_equals_a_numpy_computation():
     assert features.shape[1] == len(expected) == 1 + len(wave) // config_lib.hop_length(cfg)
     assert np.asarray(mask).all()
     np.testing.assert_allclose(np.asarray(features)[0], expected, atol=1e-4)
+    # Every mel filter catches FFT bins (the noise in `tones` reaches all of them): none is
+    # an empty constant, at the narrowband rate either.
+    assert (expected.std(0) > 0.5).all()
 
     # How far a batch pads a recording changes nothing: its frames are those it has with
     # just enough silence after it for its last window, and the padded frames are 0.
@@ -473,6 +481,22 @@ def test_train_writes_the_run_directory_and_reports_every_decoder(trained):
     trained_on = (run / "transcripts.txt").read_text().splitlines()
     assert speakers and len(trained_on) + len(heldout) - 1 <= 24
     assert "Held-out utterances" in output
+
+
+def test_narrowband_recordings_train_a_model_at_their_own_rate(tmp_path):
+    """Where every training recording is at 8 kHz, the model works at 8 kHz (mel bins up
+    to 4 kHz, none over an empty band) and still transcribes recordings at other rates."""
+    from recipes.speech import transcribe as transcribe_lib
+
+    manifest = make_manifest(tmp_path / "data", n=12, rates=(8_000,) * 3)
+    run = tmp_path / "run"
+    output = ok(run_cli("train", "--preset", "tiny", "--data", manifest, "--output-dir", run))
+    assert "the model works at 8,000 Hz" in output.output
+    assert transcribe_lib.ModelInfo.read(run).sample_rate == 8_000
+    assert json.loads((run / "config.json").read_text())["sample_rate"] == 8_000
+    wide = _wav(tmp_path / "wide.wav", "ab cd", rate=16_000)
+    out = json.loads(ok(run_cli("transcribe", "--model-dir", run, wide, "--json")).output)
+    assert isinstance(out["results"][0]["transcript"], str)
 
 
 def test_transcripts_are_the_training_split_that_train_makes(trained, tmp_path):
