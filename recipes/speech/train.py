@@ -240,9 +240,13 @@ def narrowband(cfg: Config, utterances) -> Config:
     below `cfg.sample_rate` (but at least MIN_SAMPLE_RATE): 8 kHz telephone speech then
     gets its mel bins up to 4 kHz, instead of a quarter of them over the empty band above
     it, which the per-utterance normalisation would blow up to unit-variance noise."""
-    highest = max(speech_data.recorded_rate(u) for u in utterances)
-    rate = max(min(highest, cfg.sample_rate), MIN_SAMPLE_RATE)
-    if rate == cfg.sample_rate:
+    highest = 0
+    for utterance in utterances:
+        highest = max(highest, speech_data.recorded_rate(utterance))
+        if highest >= cfg.sample_rate:
+            return cfg
+    rate = max(highest, MIN_SAMPLE_RATE)
+    if not highest or rate >= cfg.sample_rate:  # nothing readable: reported when read
         return cfg
     click.echo(
         f"The training recordings are at most {highest:,} Hz: the model works at {rate:,} Hz "
