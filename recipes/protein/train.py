@@ -177,7 +177,10 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
         steps = epoch_steps * cfg.epochs
         crf = model_lib.crf_layer(model)
         if crf is None:
-            scoring = dict(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+            scoring = dict(
+                loss="sparse_categorical_crossentropy",
+                weighted_metrics=[model_lib.ResidueAccuracy()],
+            )
         else:  # the negative log-likelihood of each chain's known states
             scoring = dict(loss=crf.loss, metrics=[model_lib.MarginalAccuracy(crf)])
         model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm), **scoring)

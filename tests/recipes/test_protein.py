@@ -110,7 +110,9 @@ def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions(dec
 
     crf = model.crf_layer(net)
     if crf is None:
-        net.compile(loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+        net.compile(
+            loss="sparse_categorical_crossentropy", weighted_metrics=[model.ResidueAccuracy()]
+        )
     else:
         net.compile(loss=crf.loss, metrics=[model.MarginalAccuracy(crf)])
     base = protein_data.Chain("a", short, "HHHEEECCC", "111111110")
@@ -119,6 +121,29 @@ def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions(dec
         net.evaluate(dataset([c], cfg, training=False, seed=0), verbose=0) for c in (base, other)
     ]
     np.testing.assert_allclose(losses[0], losses[1], atol=1e-6)
+
+
+def test_validation_accuracy_is_the_share_of_right_residues_over_every_batch():
+    """`val_accuracy` (what picks the epoch) equals evaluate's Q3 over chains batched at
+    different padded lengths, where Keras's weighted "accuracy" weights batches by
+    1 / padded length."""
+    import dataclasses
+
+    import keras
+
+    from recipes.protein import config, model
+    from recipes.protein import predict as predict_lib
+    from recipes.protein.train import dataset
+
+    keras.utils.set_random_seed(1)
+    cfg = dataclasses.replace(config.PRESETS["tiny"], batch_size=2)
+    net = model.build_model(cfg)
+    held = [protein_data.Chain(i, s, t, "1" * len(s)) for i, s, t in chains(7, seed=3)]
+    held += [protein_data.Chain("long", "ACDEFGHIKLMNPQRSTVWY" * 6, "HEC" * 40, "1" * 120)]
+    net.compile(loss="sparse_categorical_crossentropy", weighted_metrics=[model.ResidueAccuracy()])
+    scores = net.evaluate(dataset(held, cfg, training=False, seed=0), verbose=0, return_dict=True)
+    q3 = predict_lib.report(held, predict_lib.chain_probabilities(net, held), "HEC")["q3"]
+    assert scores["accuracy"] == pytest.approx(q3, abs=1e-6)
 
 
 def test_training_batches_group_lengths_and_match_the_models_padded_time_axis():
