@@ -173,7 +173,7 @@ class ResidueAccuracy(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable(package="recipes.protein.model")
-class MarginalAccuracy(keras.metrics.Metric):
+class MarginalAccuracy(ResidueAccuracy):
     """With --decoder crf: the share of labelled residues whose most probable state (of
     the CRF's marginals) is right, so `fit` can monitor `val_accuracy` as with the softmax.
     Labels: -1 at padding, -2 (common.crf.UNKNOWN) at unresolved residues (not scored)."""
@@ -182,8 +182,6 @@ class MarginalAccuracy(keras.metrics.Metric):
         super().__init__(name=name, **kwargs)
         # A weak reference, as saving walks every attribute (see recipes.ner.model.EntityF1).
         self._crf = None if crf is None else weakref.ref(crf)
-        self.right = self.add_variable(shape=(), initializer="zeros", name="right")
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         from common.crf import PAD
@@ -197,10 +195,3 @@ class MarginalAccuracy(keras.metrics.Metric):
         right = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y_true), tf.float32)
         self.right.assign_add(tf.reduce_sum(right * scored))
         self.total.assign_add(tf.reduce_sum(scored))
-
-    def result(self):
-        return tf.math.divide_no_nan(self.right, self.total)
-
-    def reset_state(self):
-        self.right.assign(0.0)
-        self.total.assign(0.0)
