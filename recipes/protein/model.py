@@ -191,7 +191,5 @@ class MarginalAccuracy(ResidueAccuracy):
         if crf is None:  # loaded from a file: compile again with MarginalAccuracy(crf)
             raise ValueError("MarginalAccuracy needs its CRF layer: MarginalAccuracy(crf)")
         probs = crf.marginals(y_pred, tf.not_equal(y_true, PAD))
-        scored = tf.cast(y_true >= 0, tf.float32)
-        right = tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y_true), tf.float32)
-        self.right.assign_add(tf.reduce_sum(right * scored))
-        self.total.assign_add(tf.reduce_sum(scored))
+        # the residues with a known state (>= 0) weigh 1, padding and unresolved ones 0
+        super().update_state(y_true, probs, tf.cast(y_true >= 0, tf.float32))
