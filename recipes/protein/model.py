@@ -127,6 +127,25 @@ def build_model(cfg: Config, features: int = 0) -> keras.Model:
     return keras.Model(inputs, out, name="protein_ss")
 
 
+def compile_model(model: keras.Model, optimizer) -> keras.Model:
+    """The loss and the metric `train` fits with. Softmax: the mean cross-entropy over
+    resolved residues (weight 1; padding and unresolved residues weigh 0). Keras's default
+    reduction leaves padding out (the output's mask) but divides by every residue of the
+    chains, unresolved ones included, so chains with unresolved stretches weighed less.
+    CRF: the negative log-likelihood of each chain's known states. Both monitor
+    `accuracy`, the share of right residues (`ResidueAccuracy`)."""
+    crf = crf_layer(model)
+    if crf is None:
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
+            weighted_metrics=[ResidueAccuracy()],
+        )
+    else:
+        model.compile(optimizer=optimizer, loss=crf.loss, metrics=[MarginalAccuracy(crf)])
+    return model
+
+
 def probabilities(model: keras.Model, outputs, lengths):
     """The model's `outputs` for chains of `lengths` as probabilities per residue: the
     softmax's as they are, a CRF's emission scores turned into its marginals (zeros past

@@ -175,15 +175,7 @@ def train(cfg: Config, run: TrainArgs, columns=None, features=None) -> dict:
         model = model_lib.build_model(cfg, protein_data.feature_width(splits.train))
         epoch_steps = steps_per_epoch(splits.train, cfg)
         steps = epoch_steps * cfg.epochs
-        crf = model_lib.crf_layer(model)
-        if crf is None:
-            scoring = dict(
-                loss="sparse_categorical_crossentropy",
-                weighted_metrics=[model_lib.ResidueAccuracy()],
-            )
-        else:  # the negative log-likelihood of each chain's known states
-            scoring = dict(loss=crf.loss, metrics=[model_lib.MarginalAccuracy(crf)])
-        model.compile(optimizer=runtime.optimizer(cfg.learning_rate, cfg.clipnorm), **scoring)
+        model_lib.compile_model(model, runtime.optimizer(cfg.learning_rate, cfg.clipnorm))
     info = predict_lib.ModelInfo(states=STATES[cfg.states])
     run_dir = runtime.RunDir.create(run.output_dir, cfg, strategy=strategy)
     run_dir.write_json(predict_lib.LABELS_FILE, info)

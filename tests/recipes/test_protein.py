@@ -108,13 +108,7 @@ def test_padding_and_unresolved_residues_change_neither_loss_nor_predictions(dec
     np.testing.assert_allclose(alone, padded, atol=1e-6)
     np.testing.assert_allclose(alone.sum(axis=1), 1.0, atol=1e-5)
 
-    crf = model.crf_layer(net)
-    if crf is None:
-        net.compile(
-            loss="sparse_categorical_crossentropy", weighted_metrics=[model.ResidueAccuracy()]
-        )
-    else:
-        net.compile(loss=crf.loss, metrics=[model.MarginalAccuracy(crf)])
+    model.compile_model(net, "adam")
     base = protein_data.Chain("a", short, "HHHEEECCC", "111111110")
     other = protein_data.Chain("a", short, "HHHEEECCH", "111111110")  # differs where unresolved
     losses = [
@@ -140,10 +134,30 @@ def test_validation_accuracy_is_the_share_of_right_residues_over_every_batch():
     net = model.build_model(cfg)
     held = [protein_data.Chain(i, s, t, "1" * len(s)) for i, s, t in chains(7, seed=3)]
     held += [protein_data.Chain("long", "ACDEFGHIKLMNPQRSTVWY" * 6, "HEC" * 40, "1" * 120)]
-    net.compile(loss="sparse_categorical_crossentropy", weighted_metrics=[model.ResidueAccuracy()])
+    model.compile_model(net, "adam")
     scores = net.evaluate(dataset(held, cfg, training=False, seed=0), verbose=0, return_dict=True)
     q3 = predict_lib.report(held, predict_lib.chain_probabilities(net, held), "HEC")["q3"]
     assert scores["accuracy"] == pytest.approx(q3, abs=1e-6)
+
+
+def test_loss_is_the_mean_cross_entropy_of_the_resolved_residues():
+    """Neither padding (the time axis is padded to a multiple of 32) nor unresolved
+    residues dilute the loss: Keras's default reduction divides by every residue,
+    unresolved ones included (0.997 here instead of 1.178)."""
+    import keras
+
+    from recipes.protein import config, model
+    from recipes.protein.train import dataset
+
+    keras.utils.set_random_seed(2)
+    cfg = config.PRESETS["tiny"]
+    net = model.compile_model(model.build_model(cfg), "adam")
+    chain = protein_data.Chain("a", "ACDEFGHIKLMNP", "HHHEEECCCHHEE", "1111111111100")
+    loss = net.evaluate(dataset([chain], cfg, training=False, seed=0), verbose=0)[0]
+    probs = model.probabilities(net, net(np.array([chain.sequence])), [13]).numpy()[0]
+    truth = protein_data.encode_states([chain], 3)[0]
+    expected = -np.log(probs[np.arange(11), truth[:11]]).mean()
+    assert loss == pytest.approx(expected, rel=1e-5)
 
 
 def test_training_batches_group_lengths_and_match_the_models_padded_time_axis():
