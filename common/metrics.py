@@ -1,5 +1,7 @@
 """Classification metrics and the confusion-matrix plot shared by the classifiers
-(sentiment, activity). scikit-learn computes; this module only names and draws.
+(sentiment, activity; scikit-learn computes, this module only names and draws), and the
+per-token accuracy the sequence taggers and the translator show while training
+(`TokenAccuracy`).
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras
 import numpy as np
+from keras import ops
 from sklearn import metrics as skm
 
 
@@ -70,3 +74,47 @@ def plot_confusion_matrix(
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     return path
+
+
+@keras.saving.register_keras_serializable(package="common.metrics")
+class TokenAccuracy(keras.metrics.Metric):
+    """The share of right tokens (the argmax of `y_pred` equal to `y_true`) over every
+    token of the epoch, each counted with its sample weight (0 at padding), and not at
+    all where the label is `ignore_class`.
+
+    Keras's own weighted accuracy on [batch, time] outputs takes each batch's mean over
+    its padded length and then weights the batches by 1 / that length, so that batches
+    of short sequences count more than their tokens (on one protein model's validation
+    chains it said 0.7401 where the share of right residues was 0.7305). This one keeps
+    two sums, right tokens and tokens, for the whole epoch.
+    """
+
+    def __init__(self, name="token_accuracy", ignore_class=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+        self.right = self.add_variable(shape=(), initializer="zeros", name="right")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "int32")
+        weight = (
+            ops.ones(ops.shape(y_true), "float32")
+            if sample_weight is None
+            else ops.cast(sample_weight, "float32")
+        )
+        if self.ignore_class is not None:
+            weight = weight * ops.cast(ops.not_equal(y_true, self.ignore_class), "float32")
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        right = ops.cast(ops.equal(predicted, y_true), "float32")
+        self.right.assign_add(ops.sum(right * weight))
+        self.total.assign_add(ops.sum(weight))
+
+    def result(self):
+        return ops.divide_no_nan(self.right, self.total)
+
+    def reset_state(self):
+        self.right.assign(0.0)
+        self.total.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_class": self.ignore_class}

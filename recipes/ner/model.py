@@ -27,6 +27,7 @@ from keras import layers, ops
 
 from common.crf import crf_layer
 from common.layers import recurrent_layer
+from common.metrics import TokenAccuracy
 
 
 @keras.saving.register_keras_serializable(package="recipes.ner.model")
@@ -164,7 +165,7 @@ def compile_model(model: keras.Model, tags, optimizer) -> keras.Model:
         if crf is not None
         else keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight"),
         weighted_metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="token_accuracy"),
+            TokenAccuracy(),
             EntityF1(tags, crf=crf),
         ],
     )

@@ -54,6 +54,7 @@ from keras import layers, ops
 
 from common.cli import CELL_NAMES
 from common.layers import make_cell, recurrent_layer
+from common.metrics import TokenAccuracy
 from recipes.translation.config import ATTENTIONS, check_decoder_layers
 
 
@@ -300,26 +301,12 @@ class Seq2Seq(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="recipes.translation.model")
-class MaskedAccuracy(keras.metrics.Mean):
-    """Token accuracy over the real target tokens (label 0, the padding, is ignored)."""
+class MaskedAccuracy(TokenAccuracy):
+    """Token accuracy over the real target tokens (`common.metrics.TokenAccuracy`; label
+    0, the padding, is ignored)."""
 
-    def __init__(self, name="token_accuracy", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "int32")
-        correct = ops.cast(
-            ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32"
-        )
-        weights = ops.cast(ops.not_equal(y_true, 0), "float32")
-        if sample_weight is not None:
-            weights = weights * ops.cast(sample_weight, "float32")
-        return super().update_state(correct, sample_weight=weights)
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("dtype", None)
-        return config
+    def __init__(self, name="token_accuracy", ignore_class=0, **kwargs):
+        super().__init__(name=name, ignore_class=ignore_class, **kwargs)
 
 
 def build_model(cfg, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
