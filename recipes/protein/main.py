@@ -69,8 +69,9 @@ def _features(help_text):
     help="softmax: each residue's state on its own; crf: a conditional random field "
     "(common.CRF) over the chain that learns which states follow which, trained on whole "
     "chains (a window of 400 residues of longer ones), its per-residue marginal "
-    "probabilities reported; ahead of the softmax on 8 states, behind it on 3 "
-    "(recipes/protein/README.md) [default: softmax].",
+    "probabilities reported. Ahead of the softmax with --preset large (3 states after 30 "
+    "minutes, 8 states on CB513), behind it at the default preset's 4 minutes "
+    "(recipes/protein/README.md) [default: the preset's: crf for large, else softmax].",
 )
 @_columns
 @_features(
