@@ -97,10 +97,8 @@ class TokenAccuracy(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true = ops.cast(y_true, "int32")
-        weight = (
-            ops.ones(ops.shape(y_true), "float32")
-            if sample_weight is None
-            else ops.cast(sample_weight, "float32")
+        weight = ops.cast(
+            ops.ones_like(y_true) if sample_weight is None else sample_weight, "float32"
         )
         if self.ignore_class is not None:
             weight = weight * ops.cast(ops.not_equal(y_true, self.ignore_class), "float32")
