@@ -18,8 +18,9 @@ Cases (random weights: the speed of a step does not depend on what the weights l
   batch 1 (features, network, then greedy or beam-16 decoding, as `transcribe` runs them),
   as a multiple of real time (audio seconds per wall-clock second).
 - dna ``predict``: the default preset's DanQ model (random weights) on 10,000 random
-  sequences of 200 bp, strings in (the one-hot encoding is in the model), batches of 512
-  as `predict` runs them; with --strands off and average (both strands: twice the work).
+  sequences of 200 bp, strings in (the one-hot encoding is in the model), in the batches
+  `predict` runs (2,048 of 200 bp); with --strands off and average (both strands: twice
+  the work).
 - protein ``predict``: the default preset's model (random weights) on 1,000 random chains
   of 100 to 400 residues (mean 250, about NEW364's median), batched by length as `predict`
   runs them, in chains per second.
@@ -332,7 +333,8 @@ def bench_dna(rounds, log, count=10_000, length=200):
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), size=length)) for _ in range(count)]
     out = {
-        "model": f"DanQ: Conv1D({cfg.conv_filters}, {cfg.conv_kernel}), pool {cfg.conv_pool}, "
+        "model": f"DanQ: Conv1D({cfg.conv_filters}, {cfg.conv_kernel}), "
+        f"pool {model_lib.scanner_pool(cfg, length)}, "
         f"Bidirectional({cfg.cell.upper()}({cfg.units})), dense {cfg.dense}",
         "sequences": count,
         "length": length,
@@ -484,7 +486,7 @@ def report(results, info, argv, elapsed) -> str:
         t = results["dna"]
         lines += [
             f"## dna predict ({t['model']}, random weights, {t['sequences']:,} sequences of "
-            f"{t['length']} bp, batches of 512)",
+            f"{t['length']} bp, batches of 2,048)",
             "",
             "| strands | sequences/s | seconds | first call s |",
             "|---|---:|---:|---:|",

@@ -151,16 +151,29 @@ def optimizer(
     clipnorm: float | None = None,
     decay_steps: int | None = None,
     ema: float | None = None,
+    warmup_steps: int = 0,
 ) -> keras.optimizers.Optimizer:
     """Adam with optional gradient clipping by norm (for backpropagation through time).
 
     With `decay_steps` (the planned training steps), the learning rate follows a cosine
     decay down to 5% of `learning_rate`: late epochs take small steps, so the validation
-    metric settles instead of jumping between epochs. With `ema` (a momentum such as
-    0.999), the optimizer also keeps an exponential moving average of the weights, which
-    `fit` validates, checkpoints and returns (Keras's `use_ema`).
+    metric settles instead of jumping between epochs. With `warmup_steps` as well, it
+    first rises linearly from 0 to `learning_rate` over that many of them. Adam's first
+    steps move every weight by the full rate whatever its gradient, so a layer with
+    thousands of inputs can be pushed at once to where all its ReLUs are 0 for every
+    input, and stay there (dna). With `ema` (a momentum such as 0.999), the optimizer
+    also keeps an exponential moving average of the weights, which `fit` validates,
+    checkpoints and returns (Keras's `use_ema`).
     """
-    if decay_steps:
+    if decay_steps and warmup_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0,
+            max(decay_steps - warmup_steps, 1),
+            alpha=0.05,
+            warmup_target=learning_rate,
+            warmup_steps=warmup_steps,
+        )
+    elif decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps, alpha=0.05
         )

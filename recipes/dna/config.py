@@ -29,9 +29,10 @@ class Config:
     """Everything one training run needs besides the data and the run options.
 
     `model` "danq": Conv1D motif scanners (`conv_filters` x `conv_kernel`, ReLU),
-    max-pooled by `conv_pool`, then the recurrent stack (`cell`, `units`, `layers`,
-    bidirectional) and `dense` hidden units; "cnn" (the DeepBind-like baseline): the same
-    scanners, the maximum over the whole sequence, then the same dense layers.
+    max-pooled by `conv_pool` (more for long sequences: `recurrent_steps`), then the
+    recurrent stack (`cell`, `units`, `layers`, bidirectional) and `dense` hidden units;
+    "cnn" (the DeepBind-like baseline): the same scanners, the maximum over the
+    whole sequence, then the same dense layers.
     `dropout` follows the pooling and the recurrent stack (DanQ: 0.2 and 0.5 of it).
     """
 
@@ -39,6 +40,12 @@ class Config:
     conv_filters: int = 128
     conv_kernel: int = 11
     conv_pool: int = 3
+    # Longer sequences are pooled more, so that the recurrent layer reads at most this many
+    # steps (`model.scanner_pool`; None: `conv_pool` at every length). 34 keeps pool 3 up to
+    # 102 bp (splice sites, DeepBind's 101-bp peaks) and pools 200-bp peaks by 6: on Oct4 vs
+    # MafK and Oct4 against its shuffles as good on validation as pool 3, and twice as fast
+    # to predict (recipes/dna/README.md, "Prediction speed").
+    recurrent_steps: int | None = 34
     # GRU: on the splice validation splits of seeds 0-2, accuracy 0.978 and loss 0.087
     # against LSTM's 0.972 and 0.100 (recipes/dna/README.md).
     cell: str = "gru"
@@ -70,8 +77,8 @@ PRESETS: dict[str, Config] = {
     ),
     "default": Config(),
     "large": Config(
-        conv_filters=320, conv_kernel=26, conv_pool=13, units=320, dense=925, epochs=100,
-        patience=15, time_budget=None,
+        conv_filters=320, conv_kernel=26, conv_pool=13, recurrent_steps=None, units=320,
+        dense=925, epochs=100, patience=15, time_budget=None,
     ),
 }
 # fmt: on

@@ -9,7 +9,8 @@
                                             average, prediction reads both
       -> ConvFeatures (common)              Conv1D(filters, kernel, relu): the motif
                                             scanners; padded steps kept at 0; max-pooled
-                                            by `conv_pool` over time
+                                            over time by `scanner_pool` (3, more for
+                                            sequences longer than 102 bp)
       -> Dropout(0.4 x dropout)
       -> danq: Bidirectional(recurrent) x layers, every step's output, flattened
                                             (the motifs' order and place: DanQ's grammar)
@@ -34,6 +35,7 @@ from recipes.dna.config import Config
 
 ONE_HOT_LAYER = "one_hot"
 SCANNER_LAYER = "scanners"
+FIXED_LENGTH_LAYER = "fixed_length"
 
 
 @keras.saving.register_keras_serializable(package="recipes.dna.model")
@@ -141,16 +143,29 @@ class ZeroPadded(keras.layers.Layer):
         return shape
 
 
+def scanner_pool(cfg: Config, length: int) -> int:
+    """The max-pooling after the scanners for sequences of up to `length` letters:
+    `cfg.conv_pool`, or more where that would leave the recurrent layer more than
+    `cfg.recurrent_steps` steps (200 bp: 6; DanQ pools its 1,000 bp by 13)."""
+    if cfg.recurrent_steps is None:
+        return cfg.conv_pool
+    return max(cfg.conv_pool, -(-int(length) // cfg.recurrent_steps))
+
+
 def build_model(
     cfg: Config, *, classes: int, length: int, multi_label: bool = False, seed: int = 0
 ) -> keras.Model:
     """`cfg.model` ("danq" or "cnn") over sequences of up to `length` letters."""
     sequence = keras.Input(shape=(), dtype="string", name="sequence")
     x, mask = OneHotAlphabet(dna_data.one_hot_table(), name=ONE_HOT_LAYER)(sequence)
-    x, mask = FixedLength(length, name="fixed_length")(x, mask)
+    x, mask = FixedLength(length, name=FIXED_LENGTH_LAYER)(x, mask)
     x, mask = Strands(cfg.strands, seed=seed, name="strands")(x, mask)
     x, mask = ConvFeatures(
-        cfg.conv_filters, cfg.conv_kernel, layers=1, pool=cfg.conv_pool, name=SCANNER_LAYER
+        cfg.conv_filters,
+        cfg.conv_kernel,
+        layers=1,
+        pool=scanner_pool(cfg, length),
+        name=SCANNER_LAYER,
     )((x, mask))
     x = keras.layers.Dropout(0.4 * cfg.dropout, name="scanner_dropout")(x)
     if cfg.model == "danq":

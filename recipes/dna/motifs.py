@@ -40,7 +40,7 @@ def scanner_activations(model, sequences, length: int, batch: int = 256):
     import tensorflow as tf
 
     one_hot = model.get_layer(model_lib.ONE_HOT_LAYER)
-    fixed = model.get_layer("fixed_length")
+    fixed = model.get_layer(model_lib.FIXED_LENGTH_LAYER)
     conv = model.get_layer(model_lib.SCANNER_LAYER).convs[0]
     acts, xs = [], []
     for start in range(0, len(sequences), batch):
@@ -70,14 +70,10 @@ def position_weight_matrices(acts, x, kernel: int, threshold: float):
 
 def influence(model, sequences, filters) -> dict[int, float]:
     """{filter: mean total-variation change of the predictions with that filter off}."""
-    import tensorflow as tf
 
     conv = model.get_layer(model_lib.SCANNER_LAYER).convs[0]
     kernel, bias = conv.get_weights()
-    batches = [
-        tf.constant(list(sequences[i : i + predict_lib.PREDICT_BATCH]))
-        for i in range(0, len(sequences), predict_lib.PREDICT_BATCH)
-    ]
+    batches = predict_lib.batches(model, list(sequences))
     step = predict_lib.predict_step(model)
 
     def predict():  # one traced function: the weights are read at every call

@@ -305,6 +305,18 @@ def test_budget_cosine_decay_follows_the_steps_or_the_clock(tmp_path, minutes):
         np.testing.assert_allclose(seen.rates, expected, rtol=1e-5)
 
 
+def test_optimizer_warms_up_linearly_then_decays_along_the_cosine():
+    model, seen = _model(), _Rates()
+    model.compile(
+        optimizer=runtime.optimizer(0.05, decay_steps=16, warmup_steps=4),
+        loss="sparse_categorical_crossentropy",
+    )
+    model.fit(_data(), epochs=2, verbose=0, callbacks=[seen])  # 8 batches an epoch
+    np.testing.assert_allclose(seen.rates[:4], [0.0, 0.0125, 0.025, 0.0375], atol=1e-7)
+    expected = [0.05 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * k / 12))) for k in range(12)]
+    np.testing.assert_allclose(seen.rates[4:], expected, rtol=1e-5)
+
+
 def test_run_dir_json_round_trip_and_errors(tmp_path):
     run_dir = runtime.RunDir(tmp_path)
     run_dir.write_json("m.json", {"x": np.float32(1.5), "p": Path("a/b"), "t": (1, 2)})

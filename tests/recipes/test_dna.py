@@ -126,6 +126,23 @@ def test_reverse_complement_of_the_one_hot_is_the_one_hot_of_the_reverse_complem
     np.testing.assert_allclose(reverse_complement_one_hot(x, mask).numpy(), expected.numpy())
 
 
+def test_long_sequences_are_pooled_to_at_most_the_recurrent_steps_and_predicted_in_batches():
+    from recipes.dna import config, model, predict
+
+    cfg = config.PRESETS["default"]
+    pools = {n: model.scanner_pool(cfg, n) for n in (60, 101, 102, 103, 200, 1000)}
+    assert pools == {60: 3, 101: 3, 102: 3, 103: 4, 200: 6, 1000: 30}
+    assert model.scanner_pool(config.PRESETS["large"], 1000) == 13  # DanQ's own pooling
+    net = model.build_model(cfg, classes=2, length=200)
+    assert net.get_layer("bidirectional_0").output.shape[1] == 34  # ceil(200 / 6)
+
+    sequences = ["ACGT" * 50] * 5000
+    batches = predict.batches(net, sequences)
+    assert [int(b.shape[0]) for b in batches] == [2048, 2048, 904]
+    probs = predict.probabilities(net, sequences[:3] + ["GGGG"])
+    assert probs.shape == (4, 2) and np.allclose(probs[0], probs[2])
+
+
 def test_shuffles_keep_dinucleotide_counts_exactly_and_are_seeded():
     rng = np.random.default_rng(3)
     for seq in ["ACGTTGCAAGCTTAGGCAT" * 3, "AAAAAAAC", "ACGTNNNACGT", "GATTACA"]:
