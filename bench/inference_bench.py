@@ -338,6 +338,7 @@ def bench_dna(rounds, log, count=10_000, length=200):
         f"Bidirectional({cfg.cell.upper()}({cfg.units})), dense {cfg.dense}",
         "sequences": count,
         "length": length,
+        "batch": predict_lib.batch_size(length),
     }
     for strands in ("off", "average"):
         keras.utils.set_random_seed(0)
@@ -486,7 +487,7 @@ def report(results, info, argv, elapsed) -> str:
         t = results["dna"]
         lines += [
             f"## dna predict ({t['model']}, random weights, {t['sequences']:,} sequences of "
-            f"{t['length']} bp, batches of 2,048)",
+            f"{t['length']} bp, batches of {t['batch']:,})",
             "",
             "| strands | sequences/s | seconds | first call s |",
             "|---|---:|---:|---:|",

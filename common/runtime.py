@@ -165,17 +165,13 @@ def optimizer(
     also keeps an exponential moving average of the weights, which `fit` validates,
     checkpoints and returns (Keras's `use_ema`).
     """
-    if decay_steps and warmup_steps:
+    if decay_steps:
         learning_rate = keras.optimizers.schedules.CosineDecay(
-            0.0,
+            0.0 if warmup_steps else learning_rate,
             max(decay_steps - warmup_steps, 1),
             alpha=0.05,
-            warmup_target=learning_rate,
+            warmup_target=learning_rate if warmup_steps else None,
             warmup_steps=warmup_steps,
-        )
-    elif decay_steps:
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps, alpha=0.05
         )
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm, **averaging)

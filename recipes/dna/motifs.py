@@ -70,7 +70,6 @@ def position_weight_matrices(acts, x, kernel: int, threshold: float):
 
 def influence(model, sequences, filters) -> dict[int, float]:
     """{filter: mean total-variation change of the predictions with that filter off}."""
-
     conv = model.get_layer(model_lib.SCANNER_LAYER).convs[0]
     kernel, bias = conv.get_weights()
     batches = predict_lib.batches(model, list(sequences))

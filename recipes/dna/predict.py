@@ -58,6 +58,11 @@ def predict_step(model):
     return cached
 
 
+def batch_size(length: int) -> int:
+    """Sequences per call of a network that reads `length` letters."""
+    return max(1, PREDICT_LETTERS // length)
+
+
 def batches(model, sequences: list[str]) -> list:
     """`sequences` as string tensors of about PREDICT_LETTERS letters each, as read by the
     model (cut or padded to its length)."""
@@ -65,7 +70,7 @@ def batches(model, sequences: list[str]) -> list:
 
     from recipes.dna import model as model_lib
 
-    size = max(1, PREDICT_LETTERS // model.get_layer(model_lib.FIXED_LENGTH_LAYER).length)
+    size = batch_size(model.get_layer(model_lib.FIXED_LENGTH_LAYER).length)
     return [tf.constant(sequences[i : i + size]) for i in range(0, len(sequences), size)]
 
 
