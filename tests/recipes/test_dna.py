@@ -165,6 +165,36 @@ def test_positives_become_class_1_with_their_shuffles_as_class_0(tmp_path):
     assert both.sequences[6].startswith(rows[0][1][0])
 
 
+def test_training_draws_new_shuffles_of_the_positives_every_epoch(tmp_path):
+    from recipes.dna import train as train_lib
+
+    rows = planted_set(8)
+    data = load(write_fasta(tmp_path / "peaks.fa", rows, labels=False), negatives="shuffle")
+    both = dna_data.with_shuffles(data, seed=1)
+    ds = train_lib.dataset(both, 4, shuffle=True, seed=1, fresh_negatives=True)
+    passes = []
+    for _ in range(2):
+        pairs = [
+            (s.decode(), int(label))
+            for x, y in ds
+            for s, label in zip(x.numpy(), y.numpy(), strict=True)
+        ]
+        passes.append(collections.Counter(pairs))
+    for counted in passes:
+        assert sorted(s for s, y in counted.elements() if y == 1) == sorted(data.sequences)
+        negatives = [s for s, y in counted.elements() if y == 0]
+        assert len(negatives) == len(data)
+        assert collections.Counter(
+            pair for s in negatives for pair in zip(s, s[1:], strict=False)
+        ) == collections.Counter(
+            pair for s in data.sequences for pair in zip(s, s[1:], strict=False)
+        )
+    new = [s for s, y in passes[1] if y == 0]
+    assert set(new) != {s for s, y in passes[0] if y == 0}  # a new set every pass
+    fixed = train_lib.dataset(both, 4, shuffle=False, seed=1)  # validation: as given
+    assert [s.decode() for x, _ in fixed for s in x.numpy()] == list(both.sequences)
+
+
 # --------------------------------------------------------------------------- bad input
 
 
