@@ -154,7 +154,7 @@ def test_loss_is_the_mean_cross_entropy_of_the_resolved_residues():
     net = model.compile_model(model.build_model(cfg), "adam")
     chain = protein_data.Chain("a", "ACDEFGHIKLMNP", "HHHEEECCCHHEE", "1111111111100")
     loss = net.evaluate(dataset([chain], cfg, training=False, seed=0), verbose=0)[0]
-    probs = model.probabilities(net, net(np.array([chain.sequence])), [13]).numpy()[0]
+    probs = model.probabilities(net, net([np.array([chain.sequence])]), [13]).numpy()[0]
     truth = protein_data.encode_states([chain], 3)[0]
     expected = -np.log(probs[np.arange(11), truth[:11]]).mean()
     assert loss == pytest.approx(expected, rel=1e-5)
