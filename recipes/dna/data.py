@@ -161,9 +161,10 @@ def _reaches(v: str, end: str, last: dict[str, str]) -> bool:
     return True
 
 
-def with_shuffles(data: DnaData, seed: int) -> DnaData:
+def with_shuffles(data: DnaData, seed: int | np.random.Generator) -> DnaData:
     """`data` (positives only) as class "1", plus one seeded dinucleotide shuffle of each
-    sequence (upper-cased first) as class "0"."""
+    sequence (upper-cased first) as class "0". A generator for `seed` goes on drawing
+    from where it is (training draws new shuffles every epoch this way)."""
     rng = np.random.default_rng(seed)
     shuffled = tuple(dinucleotide_shuffle(s.upper(), rng) for s in data.sequences)
     n = len(data)

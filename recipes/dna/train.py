@@ -103,13 +103,12 @@ def dataset(
     import tensorflow as tf
 
     if fresh_negatives:
-        positives = [s for s, y in zip(data.sequences, data.labels, strict=True) if y == 1]
-        labels = np.array([1] * len(positives) + [0] * len(positives), np.int64)
+        positives = data.subset(np.flatnonzero(data.labels == 1))
         rng = np.random.default_rng(seed)
 
         def one_pass():  # called again by every pass; the generator keeps drawing
-            negatives = [dna_data.dinucleotide_shuffle(s.upper(), rng) for s in positives]
-            yield np.array(positives + negatives, dtype=object), labels
+            both = dna_data.with_shuffles(positives, rng)
+            yield np.array(both.sequences, dtype=object), both.labels
 
         ds = tf.data.Dataset.from_generator(
             one_pass,
