@@ -143,6 +143,38 @@ class ZeroPadded(keras.layers.Layer):
         return shape
 
 
+@keras.saving.register_keras_serializable(package="recipes.dna.model")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of softmax probabilities against integer labels smoothed towards the
+    uniform distribution: the target is 1 - `label_smoothing` + `label_smoothing` / classes
+    for the true class and `label_smoothing` / classes for each other (Szegedy et al.
+    2016). Keras's sparse cross-entropy has no smoothing, its categorical one wants one-hot
+    labels."""
+
+    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        classes = ops.shape(y_pred)[-1]
+        target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes)
+        target = target * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        return -ops.sum(target * log_p, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def loss(cfg: Config, multi_label: bool) -> keras.losses.Loss:
+    """The training loss: cross-entropy, per mark with `multi_label`, its labels smoothed
+    by `cfg.label_smoothing`."""
+    if multi_label:
+        return keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing)
+    return SmoothedSparseCrossentropy(cfg.label_smoothing)
+
+
 def scanner_pool(cfg: Config, length: int) -> int:
     """The max-pooling after the scanners for sequences of up to `length` letters:
     `cfg.conv_pool`, or more where that would leave the recurrent layer more than

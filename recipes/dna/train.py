@@ -147,9 +147,7 @@ def _fit(cfg: Config, run: TrainArgs, splits: Splits, run_dir, length: int, budg
         )
         model.compile(
             optimizer=optimizer,
-            loss="binary_crossentropy"
-            if train_data.multi_label
-            else "sparse_categorical_crossentropy",
+            loss=model_lib.loss(cfg, train_data.multi_label),
             metrics=["binary_accuracy" if train_data.multi_label else "accuracy"],
         )
     return runtime.fit(

@@ -126,6 +126,25 @@ def test_reverse_complement_of_the_one_hot_is_the_one_hot_of_the_reverse_complem
     np.testing.assert_allclose(reverse_complement_one_hot(x, mask).numpy(), expected.numpy())
 
 
+def test_smoothed_loss_is_keras_categorical_crossentropy_on_smoothed_one_hot_labels():
+    import keras
+
+    from recipes.dna.model import SmoothedSparseCrossentropy
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=5).astype("float32")
+    labels = np.array([0, 2, 1, 1, 0])
+    one_hot = np.eye(3, dtype="float32")[labels]
+    for smoothing in (0.0, 0.1):
+        ours = SmoothedSparseCrossentropy(smoothing)(labels, probs)
+        keras_loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        np.testing.assert_allclose(float(ours), float(keras_loss(one_hot, probs)), rtol=1e-5)
+    # smoothing only ever moves the target away from the true class
+    assert float(SmoothedSparseCrossentropy(0.1)(labels, one_hot * 0.999 + 0.0005)) > float(
+        SmoothedSparseCrossentropy(0.0)(labels, one_hot * 0.999 + 0.0005)
+    )
+
+
 def test_long_sequences_are_pooled_to_at_most_the_recurrent_steps_and_predicted_in_batches():
     from recipes.dna import config, model, predict
 
