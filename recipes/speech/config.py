@@ -44,8 +44,10 @@ class Config:
     hop_ms: float = 10.0
     conv_filters: int = 32
     # The first convolution's stride over time: output frames of time_stride * hop_ms
-    # (30 ms: 33 frames a second for about 13 characters a second of read Dutch).
-    time_stride: int = 3
+    # (20 ms: 50 frames a second for about 13 characters a second of read Dutch). On the
+    # 30-minute Dutch run, 2 against 3: held-out CER 0.365 against 0.392 (beam + LM) in
+    # 31 epochs against 49, validation CER 0.394 against 0.428 (recipes/speech/README.md).
+    time_stride: int = 2
     cell: str = "gru"
     units: int = 192
     layers: int = 3

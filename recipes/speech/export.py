@@ -47,6 +47,11 @@ def archive(model_dir: Path):
         tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive")
         waveform = resample(waveform, sample_rate, info.sample_rate)
         batch, samples = tf.shape(waveform)[0], tf.shape(waveform)[1]
+        # Zero-padded to whole seconds with the real length given, as `transcribe` feeds
+        # the model (transcribe.batch_inputs): the features of the last frames, and so the
+        # per-utterance normalisation, then match it exactly.
+        bucket = info.sample_rate
+        waveform = tf.pad(waveform, [[0, 0], [0, (-samples) % bucket]])
         log_probs = model(
             {"waveform": waveform, "length": tf.fill([batch], samples)}, training=False
         )

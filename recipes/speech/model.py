@@ -7,7 +7,7 @@
                            the real frames; padded frames are 0 and masked
       -> SpecAugment       frequency and time masks, training only
       -> Conv2D(filters, 11x11, stride time_stride x 2) -> BN -> ReLU
-         Conv2D(filters, 11x5, stride 1x2) -> BN -> ReLU      (30 ms a frame by default)
+         Conv2D(filters, 11x5, stride 1x2) -> BN -> ReLU      (20 ms a frame by default)
       -> [Bidirectional(common recurrent layer, cell, units) -> Dropout] x layers, masked
       -> Dense(alphabet + 1) -> CTCLogProbs   log-softmax; the CTC blank is id 0; a padded
                            frame is a certain blank, so the CTC loss and the decoders can
